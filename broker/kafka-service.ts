@@ -1,0 +1,258 @@
+// The Kafka-like data plane on one broker: Metadata, Produce, Fetch (long poll) and ListOffsets.
+// Per-partition failures go into the response with Kafka's error codes, as Kafka does; a request
+// that is wrong as a whole (bad acks, bad sizes) fails with a typed gRPC status.
+import type * as grpc from '@grpc/grpc-js';
+import type { FetchPurgatory } from './fetch-purgatory.js';
+import type { Partition } from './partition.js';
+import type { ReplicaManager } from './replica-manager.js';
+import type { TopicManager } from './topic-manager.js';
+import type { ClusterView } from './cluster-view.js';
+import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
+import { unary, type HandlerContext } from '../src/rpc/server.js';
+import { Counter, type Registry } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/logger.js';
+import type { MetadataRequest__Output } from '../src/rpc/generated/riffle/v1/MetadataRequest.js';
+import type { MetadataResponse } from '../src/rpc/generated/riffle/v1/MetadataResponse.js';
+import type { ProduceRequest__Output } from '../src/rpc/generated/riffle/v1/ProduceRequest.js';
+import type { ProduceResponse } from '../src/rpc/generated/riffle/v1/ProduceResponse.js';
+import type { PartitionProduceResponse } from '../src/rpc/generated/riffle/v1/PartitionProduceResponse.js';
+import type { FetchRequest__Output } from '../src/rpc/generated/riffle/v1/FetchRequest.js';
+import type { FetchResponse } from '../src/rpc/generated/riffle/v1/FetchResponse.js';
+import type { FetchPartitionData } from '../src/rpc/generated/riffle/v1/FetchPartitionData.js';
+import type { ListOffsetsRequest__Output } from '../src/rpc/generated/riffle/v1/ListOffsetsRequest.js';
+import type { ListOffsetsResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsResponse.js';
+import type { ListOffsetsPartitionResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsPartitionResponse.js';
+import type { KafkaHandlers } from '../src/rpc/generated/riffle/v1/Kafka.js';
+
+export const FETCH_WAIT_MS_MAX = 60_000;
+export const FETCH_PARTITION_BYTES_DEFAULT = 1024 * 1024;
+export const FETCH_BYTES_DEFAULT = 50 * 1024 * 1024;
+export const PRODUCE_TIMEOUT_MS_DEFAULT = 30_000;
+export const LATEST_TIMESTAMP = -1;
+export const EARLIEST_TIMESTAMP = -2;
+
+export class DataPlaneMetrics {
+  readonly producedBytes: Counter<'topic'>;
+  readonly producedBatches: Counter<'topic'>;
+  readonly fetchedBytes: Counter<'topic'>;
+
+  constructor(registry: Registry) {
+    this.producedBytes = new Counter({ name: 'riffle_broker_produce_bytes_total', help: 'Record batch bytes accepted by Produce, by topic.', labelNames: ['topic'], registers: [registry] });
+    this.producedBatches = new Counter({ name: 'riffle_broker_produce_batches_total', help: 'Produce partition requests accepted (each carries one or more batches), by topic.', labelNames: ['topic'], registers: [registry] });
+    this.fetchedBytes = new Counter({ name: 'riffle_broker_fetch_bytes_total', help: 'Record batch bytes returned by Fetch, by topic.', labelNames: ['topic'], registers: [registry] });
+  }
+}
+
+export interface KafkaServiceDeps {
+  cluster: ClusterView;
+  advertised: { host: string; port: number };
+  topics: TopicManager;
+  replicas: ReplicaManager;
+  purgatory: FetchPurgatory;
+  metrics: DataPlaneMetrics;
+  logger: Logger;
+  requestBytesMax: number;
+}
+
+export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): Partial<KafkaHandlers> {
+  return {
+    Metadata: unary(context, 'Metadata', async (request: MetadataRequest__Output) => metadata(deps, request)),
+    Produce: unary(context, 'Produce', async (request: ProduceRequest__Output) => produce(deps, request)),
+    Fetch: unary(context, 'Fetch', async (request: FetchRequest__Output, call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>) =>
+      fetch(deps, request, call),
+    ),
+    ListOffsets: unary(context, 'ListOffsets', async (request: ListOffsetsRequest__Output) => listOffsets(deps, request)),
+  };
+}
+
+function metadata(deps: KafkaServiceDeps, request: MetadataRequest__Output): MetadataResponse {
+  const all = deps.topics.list().filter((topic) => request.includeInternal || !topic.internal);
+  const names = request.topics.length > 0 ? request.topics : all.map((topic) => topic.name);
+  const self = deps.cluster.selfId;
+  return {
+    clusterId: deps.cluster.clusterId,
+    controllerId: deps.cluster.controllerId(),
+    brokers: deps.cluster.brokers().map((broker) => ({ nodeId: broker.nodeId, host: broker.host, port: broker.port, rack: broker.rack })),
+    topics: names.map((name) => {
+      const topic = deps.topics.get(name);
+      if (!topic) {
+        const error = new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${name}' does not exist.`);
+        return { name, errorCode: error.code, errorMessage: error.message, partitions: [] };
+      }
+      const partitions = Array.from({ length: topic.partitions }, (_, index) => {
+        const partition = deps.replicas.findPartition(name, index);
+        return { partitionIndex: index, leaderId: partition ? self : -1, leaderEpoch: partition?.leaderEpoch ?? -1, replicaNodes: [self], isrNodes: [self] };
+      });
+      return { name, topicId: topic.topicId, isInternal: topic.internal, kind: topic.kind, partitions };
+    }),
+  };
+}
+
+async function produce(deps: KafkaServiceDeps, request: ProduceRequest__Output): Promise<ProduceResponse> {
+  if (request.acks !== 0 && request.acks !== 1 && request.acks !== -1) {
+    throw new RiffleError('INVALID_REQUIRED_ACKS', `acks must be 0, 1 or -1 (all), got ${request.acks}.`);
+  }
+  if (request.transactionalId) throw new RiffleError('INVALID_REQUEST', 'Transactions are not supported.');
+  const timeoutMs = request.timeoutMs > 0 ? request.timeoutMs : PRODUCE_TIMEOUT_MS_DEFAULT;
+  const responses = await Promise.all(
+    request.topicData.map(async (topicData) => ({
+      name: topicData.name,
+      partitionResponses: await Promise.all(
+        topicData.partitionData.map((data) => produceToPartition(deps, topicData.name, data.index, data.records, request.acks, timeoutMs)),
+      ),
+    })),
+  );
+  return { responses, throttleTimeMs: 0 };
+}
+
+async function produceToPartition(
+  deps: KafkaServiceDeps,
+  topic: string,
+  index: number,
+  records: Buffer,
+  acks: number,
+  timeoutMs: number,
+): Promise<PartitionProduceResponse> {
+  try {
+    const partition = deps.replicas.partition(topic, index);
+    const info = await withTimeout(partition.append(records, acks !== 0), timeoutMs);
+    deps.metrics.producedBytes.inc({ topic }, info.bytes);
+    deps.metrics.producedBatches.inc({ topic });
+    return { index, errorCode: 0, baseOffset: info.baseOffset, logAppendTimeMs: -1, logStartOffset: partition.logStartOffset };
+  } catch (error) {
+    const riffleError = toRiffleError(error);
+    if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') deps.logger.error({ err: error, topic, partition: index }, 'produce failed');
+    return { index, errorCode: riffleError.code, errorMessage: riffleError.message, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RiffleError('REQUEST_TIMED_OUT', `Not durable within ${timeoutMs} ms.`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface FetchRound {
+  response: FetchResponse;
+  bytes: number;
+  partitions: Partition[];
+  failed: boolean;
+}
+
+async function fetch(
+  deps: KafkaServiceDeps,
+  request: FetchRequest__Output,
+  call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>,
+): Promise<FetchResponse> {
+  const maxWaitMs = request.maxWaitMs;
+  if (maxWaitMs < 0 || maxWaitMs > FETCH_WAIT_MS_MAX) {
+    throw new RiffleError('INVALID_REQUEST', `max_wait_ms must be between 0 and ${FETCH_WAIT_MS_MAX}, got ${maxWaitMs}.`);
+  }
+  if (request.minBytes < 0 || request.maxBytes < 0) throw new RiffleError('INVALID_FETCH_SIZE', 'min_bytes and max_bytes must not be negative.');
+  const maxBytes = Math.min(request.maxBytes || FETCH_BYTES_DEFAULT, deps.requestBytesMax);
+  const deadline = performance.now() + maxWaitMs;
+  const cancelled = { onCancel: (listener: () => void) => call.once('cancelled', listener) };
+  for (;;) {
+    const round = fetchRound(deps, request, maxBytes);
+    const remainingMs = deadline - performance.now();
+    if (round.failed || round.bytes >= Math.max(request.minBytes, 1) || remainingMs <= 0 || call.cancelled) {
+      countFetched(deps, round.response);
+      return round.response;
+    }
+    await deps.purgatory.wait(round.partitions, Math.ceil(remainingMs), cancelled);
+    if (call.cancelled || performance.now() >= deadline) {
+      const last = fetchRound(deps, request, maxBytes);
+      countFetched(deps, last.response);
+      return last.response;
+    }
+  }
+}
+
+function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBytes: number): FetchRound {
+  let bytes = 0;
+  let failed = false;
+  const partitions: Partition[] = [];
+  const responses = request.topics.map((fetchTopic) => ({
+    topic: fetchTopic.topic,
+    partitions: fetchTopic.partitions.map((wanted): FetchPartitionData => {
+      const partition = deps.replicas.findPartition(fetchTopic.topic, wanted.partition);
+      try {
+        if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${fetchTopic.topic}-${wanted.partition}.`);
+        partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+        partitions.push(partition);
+        const partitionMaxBytes = wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : FETCH_PARTITION_BYTES_DEFAULT;
+        // Kafka's rule: once the response is full, later partitions return no records, but the
+        // first partition with data returns at least one whole batch whatever its size.
+        const records = bytes >= maxBytes ? EMPTY : partition.read(wanted.fetchOffset, Math.min(partitionMaxBytes, maxBytes - bytes));
+        bytes += records.length;
+        return fetchedPartition(partition, wanted.partition, records);
+      } catch (error) {
+        failed = true;
+        const riffleError = toRiffleError(error);
+        if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') deps.logger.error({ err: error }, 'fetch failed');
+        return {
+          partitionIndex: wanted.partition,
+          errorCode: riffleError.code,
+          errorMessage: riffleError.message,
+          highWatermark: partition?.highWatermark ?? -1,
+          lastStableOffset: partition?.highWatermark ?? -1,
+          logStartOffset: partition?.logStartOffset ?? -1,
+          preferredReadReplica: -1,
+          records: EMPTY,
+        };
+      }
+    }),
+  }));
+  return { response: { throttleTimeMs: 0, errorCode: 0, responses }, bytes, partitions, failed };
+}
+
+function fetchedPartition(partition: Partition, index: number, records: Buffer): FetchPartitionData {
+  return {
+    partitionIndex: index,
+    errorCode: 0,
+    highWatermark: partition.highWatermark,
+    lastStableOffset: partition.highWatermark,
+    logStartOffset: partition.logStartOffset,
+    preferredReadReplica: -1,
+    records,
+  };
+}
+
+function countFetched(deps: KafkaServiceDeps, response: FetchResponse): void {
+  for (const topic of response.responses ?? []) {
+    let bytes = 0;
+    for (const partition of topic.partitions ?? []) bytes += (partition.records as Buffer | undefined)?.length ?? 0;
+    if (bytes > 0) deps.metrics.fetchedBytes.inc({ topic: topic.topic ?? '' }, bytes);
+  }
+}
+
+function listOffsets(deps: KafkaServiceDeps, request: ListOffsetsRequest__Output): ListOffsetsResponse {
+  return {
+    topics: request.topics.map((topic) => ({
+      name: topic.name,
+      partitions: topic.partitions.map((wanted): ListOffsetsPartitionResponse => {
+        try {
+          const partition = deps.replicas.partition(topic.name, wanted.partitionIndex);
+          partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+          return { partitionIndex: wanted.partitionIndex, errorCode: 0, leaderEpoch: partition.leaderEpoch, ...offsetFor(partition, wanted.timestamp) };
+        } catch (error) {
+          const riffleError = toRiffleError(error);
+          return { partitionIndex: wanted.partitionIndex, errorCode: riffleError.code, errorMessage: riffleError.message, timestamp: -1, offset: -1, leaderEpoch: -1 };
+        }
+      }),
+    })),
+  };
+}
+
+function offsetFor(partition: Partition, timestamp: number): { timestamp: number; offset: number } {
+  if (timestamp === LATEST_TIMESTAMP) return { timestamp: -1, offset: partition.highWatermark };
+  if (timestamp === EARLIEST_TIMESTAMP) return { timestamp: -1, offset: partition.logStartOffset };
+  if (timestamp < 0) throw new RiffleError('INVALID_REQUEST', `timestamp must be -1 (latest), -2 (earliest) or a time in ms, got ${timestamp}.`);
+  const found = partition.log.offsetForTimestamp(timestamp);
+  if (!found || found.offset >= partition.highWatermark) return { timestamp: -1, offset: -1 };
+  return found;
+}
+
+const EMPTY = Buffer.alloc(0);

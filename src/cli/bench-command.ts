@@ -1,0 +1,182 @@
+// `riffle bench produce|consume`: throughput and latency of the data path, printed as JSON on
+// stdout (a progress bar goes to stderr). With --start-node the benchmark starts its own
+// single node in a temporary directory on loopback and stops it afterwards, so
+// `npm run bench:produce` measures a fresh node with nothing else running.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../client/index.js';
+import { DEFAULT_BOOTSTRAP } from '../client/client.js';
+import { isRiffleError } from '../rpc/errors.js';
+import { NodeProcess, freePort } from './node-process.js';
+import { parseIntegerOption, printJson, reportError } from './output.js';
+
+interface BenchOptions {
+  bootstrap: string;
+  topic?: string;
+  records: number;
+  recordSize: number;
+  batchBytes: number;
+  lingerMs: number;
+  partitions: number;
+  acks: string;
+  flushPolicy: string;
+  startNode?: boolean;
+  progress: boolean;
+}
+
+function benchOptions(command: Command): Command {
+  return command
+    .option('--bootstrap <addresses>', 'cluster to measure (ignored with --start-node)', process.env.RIFFLE_BOOTSTRAP ?? DEFAULT_BOOTSTRAP)
+    .option('--topic <name>', 'topic to use (created when missing); a new one by default')
+    .option('--records <n>', 'records to send', parseIntegerOption, 2_000_000)
+    .option('--record-size <bytes>', 'value size of each record', parseIntegerOption, 100)
+    .option('--batch-bytes <bytes>', 'producer batch size', parseIntegerOption, 256 * 1024)
+    .option('--linger-ms <ms>', 'producer linger', parseIntegerOption, 5)
+    .option('--partitions <n>', 'partitions of a new topic', parseIntegerOption, 4)
+    .option('--acks <acks>', '0, 1 or all', '1')
+    .option('--flush-policy <policy>', 'flush.policy of a new topic: ack, interval or os', 'os')
+    .option('--start-node', 'start a fresh single node on loopback for the run')
+    .option('--no-progress', 'no progress bar');
+}
+
+export function registerBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('Measure produce and consume throughput; prints JSON.');
+  benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
+    await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
+  });
+  benchOptions(bench.command('consume').description('Produce records, then consume them from the beginning.')).action(async (options: BenchOptions) => {
+    await runBench('bench consume', options, async (client, topic) => {
+      const produced = await benchProduce(client, topic, { ...options, progress: false });
+      return { produce: produced, consume: await benchConsume(client, topic, options) };
+    });
+  });
+}
+
+async function runBench(name: string, options: BenchOptions, body: (client: RiffleClient, topic: string) => Promise<object>): Promise<void> {
+  let node: NodeProcess | undefined;
+  let dataDir: string | undefined;
+  try {
+    let bootstrap = options.bootstrap;
+    if (options.startNode) {
+      dataDir = mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-'));
+      const host = '127.0.0.1';
+      node = new NodeProcess({ nodeId: 1, dataDir, host, grpcPort: await freePort(host), controllerPort: await freePort(host), httpPort: await freePort(host), extraArgs: ['--log-level', 'warn'], stdio: 'inherit' });
+      await node.waitReady();
+      bootstrap = node.bootstrap;
+    }
+    const client = new RiffleClient({ bootstrap });
+    try {
+      const topic = options.topic ?? `bench-${Date.now()}`;
+      await ensureTopic(client, topic, options);
+      const result = await body(client, topic);
+      printJson({ benchmark: name, topic, records: options.records, recordSizeBytes: options.recordSize, partitions: options.partitions, acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result });
+    } finally {
+      client.close();
+    }
+  } catch (error) {
+    reportError(name, error);
+  } finally {
+    await node?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function ensureTopic(client: RiffleClient, topic: string, options: BenchOptions): Promise<void> {
+  try {
+    await new Admin(client).createTopic({ name: topic, partitions: options.partitions, configs: { 'flush.policy': options.flushPolicy } });
+  } catch (error) {
+    if (!isRiffleError(error, 'TOPIC_ALREADY_EXISTS')) throw error;
+  }
+}
+
+function parseAcks(value: string): Acks {
+  if (value === 'all' || value === '-1') return -1;
+  if (value === '0' || value === '1') return Number(value) as Acks;
+  throw new Error(`--acks must be 0, 1 or all, got '${value}'`);
+}
+
+function progressBar(enabled: boolean, total: number, label: string): SingleBar | undefined {
+  if (!enabled || !process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total} records | {eta}s left`, stream: process.stderr }, Presets.shades_classic);
+  bar.start(total, 0);
+  return bar;
+}
+
+async function benchProduce(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
+  const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
+  await client.topicMetadata(topic);
+  const value = Buffer.alloc(options.recordSize, 'x');
+  const latenciesMs = new Float64Array(options.records);
+  // Keep a bounded window of records outstanding, so latency measures the cluster, not a queue.
+  const windowMax = Math.max(1_000, Math.floor((32 * 1024 * 1024) / (options.recordSize + 32)));
+  let outstanding = 0;
+  let acknowledged = 0;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const bar = progressBar(options.progress, options.records, 'produce');
+  const started = performance.now();
+  for (let index = 0; index < options.records && failure === undefined; index++) {
+    while (outstanding >= windowMax) await new Promise<void>((resolve) => (wake = resolve));
+    outstanding++;
+    const sentAt = performance.now();
+    producer.send({ topic, key: null, value }).then(
+      () => {
+        latenciesMs[index] = performance.now() - sentAt;
+        outstanding--;
+        if (++acknowledged % 50_000 === 0) bar?.update(acknowledged);
+        wake?.();
+      },
+      (error: unknown) => {
+        failure ??= error;
+        outstanding--;
+        wake?.();
+      },
+    );
+  }
+  await producer.flush();
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  bar?.stop();
+  await producer.close();
+  if (failure !== undefined) throw failure;
+  const sorted = latenciesMs.sort();
+  const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+  return {
+    produce: {
+      recordsPerSecond: Math.round(options.records / elapsedSeconds),
+      megabytesPerSecond: round((options.records * options.recordSize) / elapsedSeconds / 1e6),
+      elapsedSeconds: round(elapsedSeconds),
+      latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: round(sorted[sorted.length - 1]!) },
+    },
+  };
+}
+
+async function benchConsume(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
+  const consumer = new PartitionConsumer(client, { topic, from: 'earliest', maxWaitMs: 100, partitionMaxBytes: 4 * 1024 * 1024 });
+  const bar = progressBar(options.progress, options.records, 'consume');
+  let records = 0;
+  let bytes = 0;
+  const started = performance.now();
+  const deadline = started + 600_000;
+  while (records < options.records && performance.now() < deadline) {
+    for (const record of await consumer.poll()) {
+      records++;
+      bytes += record.value?.length ?? 0;
+    }
+    bar?.update(records);
+  }
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  bar?.stop();
+  return {
+    recordsPerSecond: Math.round(records / elapsedSeconds),
+    megabytesPerSecond: round(bytes / elapsedSeconds / 1e6),
+    elapsedSeconds: round(elapsedSeconds),
+    recordsRead: records,
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

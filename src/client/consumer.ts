@@ -1,0 +1,205 @@
+// A partition consumer: reads chosen partitions of one topic from positions it keeps itself
+// (the group consumer with server-kept offsets comes with consumer groups). Each poll sends one
+// long-polling Fetch per leader, in parallel, and returns the records in offset order per
+// partition. Leader moves and unknown partitions refresh the metadata; an offset outside the log
+// is reset by autoOffsetReset, as Kafka's auto.offset.reset does.
+import type { RiffleClient } from './client.js';
+import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
+import { decodeAllRecords, type RecordHeader } from '../util/record-batch.js';
+import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
+import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
+
+export type OffsetReset = 'earliest' | 'latest' | 'none';
+
+export interface ConsumerOptions {
+  topic: string;
+  /** Partitions to read; all of the topic's when absent. */
+  partitions?: number[];
+  /** Where to start: earliest, latest, one offset for every partition, or offsets by partition. */
+  from?: 'earliest' | 'latest' | number | Record<number, number>;
+  autoOffsetReset?: OffsetReset;
+  maxWaitMs?: number;
+  minBytes?: number;
+  maxBytes?: number;
+  partitionMaxBytes?: number;
+}
+
+export interface ConsumerRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+}
+
+const EARLIEST = -2;
+const LATEST = -1;
+
+export class PartitionConsumer {
+  private readonly positions = new Map<number, number>();
+  private readonly highWatermarks = new Map<number, number>();
+  private started = false;
+  readonly topic: string;
+
+  constructor(
+    private readonly client: RiffleClient,
+    private readonly options: ConsumerOptions,
+  ) {
+    this.topic = options.topic;
+  }
+
+  /** The next offset to read of a partition, once started. */
+  position(partition: number): number | undefined {
+    return this.positions.get(partition);
+  }
+
+  /** The last high watermark seen for a partition. */
+  highWatermark(partition: number): number | undefined {
+    return this.highWatermarks.get(partition);
+  }
+
+  /** Records behind the high watermark over all partitions, from the last fetch. */
+  lag(): number {
+    let lag = 0;
+    for (const [partition, position] of this.positions) lag += Math.max(0, (this.highWatermarks.get(partition) ?? position) - position);
+    return lag;
+  }
+
+  seek(partition: number, offset: number): void {
+    this.positions.set(partition, offset);
+  }
+
+  private async start(): Promise<void> {
+    const metadata = await this.client.topicMetadata(this.topic);
+    const partitions = this.options.partitions ?? metadata.partitions.map((partition) => partition.partition);
+    for (const partition of partitions) {
+      if (!metadata.partitions.some((candidate) => candidate.partition === partition)) {
+        throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${this.topic}' has no partition ${partition}.`);
+      }
+    }
+    const from = this.options.from ?? 'latest';
+    const needLookup: { partition: number; timestamp: number }[] = [];
+    for (const partition of partitions) {
+      if (typeof from === 'number') this.positions.set(partition, from);
+      else if (typeof from === 'object' && from[partition] !== undefined) this.positions.set(partition, from[partition]!);
+      else needLookup.push({ partition, timestamp: from === 'earliest' ? EARLIEST : LATEST });
+    }
+    await this.lookupOffsets(needLookup);
+    this.started = true;
+  }
+
+  /** Asks each partition's leader for an offset by ListOffsets timestamp (-1 latest, -2 earliest). */
+  private async lookupOffsets(wanted: { partition: number; timestamp: number }[]): Promise<void> {
+    if (wanted.length === 0) return;
+    const byLeader = await this.groupByLeader(wanted.map((entry) => entry.partition));
+    await Promise.all(
+      [...byLeader].map(async ([leader, partitions]) => {
+        const request = {
+          topics: [{ name: this.topic, partitions: partitions.map((partition) => ({ partitionIndex: partition, currentLeaderEpoch: -1, timestamp: wanted.find((entry) => entry.partition === partition)!.timestamp })) }],
+        };
+        const response = await this.client.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', request, this.client.requestTimeoutMs);
+        for (const partition of response.topics[0]?.partitions ?? []) {
+          if (partition.errorCode !== 0) {
+            this.client.invalidate(this.topic);
+            throw new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
+          }
+          this.positions.set(partition.partitionIndex, partition.offset);
+        }
+      }),
+    );
+  }
+
+  private async groupByLeader(partitions: number[]): Promise<Map<number, number[]>> {
+    const metadata = await this.client.topicMetadata(this.topic);
+    const byLeader = new Map<number, number[]>();
+    for (const partition of partitions) {
+      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+      if (leader < 0) {
+        this.client.invalidate(this.topic);
+        throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${this.topic}-${partition}.`);
+      }
+      let list = byLeader.get(leader);
+      if (!list) byLeader.set(leader, (list = []));
+      list.push(partition);
+    }
+    return byLeader;
+  }
+
+  /** One fetch round: waits up to maxWaitMs for data and returns what arrived (maybe nothing). */
+  async poll(): Promise<ConsumerRecord[]> {
+    if (!this.started) await this.start();
+    const byLeader = await this.groupByLeader([...this.positions.keys()]);
+    const results = await Promise.all([...byLeader].map(([leader, partitions]) => this.fetchFrom(leader, partitions)));
+    return results.flat();
+  }
+
+  private async fetchFrom(leader: number, partitions: number[]): Promise<ConsumerRecord[]> {
+    const maxWaitMs = this.options.maxWaitMs ?? 500;
+    const request = {
+      maxWaitMs,
+      minBytes: this.options.minBytes ?? 1,
+      maxBytes: this.options.maxBytes ?? 50 * 1024 * 1024,
+      topics: [
+        {
+          topic: this.topic,
+          partitions: partitions.map((partition) => ({
+            partition,
+            currentLeaderEpoch: -1,
+            fetchOffset: this.positions.get(partition)!,
+            partitionMaxBytes: this.options.partitionMaxBytes ?? 1024 * 1024,
+          })),
+        },
+      ],
+    };
+    let response: FetchResponse__Output;
+    try {
+      response = await this.client.connectionTo(leader).call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', request, maxWaitMs + this.client.requestTimeoutMs);
+    } catch (error) {
+      const riffleError = toRiffleError(error);
+      if (!riffleError.retriable) throw riffleError;
+      this.client.invalidate(this.topic);
+      return [];
+    }
+    const records: ConsumerRecord[] = [];
+    for (const partition of response.responses[0]?.partitions ?? []) {
+      await this.handlePartition(partition, records);
+    }
+    return records;
+  }
+
+  private async handlePartition(partition: FetchResponse__Output['responses'][number]['partitions'][number], out: ConsumerRecord[]): Promise<void> {
+    const index = partition.partitionIndex;
+    if (partition.errorCode !== 0) {
+      const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
+      if (error.errorName === 'OFFSET_OUT_OF_RANGE') return this.resetOffset(index, error);
+      if (!error.retriable) throw error;
+      this.client.invalidate(this.topic);
+      return;
+    }
+    this.highWatermarks.set(index, partition.highWatermark);
+    const position = this.positions.get(index)!;
+    let next = position;
+    for (const record of decodeAllRecords(partition.records)) {
+      // The first batch may begin before the position we asked for.
+      if (record.offset < position) continue;
+      out.push({ topic: this.topic, partition: index, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
+      next = record.offset + 1;
+    }
+    this.positions.set(index, next);
+  }
+
+  private async resetOffset(partition: number, error: RiffleError): Promise<void> {
+    const policy = this.options.autoOffsetReset ?? 'latest';
+    if (policy === 'none') throw error;
+    await this.lookupOffsets([{ partition, timestamp: policy === 'earliest' ? EARLIEST : LATEST }]);
+  }
+
+  /** Polls forever (until the signal aborts), yielding records one by one. */
+  async *records(signal?: AbortSignal): AsyncGenerator<ConsumerRecord> {
+    while (!signal?.aborted) {
+      for (const record of await this.poll()) yield record;
+    }
+  }
+}

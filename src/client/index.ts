@@ -1,0 +1,8 @@
+// The Riffle TypeScript SDK. It depends on the proto contracts and the shared ground floor
+// (src/util, src/rpc), never on server code.
+export { RiffleClient, DEFAULT_BOOTSTRAP, type RiffleClientOptions, type TopicMetadata, type PartitionMetadata } from './client.js';
+export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata, type Acks } from './producer.js';
+export { PartitionConsumer, type ConsumerOptions, type ConsumerRecord, type OffsetReset } from './consumer.js';
+export { Admin, type NewTopic, type TopicDescription, type ListedTopic, type ClusterDescription } from './admin.js';
+export { murmur2, partitionForKey, StickyPartitioner } from './partitioner.js';
+export { RiffleError, isRiffleError, type ErrorName } from '../rpc/errors.js';

@@ -1,0 +1,92 @@
+// Client-side gRPC plumbing: one channel per address, shared by the services on it, and a
+// promise-returning unary call that turns failures into typed RiffleErrors.
+import * as grpc from '@grpc/grpc-js';
+import { fromServiceError } from './errors.js';
+import { serviceClient } from './proto.js';
+
+export const CLIENT_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
+
+export type ServiceName = 'riffle.v1.Kafka' | 'riffle.v1.Admin' | 'riffle.v1.Kinesis';
+
+const PROTO_OF: Record<ServiceName, string> = {
+  'riffle.v1.Kafka': 'riffle/v1/kafka.proto',
+  'riffle.v1.Admin': 'riffle/v1/admin.proto',
+  'riffle.v1.Kinesis': 'riffle/v1/kinesis.proto',
+};
+
+export function channelOptions(): grpc.ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': CLIENT_MESSAGE_BYTES_MAX,
+    'grpc.max_send_message_length': CLIENT_MESSAGE_BYTES_MAX,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    // Reconnect quickly after a node restarts; the SDK's own retries add backoff on top.
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 2_000,
+  };
+}
+
+/** The clients of one address: a single channel shared by every service stub. */
+export class NodeConnection {
+  private readonly clients = new Map<ServiceName, grpc.Client>();
+  private channel?: grpc.Channel;
+
+  constructor(readonly address: string) {}
+
+  client(service: ServiceName): grpc.Client {
+    let client = this.clients.get(service);
+    if (!client) {
+      const Constructor = serviceClient(PROTO_OF[service], service);
+      const options: grpc.ClientOptions = { ...channelOptions() };
+      if (this.channel) options.channelOverride = this.channel;
+      client = new Constructor(this.address, grpc.credentials.createInsecure(), options);
+      this.channel ??= client.getChannel() as grpc.Channel;
+      this.clients.set(service, client);
+    }
+    return client;
+  }
+
+  /** Calls a unary method; rejects with a RiffleError. */
+  call<Response>(service: ServiceName, method: string, request: object, timeoutMs: number): Promise<Response> {
+    const client = this.client(service) as unknown as Record<string, UnaryMethod<Response>>;
+    const deadline = new Date(Date.now() + timeoutMs);
+    return new Promise((resolve, reject) => {
+      client[method]!.call(client, request, { deadline }, (error, response) => {
+        if (error) reject(fromServiceError(error));
+        else resolve(response as Response);
+      });
+    });
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+    this.channel?.close();
+    this.channel = undefined;
+  }
+}
+
+type UnaryMethod<Response> = (
+  request: object,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: Response) => void,
+) => grpc.ClientUnaryCall;
+
+/** Connections by address, created on first use. */
+export class ConnectionPool {
+  private readonly connections = new Map<string, NodeConnection>();
+
+  get(address: string): NodeConnection {
+    let connection = this.connections.get(address);
+    if (!connection) {
+      connection = new NodeConnection(address);
+      this.connections.set(address, connection);
+    }
+    return connection;
+  }
+
+  close(): void {
+    for (const connection of this.connections.values()) connection.close();
+    this.connections.clear();
+  }
+}
