@@ -1,0 +1,6 @@
+// The partition log engine: the only surface other areas import from broker/log.
+export { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, SEGMENT_BYTES_MAX, parseLogConfig, validateLogConfig, type FlushPolicy, type LogConfig } from './log-config.js';
+export { LogMetrics } from './log-metrics.js';
+export { APPEND_BYTES_MAX, PartitionLog, READ_BYTES_MAX, type AppendInfo, type PartitionLogOptions } from './partition-log.js';
+export { DURABILITY_WAITERS_MAX } from './durability-waiters.js';
+export { RECOVERY_CHECKPOINT_FILE } from './recovery-checkpoint.js';

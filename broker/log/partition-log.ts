@@ -1,0 +1,635 @@
+// The log of one partition replica: a directory of segments, offsets assigned on append, reads by
+// offset and timestamp, segment roll, retention, flush policies with group commit, recovery and
+// truncation. Appends and reads are synchronous (page cache); only fdatasync is asynchronous, and
+// one fdatasync round covers every append made before it started (group commit).
+//
+// Departures from Kafka: the recovery checkpoint lives in the partition directory; a read serves
+// batches from one segment only (as Kafka does) but CRC-checks every batch it serves; the
+// producer-state snapshot and leader-epoch cache are not here yet (replication issue).
+import * as fs from 'node:fs';
+import { RiffleError } from '../../src/rpc/errors.js';
+import { assert } from '../../src/util/assert.js';
+import { systemClock, type Clock } from '../../src/util/clock.js';
+import { silentLogger, type Logger } from '../../src/util/logger.js';
+import { LOG_OVERHEAD_BYTES, decodeRecords, readBatchHeader, stampBatch, validateProducedBatches, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
+import { validateLogConfig, type LogConfig } from './log-config.js';
+import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log-metrics.js';
+import { LogSegment, RELATIVE_OFFSET_MAX, type BatchLocation } from './log-segment.js';
+import { recoverSegments } from './recovery.js';
+import { readRecoveryCheckpoint, writeRecoveryCheckpoint, type RecoveryPoint } from './recovery-checkpoint.js';
+import { listSegmentBaseOffsets, removeStrayFiles } from './segment-files.js';
+import { DurabilityWaiters } from './durability-waiters.js';
+
+export interface AppendInfo {
+  baseOffset: number;
+  lastOffset: number;
+  logAppendTimeMs: number;
+  maxTimestamp: number;
+  bytes: number;
+}
+
+export interface PartitionLogOptions {
+  dir: string;
+  config: LogConfig;
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: LogMetrics;
+  topic: string;
+  partition: number;
+  /** fdatasync of one file; tests substitute it to count or delay syncs. */
+  syncFile?: (fd: number) => Promise<void>;
+}
+
+/** Largest buffer of batches one append takes (a produce request is far smaller). */
+export const APPEND_BYTES_MAX = 512 * 1024 * 1024;
+/** Largest buffer one read returns, unless its first batch alone is larger. */
+export const READ_BYTES_MAX = 64 * 1024 * 1024;
+/** Largest batch a follower accepts from its leader; the leader already applied its own limit. */
+export const FOLLOWER_BATCH_BYTES_MAX = 64 * 1024 * 1024;
+/** Least time between two recovery checkpoints written by background syncs. */
+export const CHECKPOINT_INTERVAL_MS = 1000;
+
+const EMPTY = Buffer.alloc(0);
+
+export function defaultSyncFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+interface SyncTarget {
+  point: RecoveryPoint;
+  segments: LogSegment[];
+  syncDirectory: boolean;
+  truncations: number;
+}
+
+export class PartitionLog {
+  readonly topic: string;
+  readonly partition: number;
+  readonly dir: string;
+  private readonly config: LogConfig;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly metrics: PartitionLogMetrics;
+  private readonly syncFile: (fd: number) => Promise<void>;
+  private segments: LogSegment[];
+  private nextOffset: number;
+  private totalBytes = 0;
+  private flushedPoint: RecoveryPoint;
+  private readonly dirtySegments = new Set<LogSegment>();
+  private directoryDirty = false;
+  private readonly waiters = new DurabilityWaiters();
+  private syncRunning = false;
+  private syncRequested = false;
+  private idleWaiters: Array<() => void> = [];
+  private truncations = 0;
+  private lastCheckpointMs = -Infinity;
+  private intervalTimer: NodeJS.Timeout | null = null;
+  private failure: RiffleError | null = null;
+  private closed = false;
+
+  private constructor(options: PartitionLogOptions, segments: LogSegment[]) {
+    this.topic = options.topic;
+    this.partition = options.partition;
+    this.dir = options.dir;
+    this.config = { ...options.config };
+    this.clock = options.clock ?? systemClock;
+    this.logger = (options.logger ?? silentLogger).child({ topic: options.topic, partition: options.partition });
+    this.metrics = options.metrics?.bind(options.topic, options.partition) ?? NO_LOG_METRICS;
+    this.syncFile = options.syncFile ?? defaultSyncFile;
+    assert(segments.length > 0, 'a log has at least one segment');
+    this.segments = segments;
+    this.nextOffset = this.active.nextOffset;
+    for (const segment of segments) this.totalBytes += segment.sizeBytes;
+    this.flushedPoint = { offset: segments[0]!.baseOffset, segmentBaseOffset: segments[0]!.baseOffset, position: 0, clean: false };
+  }
+
+  /** Opens (creating if needed) and recovers the partition directory. */
+  static async open(options: PartitionLogOptions): Promise<PartitionLog> {
+    validateLogConfig(options.config);
+    fs.mkdirSync(options.dir, { recursive: true });
+    const logger = (options.logger ?? silentLogger).child({ topic: options.topic, partition: options.partition });
+    const started = performance.now();
+    let bases = listSegmentBaseOffsets(options.dir);
+    removeStrayFiles(options.dir, bases);
+    if (bases.length === 0) {
+      LogSegment.create(options.dir, 0).close();
+      bases = [0];
+    }
+    const outcome = recoverSegments(options.dir, bases, readRecoveryCheckpoint(options.dir), options.config.indexIntervalBytes, logger);
+    const log = new PartitionLog(options, outcome.segments);
+    log.metrics.recoveryTruncations.inc(outcome.truncations);
+    log.metrics.corruptBatches.inc(outcome.corruptBatches);
+    log.restoreRollClock();
+    for (const segment of outcome.verifiedSegments) log.dirtySegments.add(segment);
+    log.directoryDirty = true;
+    await log.flush();
+    log.startIntervalFlusher();
+    log.updateGauges();
+    logger.info({ logStartOffset: log.logStartOffset, logEndOffset: log.logEndOffset, segments: log.segments.length, verifiedBytes: outcome.verifiedBytes, truncations: outcome.truncations, ms: Math.round(performance.now() - started) }, `partition log ${options.topic}-${options.partition} opened`);
+    return log;
+  }
+
+  get logStartOffset(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  /** The next offset to assign. */
+  get logEndOffset(): number {
+    return this.nextOffset;
+  }
+
+  /** Every offset below this is fsynced. */
+  get flushedOffset(): number {
+    return this.flushedPoint.offset;
+  }
+
+  get sizeBytes(): number {
+    return this.totalBytes;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  private get active(): LogSegment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Appending
+
+  /** Validates a produce request's batches, assigns their offsets and writes them. */
+  append(batches: Buffer, leaderEpoch: number): AppendInfo {
+    this.throwIfUnusable();
+    if (batches.length > APPEND_BYTES_MAX) throw new RiffleError('RECORD_LIST_TOO_LARGE', `${batches.length} bytes exceed the append limit of ${APPEND_BYTES_MAX}`);
+    const summary = validateProducedBatches(batches, { maxBatchBytes: this.config.maxBatchBytes });
+    const headers: BatchHeader[] = [];
+    let offset = this.nextOffset;
+    for (let position = 0; position < batches.length; position += LOG_OVERHEAD_BYTES + headers[headers.length - 1]!.batchLength) {
+      stampBatch(batches, position, offset, leaderEpoch);
+      const header = readBatchHeader(batches, position);
+      headers.push(header);
+      offset += header.lastOffsetDelta + 1;
+    }
+    assert(headers.length === summary.batches, 'batch count changed between validation and stamping');
+    return this.writeBatches(batches, headers);
+  }
+
+  /** Appends batches whose offsets the leader assigned; they must continue this log exactly. */
+  appendAsFollower(batches: Buffer): AppendInfo {
+    this.throwIfUnusable();
+    if (batches.length === 0) throw new RiffleError('INVALID_RECORD', 'no record batch to append');
+    const headers: BatchHeader[] = [];
+    let expected = this.nextOffset;
+    for (let position = 0; position < batches.length; position += LOG_OVERHEAD_BYTES + headers[headers.length - 1]!.batchLength) {
+      const header = readBatchHeader(batches, position);
+      if (LOG_OVERHEAD_BYTES + header.batchLength > FOLLOWER_BATCH_BYTES_MAX) throw new RiffleError('MESSAGE_TOO_LARGE', `replicated batch of ${header.batchLength} bytes`);
+      verifyBatchCrc(batches, position);
+      if (header.baseOffset !== expected || header.lastOffsetDelta < 0) {
+        throw new RiffleError('OFFSET_OUT_OF_RANGE', `replicated batch at offset ${header.baseOffset} does not continue the log at ${expected}`);
+      }
+      headers.push(header);
+      expected = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+    return this.writeBatches(batches, headers);
+  }
+
+  private writeBatches(batches: Buffer, headers: BatchHeader[]): AppendInfo {
+    const nowMs = this.clock.nowMs();
+    const firstOffset = headers[0]!.baseOffset;
+    const last = headers[headers.length - 1]!;
+    const lastOffset = last.baseOffset + last.lastOffsetDelta;
+    if (this.shouldRoll(batches.length, lastOffset, nowMs)) this.roll();
+    const segment = this.active;
+    const start = segment.sizeBytes;
+    try {
+      segment.write(batches);
+    } catch (error) {
+      const storageError = this.storageError('write', error);
+      if (segment.isDamaged) this.fail(storageError);
+      throw storageError;
+    }
+    if (segment.firstAppendMs === null) segment.firstAppendMs = nowMs;
+    let position = start;
+    let maxTimestamp = -1;
+    for (const header of headers) {
+      const sizeBytes = LOG_OVERHEAD_BYTES + header.batchLength;
+      segment.indexBatch(position, sizeBytes, header.baseOffset, header.baseOffset + header.lastOffsetDelta, header.maxTimestamp, this.config.indexIntervalBytes);
+      if (header.maxTimestamp > maxTimestamp) maxTimestamp = header.maxTimestamp;
+      position += sizeBytes;
+    }
+    this.nextOffset = lastOffset + 1;
+    this.totalBytes += batches.length;
+    this.dirtySegments.add(segment);
+    this.countAppend(batches.length, headers);
+    return { baseOffset: firstOffset, lastOffset, logAppendTimeMs: nowMs, maxTimestamp, bytes: batches.length };
+  }
+
+  private countAppend(bytes: number, headers: BatchHeader[]): void {
+    let records = 0;
+    for (const header of headers) records += header.recordsCount;
+    this.metrics.appendedBytes.inc(bytes);
+    this.metrics.appendedBatches.inc(headers.length);
+    this.metrics.appendedRecords.inc(records);
+    this.metrics.sizeBytes.set(this.totalBytes);
+  }
+
+  private shouldRoll(appendBytes: number, lastOffset: number, nowMs: number): boolean {
+    const segment = this.active;
+    if (segment.isEmpty) return false;
+    return (
+      segment.sizeBytes + appendBytes > this.config.segmentBytes ||
+      (segment.firstAppendMs !== null && nowMs - segment.firstAppendMs >= this.config.segmentMs) ||
+      lastOffset - segment.baseOffset > RELATIVE_OFFSET_MAX ||
+      segment.isIndexFull
+    );
+  }
+
+  private roll(): void {
+    const previous = this.active;
+    previous.seal();
+    const next = LogSegment.create(this.dir, this.nextOffset);
+    this.segments.push(next);
+    this.directoryDirty = true;
+    this.logger.info({ baseOffset: next.baseOffset, previousBytes: previous.sizeBytes }, `partition log ${this.topic}-${this.partition} rolled segment ${next.baseOffset}`);
+    this.updateGauges();
+    // As Kafka does on roll, flush the finished segment in the background so the recovery
+    // checkpoint moves past it whatever the flush policy.
+    this.requestSync();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Durability
+
+  /**
+   * Resolves once every offset below `offsetExclusive` is fsynced (policy `ack`); at once for
+   * the other policies. Waiters share fdatasync rounds.
+   */
+  waitDurable(offsetExclusive: number): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.config.flushPolicy !== 'ack' || offsetExclusive <= this.flushedPoint.offset) return Promise.resolve();
+    assert(offsetExclusive <= this.nextOffset, () => `waitDurable(${offsetExclusive}) beyond log end ${this.nextOffset}`);
+    const promise = this.waiters.add(offsetExclusive);
+    this.requestSync();
+    return promise;
+  }
+
+  /** Fsyncs everything appended so far, persists the indexes and writes the recovery checkpoint. */
+  async flush(): Promise<void> {
+    this.throwIfFailed();
+    this.requestSync();
+    await this.whenSyncIdle();
+    this.throwIfFailed();
+    if (this.closed) return;
+    this.active.persistIndexes();
+    this.writeCheckpoint(true);
+  }
+
+  private requestSync(): void {
+    this.syncRequested = true;
+    if (!this.syncRunning) void this.runSyncLoop();
+  }
+
+  private whenSyncIdle(): Promise<void> {
+    if (!this.syncRunning) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async runSyncLoop(): Promise<void> {
+    this.syncRunning = true;
+    try {
+      while (this.syncRequested && this.failure === null) {
+        this.syncRequested = false;
+        await this.syncOnce();
+        if (this.waiters.hasAbove(this.flushedPoint.offset)) this.syncRequested = true;
+      }
+    } finally {
+      this.syncRunning = false;
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of idle) resolve();
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
+    const target: SyncTarget = {
+      point: this.endPoint(),
+      segments: [...this.dirtySegments].filter((segment) => segment.isOpen),
+      syncDirectory: this.directoryDirty,
+      truncations: this.truncations,
+    };
+    this.dirtySegments.clear();
+    this.directoryDirty = false;
+    const started = performance.now();
+    try {
+      await Promise.all(target.segments.map((segment) => segment.sync(this.syncFile)));
+      if (target.syncDirectory) await this.syncDirectory();
+    } catch (error) {
+      this.fail(this.storageError('fdatasync', error));
+      return;
+    }
+    this.metrics.fsyncDuration.observe((performance.now() - started) / 1000);
+    this.metrics.flushes.inc();
+    this.advanceFlushed(target);
+  }
+
+  private async syncDirectory(): Promise<void> {
+    const handle = await fs.promises.open(this.dir, 'r');
+    try {
+      await this.syncFile(handle.fd);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private advanceFlushed(target: SyncTarget): void {
+    // A truncation during the round may have removed what it synced; the next round decides.
+    if (target.truncations === this.truncations && target.point.offset > this.flushedPoint.offset) {
+      this.flushedPoint = target.point;
+    }
+    this.waiters.resolveUpTo(this.flushedPoint.offset);
+    const nowMs = this.clock.monotonicMs();
+    if (!this.closed && nowMs - this.lastCheckpointMs >= CHECKPOINT_INTERVAL_MS) this.writeCheckpoint(false);
+  }
+
+  private endPoint(): RecoveryPoint {
+    const active = this.active;
+    return { offset: this.nextOffset, segmentBaseOffset: active.baseOffset, position: active.sizeBytes, clean: false };
+  }
+
+  private writeCheckpoint(durable: boolean, clean = false): void {
+    let point = this.flushedPoint;
+    if (!this.segments.some((segment) => segment.baseOffset === point.segmentBaseOffset)) {
+      // The segment the point was in is gone (retention); the first segment's start is safe.
+      const first = this.segments[0]!;
+      point = { offset: first.baseOffset, segmentBaseOffset: first.baseOffset, position: 0, clean: false };
+    }
+    try {
+      writeRecoveryCheckpoint(this.dir, { ...point, clean }, durable);
+      this.lastCheckpointMs = this.clock.monotonicMs();
+    } catch (error) {
+      this.fail(this.storageError('checkpoint write', error));
+    }
+  }
+
+  private startIntervalFlusher(): void {
+    if (this.config.flushPolicy !== 'interval') return;
+    this.intervalTimer = setInterval(() => {
+      if (this.nextOffset > this.flushedPoint.offset) this.requestSync();
+    }, this.config.flushIntervalMs);
+    this.intervalTimer.unref();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading
+
+  /**
+   * Whole batches from the one containing `fetchOffset`, up to `maxBytes` (but at least one
+   * batch), none reaching `maxOffsetExclusive`. Every batch served has passed its CRC check.
+   */
+  read(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): { records: Buffer; nextOffset: number } {
+    this.throwIfUnusable();
+    if (!Number.isSafeInteger(fetchOffset) || fetchOffset < this.logStartOffset || fetchOffset > this.nextOffset) {
+      throw new RiffleError('OFFSET_OUT_OF_RANGE', `offset ${fetchOffset} is outside [${this.logStartOffset}, ${this.nextOffset}] of ${this.topic}-${this.partition}`);
+    }
+    const limit = Math.min(maxOffsetExclusive, this.nextOffset);
+    const segment = this.segmentFor(fetchOffset);
+    const first = fetchOffset < limit && segment !== null ? this.locate(segment, fetchOffset) : null;
+    if (segment === null || first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
+    const wanted = Math.max(first.sizeBytes, Math.min(Math.max(maxBytes, 0), READ_BYTES_MAX, segment.sizeBytes - first.position));
+    const chunk = segment.read(first.position, wanted);
+    const served = this.servableBytes(chunk, limit);
+    segment.rememberReadEnd(served.nextOffset, first.position + served.bytes);
+    return { records: chunk.subarray(0, served.bytes), nextOffset: served.nextOffset };
+  }
+
+  /** Bytes of the leading whole, CRC-clean batches of `chunk` below `limit`. */
+  private servableBytes(chunk: Buffer, limit: number): { bytes: number; nextOffset: number } {
+    let position = 0;
+    let nextOffset = -1;
+    while (chunk.length - position >= LOG_OVERHEAD_BYTES) {
+      const sizeBytes = LOG_OVERHEAD_BYTES + chunk.readInt32BE(position + 8);
+      if (position + sizeBytes > chunk.length) break;
+      let header: BatchHeader;
+      try {
+        header = readBatchHeader(chunk, position);
+        verifyBatchCrc(chunk, position);
+      } catch (error) {
+        if (position === 0) throw this.corruptBatch(error);
+        break;
+      }
+      const lastOffset = header.baseOffset + header.lastOffsetDelta;
+      if (lastOffset >= limit) break;
+      nextOffset = lastOffset + 1;
+      position += sizeBytes;
+    }
+    assert(position > 0, 'a read serves at least one batch');
+    return { bytes: position, nextOffset };
+  }
+
+  /** The batch holding `offset`; a header that does not parse or fit is a corrupt log. */
+  private locate(segment: LogSegment, offset: number): BatchLocation | null {
+    let location: BatchLocation | null;
+    try {
+      location = segment.findBatch(offset);
+    } catch (error) {
+      if (error instanceof RiffleError && error.errorName === 'CORRUPT_MESSAGE') throw this.corruptBatch(error);
+      throw error;
+    }
+    if (location !== null && location.position + location.sizeBytes > segment.sizeBytes) {
+      throw this.corruptBatch(new Error(`batch at position ${location.position} runs past the end of its segment`));
+    }
+    return location;
+  }
+
+  private corruptBatch(error: unknown): RiffleError {
+    this.metrics.corruptBatches.inc();
+    const message = error instanceof Error ? error.message : String(error);
+    this.logger.error({ error: message }, `partition log ${this.topic}-${this.partition} holds a corrupt batch`);
+    return new RiffleError('KAFKA_STORAGE_ERROR', `stored record batch is corrupt: ${message}`, { cause: error });
+  }
+
+  private segmentFor(offset: number): LogSegment | null {
+    let low = 0;
+    let high = this.segments.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      if (this.segments[middle]!.baseOffset <= offset) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found < 0 ? null : this.segments[found]!;
+  }
+
+  /**
+   * The first offset whose record timestamp is at or after `timestampMs`, via the time indexes
+   * (Kafka's ListOffsets by timestamp); null if every record is older.
+   */
+  offsetForTimestamp(timestampMs: number, maxOffsetExclusive = this.nextOffset): { offset: number; timestamp: number } | null {
+    this.throwIfUnusable();
+    for (const segment of this.segments) {
+      if (segment.isEmpty || segment.maxTimestamp < timestampMs) continue;
+      const found = this.findTimestampInSegment(segment, timestampMs);
+      if (found !== null) return found.offset < maxOffsetExclusive ? found : null;
+    }
+    return null;
+  }
+
+  private findTimestampInSegment(segment: LogSegment, timestampMs: number): { offset: number; timestamp: number } | null {
+    const entry = segment.timeIndex.lookup(timestampMs);
+    let offset = entry === null ? segment.baseOffset : segment.baseOffset + entry.relativeOffset;
+    while (offset < segment.nextOffset) {
+      const location = this.locate(segment, offset);
+      if (location === null) return null;
+      if (location.maxTimestamp >= timestampMs) {
+        const batch = segment.read(location.position, location.sizeBytes);
+        try {
+          verifyBatchCrc(batch);
+        } catch (error) {
+          throw this.corruptBatch(error);
+        }
+        const record = decodeRecords(batch).find((candidate) => candidate.timestamp >= timestampMs);
+        if (record !== undefined) return { offset: record.offset, timestamp: record.timestamp };
+      }
+      offset = location.lastOffset + 1;
+    }
+    return null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Truncation, retention, lifecycle
+
+  /** Drops every batch at or after `offset` (a batch containing `offset` goes whole). */
+  truncateTo(offset: number): void {
+    this.throwIfUnusable();
+    assert(Number.isSafeInteger(offset) && offset >= 0, () => `bad truncation offset ${offset}`);
+    if (offset >= this.nextOffset) return;
+    this.truncations++;
+    if (offset <= this.logStartOffset) {
+      this.truncateFullyAndStartAt(offset);
+    } else {
+      while (this.active.baseOffset >= offset) this.removeSegment(this.segments.pop()!);
+      const segment = this.active;
+      const location = segment.findBatch(offset);
+      if (location !== null) segment.truncateTo(location.position, location.baseOffset);
+      this.nextOffset = segment.nextOffset;
+      this.totalBytes = this.segments.reduce((sum, each) => sum + each.sizeBytes, 0);
+    }
+    if (this.flushedPoint.offset >= this.nextOffset) this.flushedPoint = this.endPoint();
+    this.waiters.rejectAbove(this.nextOffset, new RiffleError('NOT_LEADER_OR_FOLLOWER', `log truncated to ${this.nextOffset}`));
+    this.writeCheckpoint(true);
+    this.updateGauges();
+    this.logger.warn({ offset, logEndOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} truncated to ${this.nextOffset}`);
+  }
+
+  private truncateFullyAndStartAt(offset: number): void {
+    for (const segment of this.segments) this.removeSegment(segment);
+    this.segments = [LogSegment.create(this.dir, offset)];
+    this.directoryDirty = true;
+    this.nextOffset = offset;
+    this.totalBytes = 0;
+    this.flushedPoint = this.endPoint();
+  }
+
+  private removeSegment(segment: LogSegment): void {
+    this.dirtySegments.delete(segment);
+    segment.deleteFiles();
+    this.directoryDirty = true;
+  }
+
+  /** Deletes whole old segments by time and size, never the active one; returns how many. */
+  applyRetention(nowMs = this.clock.nowMs()): number {
+    this.throwIfUnusable();
+    let deleted = 0;
+    while (this.segments.length > 1 && this.isExpired(this.segments[0]!, nowMs)) {
+      const segment = this.segments.shift()!;
+      this.totalBytes -= segment.sizeBytes;
+      this.removeSegment(segment);
+      deleted++;
+      this.logger.info({ baseOffset: segment.baseOffset, logStartOffset: this.logStartOffset }, `partition log ${this.topic}-${this.partition} deleted segment ${segment.baseOffset} by retention`);
+    }
+    if (deleted > 0) {
+      this.metrics.retentionDeletedSegments.inc(deleted);
+      this.writeCheckpoint(false);
+      this.updateGauges();
+    }
+    return deleted;
+  }
+
+  private isExpired(segment: LogSegment, nowMs: number): boolean {
+    // Only segments already fsynced go, so the recovery checkpoint never points into them.
+    if (segment.nextOffset > this.flushedPoint.offset) return false;
+    const { retentionMs, retentionBytes } = this.config;
+    const tooOld = retentionMs >= 0 && segment.maxTimestamp >= 0 && nowMs - segment.maxTimestamp > retentionMs;
+    const tooBig = retentionBytes >= 0 && this.totalBytes - segment.sizeBytes >= retentionBytes;
+    return tooOld || tooBig;
+  }
+
+  /** Flushes everything, writes a clean checkpoint and closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.stopIntervalFlusher();
+    if (this.failure === null) {
+      await this.flush();
+      this.active.seal();
+      this.writeCheckpoint(true, true);
+    }
+    this.closed = true;
+    this.waiters.rejectAll(new RiffleError('NOT_LEADER_OR_FOLLOWER', `partition log ${this.topic}-${this.partition} closed`));
+    for (const segment of this.segments) segment.close();
+    this.logger.info({ logEndOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} closed`);
+  }
+
+  /** Closes the log without flushing and removes its directory. */
+  async delete(): Promise<void> {
+    this.stopIntervalFlusher();
+    this.closed = true;
+    await this.whenSyncIdle();
+    this.waiters.rejectAll(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `partition log ${this.topic}-${this.partition} deleted`));
+    for (const segment of this.segments) segment.close();
+    this.metrics.remove();
+    await fs.promises.rm(this.dir, { recursive: true, force: true });
+  }
+
+  private stopIntervalFlusher(): void {
+    if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
+    this.intervalTimer = null;
+  }
+
+  private restoreRollClock(): void {
+    const active = this.active;
+    if (active.isEmpty) return;
+    const first = active.firstBatchHeader();
+    active.firstAppendMs = Math.min(this.clock.nowMs(), first?.maxTimestamp ?? this.clock.nowMs());
+  }
+
+  private updateGauges(): void {
+    this.metrics.segments.set(this.segments.length);
+    this.metrics.sizeBytes.set(this.totalBytes);
+  }
+
+  private fail(error: RiffleError): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    this.logger.error({ error: error.message }, `partition log ${this.topic}-${this.partition} failed; it refuses further work`);
+    this.waiters.rejectAll(error);
+  }
+
+  private storageError(operation: string, error: unknown): RiffleError {
+    const message = error instanceof Error ? error.message : String(error);
+    return new RiffleError('KAFKA_STORAGE_ERROR', `${operation} failed for ${this.topic}-${this.partition}: ${message}`, { cause: error });
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private throwIfUnusable(): void {
+    this.throwIfFailed();
+    if (this.closed) throw new RiffleError('KAFKA_STORAGE_ERROR', `partition log ${this.topic}-${this.partition} is closed`);
+  }
+}

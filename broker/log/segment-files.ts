@@ -1,0 +1,60 @@
+// File names and small synchronous file helpers of a partition directory. A segment is named by
+// its base offset as 20 zero-padded digits (Kafka's naming), so names sort in offset order.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { assert } from '../../src/util/assert.js';
+
+export const LOG_SUFFIX = '.log';
+export const INDEX_SUFFIX = '.index';
+export const TIME_INDEX_SUFFIX = '.timeindex';
+const NAME_DIGITS = 20;
+const SEGMENT_NAME = /^(\d{20})\.log$/;
+
+export function segmentFileName(baseOffset: number, suffix: string): string {
+  assert(Number.isSafeInteger(baseOffset) && baseOffset >= 0, () => `bad segment base offset ${baseOffset}`);
+  return String(baseOffset).padStart(NAME_DIGITS, '0') + suffix;
+}
+
+export function segmentPath(dir: string, baseOffset: number, suffix: string): string {
+  return path.join(dir, segmentFileName(baseOffset, suffix));
+}
+
+/** Base offsets of the segments in `dir`, ascending. */
+export function listSegmentBaseOffsets(dir: string): number[] {
+  const bases: number[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const match = SEGMENT_NAME.exec(name);
+    if (match !== null) bases.push(Number(match[1]));
+  }
+  return bases.sort((left, right) => left - right);
+}
+
+/** Removes index files without a log file and temporary files left by a crash. */
+export function removeStrayFiles(dir: string, bases: readonly number[]): void {
+  const known = new Set(bases.map((base) => String(base).padStart(NAME_DIGITS, '0')));
+  for (const name of fs.readdirSync(dir)) {
+    const isIndex = name.endsWith(INDEX_SUFFIX) || name.endsWith(TIME_INDEX_SUFFIX);
+    const stem = name.slice(0, NAME_DIGITS);
+    if ((isIndex && !known.has(stem)) || name.endsWith('.tmp')) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+export function unlinkIfExists(file: string): void {
+  fs.rmSync(file, { force: true });
+}
+
+/** Reads exactly `length` bytes at `position`, or fewer only at the end of the file. */
+export function readFully(fd: number, buffer: Buffer, offset: number, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const bytes = fs.readSync(fd, buffer, offset + done, length - done, position + done);
+    if (bytes === 0) break;
+    done += bytes;
+  }
+  return done;
+}
+
+export function writeFully(fd: number, buffer: Buffer, position: number): void {
+  let done = 0;
+  while (done < buffer.length) done += fs.writeSync(fd, buffer, done, buffer.length - done, position + done);
+}
