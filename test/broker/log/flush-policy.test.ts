@@ -1,0 +1,136 @@
+// Flush policies: `ack` resolves durability waiters only after an fdatasync that started after
+// their append, and many waiters share one fdatasync (group commit); `os` and `interval` do not
+// hold appends; a failed fdatasync fails the waiters and the log.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RiffleError } from '../../../src/rpc/errors.js';
+import { batchOf, makeTempDir, metricValue, openLog, removeDir, waitFor } from './helpers.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = makeTempDir();
+});
+afterEach(() => removeDir(dir));
+
+/** An fdatasync stand-in that, once armed, holds every call until released. */
+class HeldSync {
+  armed = false;
+  calls = 0;
+  failNext = false;
+  private held: Array<() => void> = [];
+
+  readonly syncFile = (fd: number): Promise<void> => {
+    void fd;
+    if (!this.armed) return Promise.resolve();
+    this.calls++;
+    if (this.failNext) return Promise.reject(new Error('EIO: simulated disk failure'));
+    return new Promise((resolve) => this.held.push(resolve));
+  };
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const resolve of held) resolve();
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let round = 0; round < 5; round++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('flush policy ack', () => {
+  it('resolves a waiter only after an fdatasync covering its append', async () => {
+    const sync = new HeldSync();
+    const { log, registry } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
+    sync.armed = true;
+    const info = log.append(batchOf(3), 0);
+    let resolved = false;
+    const durable = log.waitDurable(info.lastOffset + 1).then(() => (resolved = true));
+    await waitFor(() => sync.heldCount > 0, 'the fdatasync to start');
+    await settle();
+    expect(resolved).toBe(false);
+    expect(log.flushedOffset).toBe(0);
+    sync.release();
+    await durable;
+    expect(log.flushedOffset).toBe(3);
+    expect(await metricValue(registry, 'riffle_log_flushes_total')).toBeGreaterThanOrEqual(2);
+    sync.armed = false;
+    await log.close();
+  });
+
+  it('lets many concurrent appends share fdatasync rounds', async () => {
+    const sync = new HeldSync();
+    const { log, registry } = await openLog(dir, { flushPolicy: 'ack', segmentBytes: 1 << 20 }, { syncFile: sync.syncFile });
+    const flushesBefore = await metricValue(registry, 'riffle_log_flushes_total');
+    sync.armed = true;
+    const first = log.append(batchOf(1), 0);
+    const waiters = [log.waitDurable(first.lastOffset + 1)];
+    await waitFor(() => sync.heldCount > 0, 'the first fdatasync');
+    for (let index = 0; index < 200; index++) {
+      const info = log.append(batchOf(2), 0);
+      waiters.push(log.waitDurable(info.lastOffset + 1));
+    }
+    sync.release();
+    await waitFor(() => sync.heldCount > 0, 'the second fdatasync');
+    expect(log.flushedOffset).toBe(1);
+    sync.release();
+    await Promise.all(waiters);
+    expect(log.flushedOffset).toBe(401);
+    expect(await metricValue(registry, 'riffle_log_flushes_total') - flushesBefore).toBe(2);
+    expect(sync.calls).toBe(2);
+    sync.armed = false;
+    await log.close();
+  });
+
+  it('resolves at once for offsets already durable', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const info = log.append(batchOf(1), 0);
+    await log.waitDurable(info.lastOffset + 1);
+    await log.waitDurable(info.lastOffset + 1);
+    expect(log.flushedOffset).toBe(1);
+    await log.close();
+  });
+
+  it('fails waiters and the log when fdatasync fails', async () => {
+    const sync = new HeldSync();
+    const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
+    sync.armed = true;
+    sync.failNext = true;
+    const info = log.append(batchOf(1), 0);
+    await expect(log.waitDurable(info.lastOffset + 1)).rejects.toMatchObject({ errorName: 'KAFKA_STORAGE_ERROR' });
+    expect(() => log.append(batchOf(1), 0)).toThrow(RiffleError);
+    expect(() => log.read(0, 100)).toThrow(/fdatasync/);
+    await log.close();
+  });
+});
+
+describe('flush policies os and interval', () => {
+  it('os acknowledges at once and syncs only on flush, roll or close', async () => {
+    const sync = new HeldSync();
+    const { log } = await openLog(dir, { flushPolicy: 'os', segmentBytes: 1 << 20 }, { syncFile: sync.syncFile });
+    sync.armed = true;
+    const info = log.append(batchOf(2), 0);
+    await log.waitDurable(info.lastOffset + 1);
+    await settle();
+    expect(sync.calls).toBe(0);
+    expect(log.flushedOffset).toBe(0);
+    const flushed = log.flush();
+    await waitFor(() => sync.heldCount > 0, 'the flush');
+    sync.release();
+    await flushed;
+    expect(log.flushedOffset).toBe(2);
+    sync.armed = false;
+    await log.close();
+  });
+
+  it('interval flushes in the background', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'interval', flushIntervalMs: 10 });
+    const info = log.append(batchOf(2), 0);
+    await log.waitDurable(info.lastOffset + 1);
+    await waitFor(() => log.flushedOffset === 2, 'the interval flush');
+    await log.close();
+  });
+});
