@@ -267,6 +267,7 @@ export class PartitionLog {
    */
   waitDurable(offsetExclusive: number): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new RiffleError('NOT_LEADER_OR_FOLLOWER', `partition log ${this.topic}-${this.partition} is closed`));
     if (this.config.flushPolicy !== 'ack' || offsetExclusive <= this.flushedPoint.offset) return Promise.resolve();
     assert(offsetExclusive <= this.nextOffset, () => `waitDurable(${offsetExclusive}) beyond log end ${this.nextOffset}`);
     const promise = this.waiters.add(offsetExclusive);

@@ -31,39 +31,47 @@ function readEverything(log: Awaited<ReturnType<typeof openLog>>['log']): string
   return values;
 }
 
+/** Runs the appending child until it has acknowledged `target` offsets, SIGKILLs it, returns the highest acknowledged. */
+async function appendUntilKilled(target: number): Promise<number> {
+  const child = spawn(process.execPath, [CHILD_SCRIPT, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let ackedOffset = 0;
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) if (line.startsWith('acked ')) ackedOffset = Math.max(ackedOffset, Number(line.slice(6)));
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  try {
+    await waitFor(() => ackedOffset >= target, `the child to acknowledge ${target} offsets`, 30_000);
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  return ackedOffset;
+}
+
 describe('crash recovery', () => {
-  it('keeps every acknowledged batch when the appending process is SIGKILLed', async () => {
+  it('keeps every acknowledged batch when the appending process is SIGKILLed, three times over', async () => {
     if (!fs.existsSync(BUILT_LOG)) throw new Error(`${BUILT_LOG} is missing: build first (npm test does)`);
-    const child = spawn(process.execPath, [CHILD_SCRIPT, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let ackedOffset = 0;
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) if (line.startsWith('acked ')) ackedOffset = Math.max(ackedOffset, Number(line.slice(6)));
-    });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    try {
-      await waitFor(() => ackedOffset >= 20_000, 'the child to acknowledge 20,000 records', 30_000);
-    } finally {
-      child.kill('SIGKILL');
-      await exited;
+    let acknowledged = 0;
+    for (let round = 0; round < 3; round++) {
+      acknowledged = await appendUntilKilled(acknowledged + 10_000);
+      const { log, registry } = await openLog(dir, { segmentBytes: 64 * 1024, indexIntervalBytes: 512, flushPolicy: 'ack' });
+      expect(log.logEndOffset, `round ${round}`).toBeGreaterThanOrEqual(acknowledged);
+      expect(log.logEndOffset % 10).toBe(0);
+      const values = readEverything(log);
+      expect(values.length).toBe(log.logEndOffset);
+      values.forEach((value, offset) => {
+        if (!value.startsWith(`b${Math.floor(offset / 10)}-r${offset % 10}-`)) throw new Error(`round ${round}: offset ${offset} holds ${value}`);
+      });
+      const sizes = segmentFiles(dir).map((name) => fs.statSync(path.join(dir, name)).size);
+      expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(log.sizeBytes);
+      expect(await metricValue(registry, 'riffle_log_corrupt_batches_total')).toBe(0);
+      acknowledged = log.logEndOffset;
+      await log.close();
     }
-    const acknowledged = ackedOffset;
-    const { log, registry } = await openLog(dir, { segmentBytes: 64 * 1024, indexIntervalBytes: 512, flushPolicy: 'ack' });
-    expect(log.logEndOffset).toBeGreaterThanOrEqual(acknowledged);
-    expect(log.logEndOffset % 10).toBe(0);
-    const values = readEverything(log);
-    expect(values.length).toBe(log.logEndOffset);
-    values.forEach((value, offset) => {
-      if (!value.startsWith(`b${Math.floor(offset / 10)}-r${offset % 10}-`)) throw new Error(`offset ${offset} holds ${value}`);
-    });
-    const sizes = segmentFiles(dir).map((name) => fs.statSync(path.join(dir, name)).size);
-    expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(log.sizeBytes);
-    expect(await metricValue(registry, 'riffle_log_corrupt_batches_total')).toBe(0);
-    expect(log.append(batchOf(1), 1).baseOffset).toBe(values.length);
-    await log.close();
   });
 
   it('cuts a torn tail written by hand back to the last whole batch', async () => {
