@@ -278,8 +278,12 @@ export class PartitionLog {
   /** Fsyncs everything appended so far, persists the indexes and writes the recovery checkpoint. */
   async flush(): Promise<void> {
     this.throwIfFailed();
+    const target = this.nextOffset;
     this.requestSync();
-    await this.whenSyncIdle();
+    // Wait for the round that covers `target`, not for the sync loop to go idle, which it may
+    // never do under a steady stream of acks=all appends.
+    if (target > this.flushedPoint.offset) await this.waiters.add(target);
+    else await this.whenSyncIdle();
     this.throwIfFailed();
     if (this.closed) return;
     this.active.persistIndexes();
