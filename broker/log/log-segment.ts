@@ -240,12 +240,29 @@ export class LogSegment {
     this.nextOffset = nextOffset;
     this.offsetIndex.truncateToPosition(position);
     this.timeIndex.truncateToRelativeOffset(nextOffset - this.baseOffset);
-    // The sparse time index is all that is left of the maximum; Kafka makes the same estimate.
-    this.maxTimestamp = this.timeIndex.lastTimestamp;
-    this.offsetOfMaxTimestamp = this.baseOffset + Math.max(0, this.timeIndex.lastRelativeOffset);
     this.bytesSinceLastIndexEntry = position - this.offsetIndex.lastPosition;
     this.readHint = { offset: -1, position: 0 };
+    this.recomputeMaxTimestamp();
     this.persistIndexes();
+  }
+
+  /**
+   * The exact maximum timestamp after a truncation: the last time index entry, then the batch
+   * headers after it (the sparse index alone would underestimate, and lookups by timestamp would
+   * skip the segment).
+   */
+  private recomputeMaxTimestamp(): void {
+    const lastRelativeOffset = this.timeIndex.lastRelativeOffset;
+    this.maxTimestamp = this.timeIndex.lastTimestamp;
+    this.offsetOfMaxTimestamp = this.baseOffset + Math.max(0, lastRelativeOffset);
+    const from = lastRelativeOffset < 0 ? 0 : this.offsetIndex.lookup(lastRelativeOffset);
+    this.scan(from, this.sizeBytes, false, (header) => {
+      if (header.maxTimestamp > this.maxTimestamp) {
+        this.maxTimestamp = header.maxTimestamp;
+        this.offsetOfMaxTimestamp = header.baseOffset;
+      }
+      return null;
+    });
   }
 
   // -------------------------------------------------------------------------------------------
