@@ -161,6 +161,7 @@ export class PartitionLog {
   /** Validates a produce request's batches, assigns their offsets and writes them. */
   append(batches: Buffer, leaderEpoch: number): AppendInfo {
     this.throwIfUnusable();
+    assert(Number.isInteger(leaderEpoch) && leaderEpoch >= -1 && leaderEpoch <= 0x7fff_ffff, () => `bad leader epoch ${leaderEpoch}`);
     if (batches.length > APPEND_BYTES_MAX) throw new RiffleError('RECORD_LIST_TOO_LARGE', `${batches.length} bytes exceed the append limit of ${APPEND_BYTES_MAX}`);
     const summary = validateProducedBatches(batches, { maxBatchBytes: this.config.maxBatchBytes });
     const headers: BatchHeader[] = [];
@@ -401,7 +402,8 @@ export class PartitionLog {
     const segment = this.segmentFor(fetchOffset);
     const first = fetchOffset < limit && segment !== null ? this.locate(segment, fetchOffset) : null;
     if (segment === null || first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
-    const wanted = Math.max(first.sizeBytes, Math.min(Math.max(maxBytes, 0), READ_BYTES_MAX, segment.sizeBytes - first.position));
+    const maxBytesWanted = Number.isNaN(maxBytes) ? 0 : Math.max(Math.floor(maxBytes), 0);
+    const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
     const chunk = segment.read(first.position, wanted);
     const served = this.servableBytes(chunk, limit);
     segment.rememberReadEnd(served.nextOffset, first.position + served.bytes);

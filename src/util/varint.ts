@@ -13,6 +13,7 @@ export const VARINT_BYTES_MAX = 5;
 /** The longest encoding of a zigzag varlong (a 64-bit value). */
 export const VARLONG_BYTES_MAX = 10;
 
+const TWO_POW_52 = 2 ** 52;
 const TWO_POW_53 = 2 ** 53;
 
 /** Bytes the zigzag varint encoding of a 32-bit signed value takes. */
@@ -51,7 +52,10 @@ export function writeVarint(buffer: Buffer, position: number, value: number): nu
 /** Writes a zigzag varlong (a safe integer) at `position`; returns the position after it. */
 export function writeVarlong(buffer: Buffer, position: number, value: number): number {
   if (value >= -0x4000_0000 && value < 0x4000_0000) return writeVarint(buffer, position, value);
-  if (!Number.isSafeInteger(value)) throw new RiffleError('INVALID_RECORD', `varlong ${value} is not a safe integer`);
+  // Readers reject zigzag values of 2^53 and more, so writers refuse what could not be read back.
+  if (!Number.isSafeInteger(value) || value >= TWO_POW_52 || value < -TWO_POW_52) {
+    throw new RiffleError('INVALID_RECORD', `varlong ${value} is outside [-2^52, 2^52)`);
+  }
   let zigzag = value >= 0 ? value * 2 : -value * 2 - 1;
   while (zigzag >= 0x80) {
     buffer[position++] = (zigzag % 128) | 0x80;

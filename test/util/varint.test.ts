@@ -32,6 +32,13 @@ describe('zigzag varints', () => {
     }
   });
 
+  it('refuses to write varlongs it could not read back', () => {
+    const buffer = Buffer.alloc(10);
+    expect(() => writeVarlong(buffer, 0, 2 ** 52)).toThrow(RiffleError);
+    expect(() => writeVarlong(buffer, 0, -(2 ** 52) - 1)).toThrow(RiffleError);
+    expect(() => writeVarlong(buffer, 0, 0.5)).toThrow(RiffleError);
+  });
+
   it('rejects truncated and overlong encodings with CORRUPT_MESSAGE', () => {
     const cases: Array<[string, (reader: VarintReader) => number]> = [
       ['80', (reader) => reader.readVarint()],
