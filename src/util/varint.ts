@@ -51,7 +51,7 @@ export function writeVarint(buffer: Buffer, position: number, value: number): nu
 
 /** Writes a zigzag varlong (a safe integer) at `position`; returns the position after it. */
 export function writeVarlong(buffer: Buffer, position: number, value: number): number {
-  if (value >= -0x4000_0000 && value < 0x4000_0000) return writeVarint(buffer, position, value);
+  if ((value | 0) === value && value >= -0x4000_0000 && value < 0x4000_0000) return writeVarint(buffer, position, value);
   // Readers reject zigzag values of 2^53 and more, so writers refuse what could not be read back.
   if (!Number.isSafeInteger(value) || value >= TWO_POW_52 || value < -TWO_POW_52) {
     throw new RiffleError('INVALID_RECORD', `varlong ${value} is outside [-2^52, 2^52)`);
