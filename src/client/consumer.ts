@@ -5,7 +5,7 @@
 // is reset by autoOffsetReset, as Kafka's auto.offset.reset does.
 import type { RiffleClient } from './client.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
-import { decodeAllRecords, type RecordHeader } from '../util/record-batch.js';
+import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
@@ -180,13 +180,14 @@ export class PartitionConsumer {
     }
     this.highWatermarks.set(index, partition.highWatermark);
     const position = this.positions.get(index)!;
+    const topic = this.topic;
     let next = position;
-    for (const record of decodeAllRecords(partition.records)) {
+    forEachRecordOfAll(partition.records, (offset, timestamp, key, value, headers) => {
       // The first batch may begin before the position we asked for.
-      if (record.offset < position) continue;
-      out.push({ topic: this.topic, partition: index, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
-      next = record.offset + 1;
-    }
+      if (offset < position) return;
+      out.push({ topic, partition: index, offset, timestamp, key, value, headers });
+      next = offset + 1;
+    });
     this.positions.set(index, next);
   }
 

@@ -42,16 +42,22 @@ export interface RecordMetadata {
   offset: number;
 }
 
-interface Waiter {
-  resolve: (metadata: RecordMetadata) => void;
-  reject: (error: Error) => void;
+/**
+ * The records of one batch wait on their own promises; their settle functions are kept in two
+ * parallel arrays (no object per record), and the buffer space of the whole batch is released
+ * once, when the batch completes.
+ */
+interface Waiters {
+  resolvers: ((metadata: RecordMetadata) => void)[];
+  rejecters: ((error: Error) => void)[];
+  bytes: number;
 }
 
 interface OpenBatch {
   topic: string;
   partition: number;
   builder: RecordBatchBuilder;
-  waiters: Waiter[];
+  waiters: Waiters;
   createdAtMs: number;
 }
 
@@ -59,7 +65,7 @@ interface SealedBatch {
   topic: string;
   partition: number;
   records: Buffer;
-  waiters: Waiter[];
+  waiters: Waiters;
   firstAttemptMs: number;
   attempts: number;
   retryAtMs: number;
@@ -80,7 +86,9 @@ const RECORD_OVERHEAD_BYTES = 32;
 
 export class Producer {
   private readonly options: typeof DEFAULTS & { acks: Acks };
-  private readonly open = new Map<string, OpenBatch>();
+  /** Open batches by topic, then by partition index (no string key built per record). */
+  private readonly open = new Map<string, (OpenBatch | undefined)[]>();
+  private openCount = 0;
   private ready: SealedBatch[] = [];
   private readonly inFlight = new Map<number, number>();
   private readonly sticky = new StickyPartitioner();
@@ -126,37 +134,40 @@ export class Producer {
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
       return Promise.reject(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`));
     }
-    return new Promise<RecordMetadata>((resolve, reject) => {
-      this.bufferedBytes += size;
-      const batch = this.openBatch(record.topic, partition);
-      batch.builder.append({ key, value, headers: record.headers, timestamp: record.timestamp });
-      batch.waiters.push({
-        resolve: (result) => {
-          this.releaseBytes(size);
-          resolve(result);
-        },
-        reject: (error) => {
-          this.releaseBytes(size);
-          reject(error);
-        },
-      });
-      if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch, count);
-      else this.scheduleLinger();
+    const batch = this.openBatch(record.topic, partition);
+    batch.builder.append({ key, value, headers: record.headers, timestamp: record.timestamp });
+    this.bufferedBytes += size;
+    batch.waiters.bytes += size;
+    const promise = new Promise<RecordMetadata>((resolve, reject) => {
+      batch.waiters.resolvers.push(resolve);
+      batch.waiters.rejecters.push(reject);
     });
+    if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch, count);
+    else this.scheduleLinger();
+    return promise;
   }
 
   private openBatch(topic: string, partition: number): OpenBatch {
-    const key = `${topic}\u0000${partition}`;
-    let batch = this.open.get(key);
+    let byPartition = this.open.get(topic);
+    if (!byPartition) this.open.set(topic, (byPartition = []));
+    let batch = byPartition[partition];
     if (!batch) {
-      batch = { topic, partition, builder: new RecordBatchBuilder(), waiters: [], createdAtMs: Date.now() };
-      this.open.set(key, batch);
+      batch = { topic, partition, builder: new RecordBatchBuilder(), waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: Date.now() };
+      byPartition[partition] = batch;
+      this.openCount++;
     }
     return batch;
   }
 
+  private openBatches(): OpenBatch[] {
+    const batches: OpenBatch[] = [];
+    for (const byPartition of this.open.values()) for (const batch of byPartition) if (batch) batches.push(batch);
+    return batches;
+  }
+
   private seal(batch: OpenBatch, partitionCount?: number): void {
-    this.open.delete(`${batch.topic}\u0000${batch.partition}`);
+    this.open.get(batch.topic)![batch.partition] = undefined;
+    this.openCount--;
     if (partitionCount !== undefined) this.sticky.batchSealed(batch.topic, batch.partition, partitionCount);
     const now = Date.now();
     this.ready.push({ topic: batch.topic, partition: batch.partition, records: batch.builder.build(), waiters: batch.waiters, firstAttemptMs: now, attempts: 0, retryAtMs: 0 });
@@ -168,10 +179,10 @@ export class Producer {
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
       const now = Date.now();
-      for (const batch of [...this.open.values()]) {
+      for (const batch of this.openBatches()) {
         if (now - batch.createdAtMs >= this.options.lingerMs) this.seal(batch);
       }
-      if (this.open.size > 0) this.scheduleLinger();
+      if (this.openCount > 0) this.scheduleLinger();
     }, this.options.lingerMs);
   }
 
@@ -265,7 +276,11 @@ export class Producer {
         this.failOrRetry(batch, new RiffleError(errorNameOf(result.errorCode), result.errorMessage || undefined));
       } else {
         const base = this.options.acks === 0 ? -1 : result.baseOffset;
-        batch.waiters.forEach((waiter, index) => waiter.resolve({ topic: batch.topic, partition: batch.partition, offset: base < 0 ? -1 : base + index }));
+        this.releaseBytes(batch.waiters.bytes);
+        const { resolvers } = batch.waiters;
+        for (let index = 0; index < resolvers.length; index++) {
+          resolvers[index]!({ topic: batch.topic, partition: batch.partition, offset: base < 0 ? -1 : base + index });
+        }
       }
     }
   }
@@ -279,7 +294,8 @@ export class Producer {
       this.scheduleRetry();
       return;
     }
-    for (const waiter of batch.waiters) waiter.reject(error);
+    this.releaseBytes(batch.waiters.bytes);
+    for (const reject of batch.waiters.rejecters) reject(error);
   }
 
   private releaseBytes(size: number): void {
@@ -289,9 +305,9 @@ export class Producer {
 
   /** Sends everything queued and waits until each record is acknowledged or has failed. */
   async flush(): Promise<void> {
-    for (const batch of [...this.open.values()]) this.seal(batch);
-    while (this.unsettled.size > 0 || this.ready.length > 0 || this.open.size > 0) {
-      for (const batch of [...this.open.values()]) this.seal(batch);
+    for (const batch of this.openBatches()) this.seal(batch);
+    while (this.unsettled.size > 0 || this.ready.length > 0 || this.openCount > 0) {
+      for (const batch of this.openBatches()) this.seal(batch);
       if (this.unsettled.size > 0) await Promise.race(this.unsettled);
       else await new Promise((resolve) => setTimeout(resolve, RETRY_BACKOFF_MS));
     }

@@ -454,6 +454,22 @@ function finishRecord(reader: VarintReader, recordEnd: number, batchEnd: number)
  * subarrays of `buffer` (no copies). Does not check the CRC (see verifyBatchCrc).
  */
 export function decodeRecords(buffer: Buffer, position = 0): DecodedRecord[] {
+  const records: DecodedRecord[] = [];
+  forEachRecord(buffer, position, (offset, timestamp, key, value, headers) => {
+    records.push({ offset, timestamp, key, value, headers });
+  });
+  return records;
+}
+
+/** Receives one decoded record; see forEachRecord. */
+export type RecordSink = (offset: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: RecordHeader[]) => void;
+
+/**
+ * Decodes one batch and hands each record's fields to `sink`, without building an intermediate
+ * object per record: consumers build their own record type straight from the fields. Returns
+ * the number of records. key/value are subarrays of `buffer` (no copies).
+ */
+export function forEachRecord(buffer: Buffer, position: number, sink: RecordSink): number {
   const header = readBatchHeader(buffer, position);
   const batchEnd = position + LOG_OVERHEAD_BYTES + header.batchLength;
   if (batchEnd > buffer.length) throw corrupt(`record batch at ${position} is truncated`);
@@ -462,7 +478,6 @@ export function decodeRecords(buffer: Buffer, position = 0): DecodedRecord[] {
   if (header.recordsCount < 0) throw corrupt(`negative records count ${header.recordsCount}`);
   const logAppendTime = (header.attributes & ATTRIBUTE_LOG_APPEND_TIME) !== 0;
   const reader = new VarintReader(buffer, position + BATCH_HEADER_BYTES, batchEnd);
-  const records: DecodedRecord[] = [];
   for (let index = 0; index < header.recordsCount; index++) {
     const recordEnd = readRecordBoundary(reader, batchEnd);
     reader.readInt8();
@@ -472,20 +487,18 @@ export function decodeRecords(buffer: Buffer, position = 0): DecodedRecord[] {
     const value = reader.readBytesOrNull('value');
     const headers = readHeaders(reader);
     finishRecord(reader, recordEnd, batchEnd);
-    records.push({
-      offset: header.baseOffset + offsetDelta,
-      timestamp: logAppendTime ? header.maxTimestamp : header.baseTimestamp + timestampDelta,
-      key,
-      value,
-      headers,
-    });
+    sink(header.baseOffset + offsetDelta, logAppendTime ? header.maxTimestamp : header.baseTimestamp + timestampDelta, key, value, headers);
   }
   if (reader.position !== batchEnd) throw corrupt(`record batch has ${batchEnd - reader.position} bytes after its last record`);
-  return records;
+  return header.recordsCount;
 }
+
+/** Shared by every record without headers; frozen so no caller can add to it. */
+const NO_HEADERS: RecordHeader[] = Object.freeze([]) as unknown as RecordHeader[];
 
 function readHeaders(reader: VarintReader): RecordHeader[] {
   const count = readHeadersCount(reader);
+  if (count === 0) return NO_HEADERS;
   const headers: RecordHeader[] = [];
   for (let index = 0; index < count; index++) {
     const key = reader.readBytesOrNull('header key');
@@ -499,6 +512,18 @@ function readHeaders(reader: VarintReader): RecordHeader[] {
  * Every record of every whole batch in `buffer` (a fetch response), CRC-checked, skipping
  * control batches. A trailing partial batch is ignored.
  */
+export function forEachRecordOfAll(buffer: Buffer, sink: RecordSink, options: { verifyCrc?: boolean } = {}): number {
+  const verify = options.verifyCrc ?? true;
+  let count = 0;
+  for (const { position, header } of iterateBatches(buffer)) {
+    if (verify) verifyBatchCrc(buffer, position);
+    if ((header.attributes & ATTRIBUTE_CONTROL) !== 0) continue;
+    count += forEachRecord(buffer, position, sink);
+  }
+  return count;
+}
+
+/** The same as forEachRecordOfAll, as a generator of record objects. */
 export function* decodeAllRecords(buffer: Buffer, options: { verifyCrc?: boolean } = {}): Generator<DecodedRecord> {
   const verify = options.verifyCrc ?? true;
   for (const { position, header } of iterateBatches(buffer)) {
