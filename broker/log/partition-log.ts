@@ -288,7 +288,9 @@ export class PartitionLog {
     this.throwIfFailed();
     if (this.closed) return;
     this.active.persistIndexes();
-    this.writeCheckpoint(true);
+    // Not fsynced: a lost checkpoint only makes the next recovery verify more, and a synchronous
+    // fsync here would stall the event loop. close() writes the durable, clean one.
+    this.writeCheckpoint(false);
   }
 
   private requestSync(): void {
