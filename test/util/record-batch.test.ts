@@ -11,6 +11,7 @@ import {
   RecordBatchBuilder,
   decodeAllRecords,
   decodeRecords,
+  forEachRecordOfAll,
   encodeRecordBatch,
   iterateBatches,
   readBatchHeader,
@@ -259,6 +260,14 @@ describe('iterating and decoding fetch responses', () => {
     }
   });
 
+  it('hands the same records to a sink as the generator yields', () => {
+    const buffer = Buffer.concat([hex(GOLDEN_HEX), encodeRecordBatch(smallRecords(5), { baseOffset: 2 })]);
+    const seen: unknown[] = [];
+    const count = forEachRecordOfAll(buffer, (offset, timestamp, key, value, headers) => seen.push({ offset, timestamp, key, value, headers }));
+    expect(count).toBe(7);
+    expect(seen).toEqual([...decodeAllRecords(buffer)]);
+  });
+
   it('skips control batches when decoding for consumers', () => {
     const control = rawBatch('10 00 00 00 01 04 0000 00', 1, ATTRIBUTE_CONTROL);
     const data = encodeRecordBatch(smallRecords(2), { baseOffset: 1 });
@@ -324,6 +333,7 @@ describe('malformed input never crashes or hangs', () => {
     ['verifyBatchCrc', (buffer) => verifyBatchCrc(buffer)],
     ['decodeRecords', (buffer) => decodeRecords(buffer)],
     ['decodeAllRecords', (buffer) => [...decodeAllRecords(buffer, { verifyCrc: false })]],
+    ['forEachRecordOfAll', (buffer) => forEachRecordOfAll(buffer, () => {}, { verifyCrc: false })],
     ['validateProducedBatches', (buffer) => validateProducedBatches(buffer, { maxBatchBytes: 1 << 20 })],
   ];
 
