@@ -129,6 +129,8 @@ function registerProduceCommand(program: Command): void {
     .option('--json', 'print a JSON summary')
     .action(async (topic: string, options: { bootstrap: string; keySeparator?: string; acks: Acks; partition?: number; lingerMs: number; json?: boolean }) =>
       withClient('produce', options.bootstrap, async (client) => {
+        // Fail at once on an unknown topic rather than wait for it to appear.
+        await client.topicMetadata(topic);
         const producer = new Producer(client, { acks: options.acks, lingerMs: options.lingerMs });
         const pending: Promise<unknown>[] = [];
         let failed = 0;

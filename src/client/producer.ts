@@ -7,6 +7,7 @@
 // with Kafka's non-idempotent producer.
 import type { RiffleClient, TopicMetadata } from './client.js';
 import { StickyPartitioner, partitionForKey } from './partitioner.js';
+import { withRetries } from './retry.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { RecordBatchBuilder, type RecordHeader } from '../util/record-batch.js';
 import type { ProduceResponse__Output } from '../rpc/generated/riffle/v1/ProduceResponse.js';
@@ -24,6 +25,8 @@ export interface ProducerOptions {
   inFlightRequestsPerBrokerMax?: number;
   /** Bytes of records accepted but not yet acknowledged; send() waits while this is full. */
   bufferBytesMax?: number;
+  /** How long send() waits for topic metadata (an unknown topic fails after this), as Kafka's max.block.ms. */
+  maxBlockMs?: number;
 }
 
 export interface ProducerRecord {
@@ -79,6 +82,7 @@ const DEFAULTS = {
   deliveryTimeoutMs: 120_000,
   inFlightRequestsPerBrokerMax: 5,
   bufferBytesMax: 64 * 1024 * 1024,
+  maxBlockMs: 60_000,
 };
 const RETRY_BACKOFF_MS = 100;
 /** What one record costs in the buffer beyond its key and value (framing, headers, bookkeeping). */
@@ -124,7 +128,12 @@ export class Producer {
     while (this.bufferedBytes + size > this.options.bufferBytesMax && this.bufferedBytes > 0) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
     }
-    const metadata = await this.client.topicMetadata(record.topic);
+    // The cluster may be briefly unreachable (a node restarting): metadata lookups are retried
+    // like sends, within the delivery timeout.
+    const metadata = await withRetries(() => this.client.topicMetadata(record.topic), {
+      ...this.client.retry,
+      deadlineMs: this.options.maxBlockMs,
+    });
     return this.enqueue(record, key, value, size, metadata);
   }
 
