@@ -143,7 +143,13 @@ export class Producer {
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
       return Promise.reject(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`));
     }
-    const batch = this.openBatch(record.topic, partition);
+    let batch = this.openBatch(record.topic, partition);
+    // A record that would push a non-empty batch past batchBytesMax starts a new batch, so no
+    // batch outgrows the size the broker accepts (max.message.bytes).
+    if (batch.builder.count > 0 && batch.builder.sizeBytes + size + headersBytes(record.headers) > this.options.batchBytesMax) {
+      this.seal(batch, count);
+      batch = this.openBatch(record.topic, partition);
+    }
     batch.builder.append({ key, value, headers: record.headers, timestamp: record.timestamp });
     this.bufferedBytes += size;
     batch.waiters.bytes += size;
@@ -345,6 +351,14 @@ function chunkByBytes(batches: SealedBatch[], bytesMax: number): SealedBatch[][]
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** An upper bound of the bytes a record's headers take in a batch. */
+function headersBytes(headers: RecordHeader[] | undefined): number {
+  if (!headers) return 0;
+  let bytes = 0;
+  for (const header of headers) bytes += Buffer.byteLength(header.key) + (header.value?.length ?? 0) + 10;
+  return bytes;
 }
 
 function toBuffer(value: Buffer | string | null | undefined): Buffer | null {
