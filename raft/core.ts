@@ -602,7 +602,9 @@ export class RaftCore {
     progress.probeSent = false;
     // Appends in the window may have been lost: free one slot so the next send finds out.
     if (progress.state === 'replicate' && progress.inflights.full()) progress.inflights.freeFirst();
-    if (progress.match < this.log.lastIndex()) this.replicateTo(leader, message.from, progress, progress.state === 'probe');
+    // An empty append also serves as a probe: if earlier appends were lost, the follower's
+    // rejection of this one sends the leader back to probing (as etcd-io/raft does).
+    if (progress.match < this.log.lastIndex()) this.replicateTo(leader, message.from, progress, true);
     if (message.readRound > progress.readRoundAcked) {
       progress.readRoundAcked = message.readRound;
       this.releaseReads(leader);
