@@ -62,6 +62,7 @@ export const ERRORS = {
   GROUP_ID_NOT_FOUND: { code: 69, status: S.NOT_FOUND, retriable: false, message: 'The group id does not exist.' },
   FENCED_LEADER_EPOCH: { code: 74, status: S.FAILED_PRECONDITION, retriable: true, message: 'The leader epoch in the request is older than the epoch on the broker.' },
   UNKNOWN_LEADER_EPOCH: { code: 75, status: S.FAILED_PRECONDITION, retriable: true, message: 'The leader epoch in the request is newer than the epoch on the broker.' },
+  STALE_BROKER_EPOCH: { code: 77, status: S.FAILED_PRECONDITION, retriable: false, message: 'Broker epoch has changed: the broker must register again.' },
   OFFSET_NOT_AVAILABLE: { code: 78, status: S.UNAVAILABLE, retriable: true, message: 'The leader high watermark has not caught up from a recent leader election.' },
   INVALID_RECORD: { code: 87, status: S.INVALID_ARGUMENT, retriable: false, message: 'This record has failed the validation on the broker and hence is rejected.' },
   THROTTLING_QUOTA_EXCEEDED: { code: 89, status: S.RESOURCE_EXHAUSTED, retriable: true, message: 'The throttling quota has been exceeded.' },
