@@ -1,0 +1,132 @@
+// A broker's standing with the controller: it registers (a new incarnation id per process start
+// gets a new broker epoch), heartbeats every heartbeatIntervalMs with the metadata offset it has
+// applied, and is fenced until the controller sees it caught up. On SIGTERM it asks for a
+// controlled shutdown: the controller moves its leaderships away first, so clients see a
+// leader change within milliseconds instead of waiting for a session timeout.
+//
+// State transitions (each logs one line):
+//   registering -> fenced -> active -> shutting-down -> stopped
+//   fenced/active -> registering   (the controller no longer knows this epoch)
+import { randomUUID } from 'node:crypto';
+import type { ControllerClient } from './controller-client.js';
+import type { NodeConfig } from '../src/config/node-config.js';
+import { isRiffleError } from '../src/rpc/errors.js';
+import type { Logger } from '../src/util/logger.js';
+import type { RegisterBrokerResponse__Output } from '../src/rpc/generated/riffle/internal/RegisterBrokerResponse.js';
+import type { BrokerHeartbeatResponse__Output } from '../src/rpc/generated/riffle/internal/BrokerHeartbeatResponse.js';
+
+export type BrokerState = 'registering' | 'fenced' | 'active' | 'shutting-down' | 'stopped';
+
+export const HEARTBEAT_INTERVAL_MS_DEFAULT = 500;
+
+export class BrokerLifecycle {
+  readonly incarnationId = randomUUID();
+  private currentState: BrokerState = 'registering';
+  private epoch = -1;
+  private timer?: NodeJS.Timeout;
+  private wantShutdown = false;
+  private shutdownDone?: () => void;
+  private inFlight = false;
+
+  constructor(
+    private readonly config: NodeConfig,
+    private readonly controller: ControllerClient,
+    private readonly metadataOffset: () => number,
+    private readonly logger: Logger,
+    private readonly heartbeatIntervalMs = HEARTBEAT_INTERVAL_MS_DEFAULT,
+    private readonly clusterId = '',
+  ) {}
+
+  get state(): BrokerState {
+    return this.currentState;
+  }
+
+  get brokerEpoch(): number {
+    return this.epoch;
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  private transition(next: BrokerState): void {
+    if (next === this.currentState) return;
+    this.logger.info(`broker ${this.config.nodeId} became ${next} at epoch ${this.epoch}`);
+    this.currentState = next;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.currentState === 'stopped') return;
+    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.inFlight) return;
+    this.inFlight = true;
+    try {
+      if (this.currentState === 'registering') await this.register();
+      else await this.heartbeat();
+    } catch (error) {
+      if (isRiffleError(error, 'STALE_BROKER_EPOCH')) this.transition('registering');
+      else this.logger.debug({ err: error }, 'controller request failed; retrying');
+    } finally {
+      this.inFlight = false;
+      this.schedule(this.heartbeatIntervalMs);
+    }
+  }
+
+  private async register(): Promise<void> {
+    const { config } = this;
+    const response = await this.controller.call<RegisterBrokerResponse__Output>('RegisterBroker', {
+      nodeId: config.nodeId,
+      incarnationId: this.incarnationId,
+      rack: config.az,
+      listener: config.advertisedListen,
+      http: config.advertisedHttp,
+      roles: config.roles,
+      clusterId: this.clusterId,
+    });
+    this.epoch = response.brokerEpoch;
+    this.transition(this.wantShutdown ? 'shutting-down' : 'fenced');
+  }
+
+  private async heartbeat(): Promise<void> {
+    const response = await this.controller.call<BrokerHeartbeatResponse__Output>('BrokerHeartbeat', {
+      nodeId: this.config.nodeId,
+      brokerEpoch: this.epoch,
+      metadataOffset: this.metadataOffset(),
+      wantShutdown: this.wantShutdown,
+    });
+    if (this.wantShutdown) {
+      if (response.shouldShutDown) this.shutdownDone?.();
+      return;
+    }
+    this.transition(response.isFenced ? 'fenced' : 'active');
+  }
+
+  /**
+   * Asks the controller to move this broker's leaderships away; resolves once it says the broker
+   * may stop, or after timeoutMs (a broker must stop even when the controller is gone).
+   */
+  async controlledShutdown(timeoutMs: number): Promise<boolean> {
+    if (this.currentState === 'registering' || this.currentState === 'stopped') return false;
+    this.wantShutdown = true;
+    this.transition('shutting-down');
+    clearTimeout(this.timer);
+    this.schedule(0);
+    const done = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.shutdownDone = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+    return done;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.transition('stopped');
+  }
+}
