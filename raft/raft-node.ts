@@ -120,7 +120,8 @@ export class RaftNode {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.ticker);
-    const error = new RiffleError('NOT_CONTROLLER', `node ${this.options.id} is stopping`);
+    // The outcome of what is still waiting is unknown: it may commit on the other nodes.
+    const error = new RiffleError('REQUEST_TIMED_OUT', `node ${this.options.id} is stopping; outcome unknown`);
     this.failWaiters(error);
     await this.options.transport.stop();
     // Wait for a Ready being persisted, so storage closes after its last write.
