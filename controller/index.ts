@@ -12,3 +12,4 @@ export {
   type BrokerInfo, type BrokerState, type ClusterInfo, type EndpointInfo, type PartitionInfo, type PartitionRef,
   type PartitionState, type StreamConsumerInfo, type TopicInfo, type TopicKind,
 } from './metadata-types.js';
+export { PLACEMENT_PARTITIONS_MAX, placeReplicas, type PlacementRequest } from './placement.js';
