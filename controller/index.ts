@@ -13,3 +13,16 @@ export {
   type PartitionState, type StreamConsumerInfo, type TopicInfo, type TopicKind,
 } from './metadata-types.js';
 export { PLACEMENT_PARTITIONS_MAX, placeReplicas, type PlacementRequest } from './placement.js';
+export {
+  QuorumController, ADMIN_ITEMS_PER_REQUEST_MAX, ELECTIONS_PER_BATCH_MAX, MUTATIONS_QUEUED_MAX,
+  type MetadataLog, type QuorumControllerOptions,
+} from './quorum-controller.js';
+export {
+  ControllerConfigError, DEFAULT_CONTROLLER_CONFIG, TOPIC_PARTITIONS_MAX, resolveControllerConfig, type ControllerConfig,
+} from './controller-config.js';
+export { ControllerMetrics, type ControllerMetricsSource } from './controller-metrics.js';
+export {
+  MIN_INSYNC_REPLICAS_KEY, TOPIC_CONFIG_KEYS, defaultMinInsyncReplicas, minInsyncReplicasOf, validateTopicConfig, validateTopicConfigs,
+} from './topic-configs.js';
+export { TOPIC_NAME_LENGTH_MAX, validateTopicName } from './topic-requests.js';
+export { changeTo, electIfLeaderless, electLeader, electPreferred, removeReplica, type Eligibility } from './partition-changes.js';

@@ -7,7 +7,7 @@
 import { assert } from '../src/util/assert.js';
 import type { MetadataRecord } from '../src/rpc/generated/riffle/internal/MetadataRecord.js';
 import type { MetadataSnapshot } from '../src/rpc/generated/riffle/internal/MetadataSnapshot.js';
-import type { PartitionRecord } from '../src/rpc/generated/riffle/internal/PartitionRecord.js';
+import type { PartitionRecord__Output } from '../src/rpc/generated/riffle/internal/PartitionRecord.js';
 import type { RegisterBrokerRecord } from '../src/rpc/generated/riffle/internal/RegisterBrokerRecord.js';
 import type { TopicRecord } from '../src/rpc/generated/riffle/internal/TopicRecord.js';
 import { ImageDelta, int64 } from './image-delta.js';
@@ -186,7 +186,7 @@ export function topicRecordOf(topic: TopicInfo): TopicRecord {
 }
 
 /** A partition as the wire record (e.g. for AlterPartitionResponse). */
-export function partitionRecordOf(partition: PartitionInfo): PartitionRecord {
+export function partitionRecordOf(partition: PartitionInfo): PartitionRecord__Output {
   return {
     ...partition,
     replicas: [...partition.replicas], isr: [...partition.isr], parentPartitions: [...partition.parentPartitions],

@@ -66,6 +66,8 @@ export const ERRORS = {
   OFFSET_NOT_AVAILABLE: { code: 78, status: S.UNAVAILABLE, retriable: true, message: 'The leader high watermark has not caught up from a recent leader election.' },
   INVALID_RECORD: { code: 87, status: S.INVALID_ARGUMENT, retriable: false, message: 'This record has failed the validation on the broker and hence is rejected.' },
   THROTTLING_QUOTA_EXCEEDED: { code: 89, status: S.RESOURCE_EXHAUSTED, retriable: true, message: 'The throttling quota has been exceeded.' },
+  INVALID_UPDATE_VERSION: { code: 95, status: S.FAILED_PRECONDITION, retriable: true, message: 'The partition epoch in the request is stale: refresh metadata and retry.' },
+  INELIGIBLE_REPLICA: { code: 107, status: S.FAILED_PRECONDITION, retriable: true, message: 'The new ISR contains a replica that is fenced or shutting down.' },
   FENCED_MEMBER_EPOCH: { code: 110, status: S.FAILED_PRECONDITION, retriable: false, message: 'The member epoch is fenced by the group coordinator.' },
   UNRELEASED_INSTANCE_ID: { code: 111, status: S.FAILED_PRECONDITION, retriable: false, message: 'The instance id is still used by another member in the consumer group.' },
   UNSUPPORTED_ASSIGNOR: { code: 112, status: S.INVALID_ARGUMENT, retriable: false, message: 'The assignor or its version range is not supported by the consumer group.' },

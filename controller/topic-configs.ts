@@ -1,0 +1,67 @@
+// The topic configs the controller accepts, with their value rules. The broker's log owns the
+// meaning of most of them (broker/log/log-config.ts); the controller may not import broker code,
+// so the names and ranges are repeated here and a test keeps both lists in step. Validation here
+// is what makes a bad config an INVALID_CONFIG answer to CreateTopics or IncrementalAlterConfigs
+// rather than a broker that cannot open its log later.
+import { RiffleError } from '../src/rpc/errors.js';
+
+/** The RecordBatch v2 header (61 bytes): the smallest batch and so the smallest segment. */
+const BATCH_HEADER_BYTES = 61;
+/** Segment files are addressed with signed 32-bit positions, as in Kafka. */
+const SEGMENT_BYTES_MAX = 2 ** 31 - 1;
+
+interface IntegerRule {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Integer-valued configs with their inclusive ranges (min.insync.replicas is checked against RF). */
+const INTEGER_CONFIGS: Readonly<Record<string, IntegerRule>> = {
+  'segment.bytes': { min: BATCH_HEADER_BYTES, max: SEGMENT_BYTES_MAX },
+  'segment.ms': { min: 1, max: Number.MAX_SAFE_INTEGER },
+  'retention.ms': { min: -1, max: Number.MAX_SAFE_INTEGER },
+  'retention.bytes': { min: -1, max: Number.MAX_SAFE_INTEGER },
+  'flush.interval.ms': { min: 1, max: Number.MAX_SAFE_INTEGER },
+  'index.interval.bytes': { min: 0, max: SEGMENT_BYTES_MAX },
+  'max.message.bytes': { min: BATCH_HEADER_BYTES, max: SEGMENT_BYTES_MAX },
+  'min.insync.replicas': { min: 1, max: Number.MAX_SAFE_INTEGER },
+};
+
+const FLUSH_POLICIES: readonly string[] = ['ack', 'interval', 'os'];
+
+/** Every topic config name the controller accepts. */
+export const TOPIC_CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(INTEGER_CONFIGS), 'flush.policy']);
+
+export const MIN_INSYNC_REPLICAS_KEY = 'min.insync.replicas';
+
+/** Kafka's own default is 1; Riffle defaults to 2 where the replication factor allows losing one. */
+export function defaultMinInsyncReplicas(replicationFactor: number): number {
+  return replicationFactor >= 3 ? 2 : 1;
+}
+
+/** A topic's effective min.insync.replicas: its own setting or the default for its RF. */
+export function minInsyncReplicasOf(configs: Readonly<Record<string, string>>, replicationFactor: number): number {
+  const value = configs[MIN_INSYNC_REPLICAS_KEY];
+  return value === undefined ? defaultMinInsyncReplicas(replicationFactor) : Number(value);
+}
+
+/** Throws INVALID_CONFIG for an unknown name or a bad value in a topic's whole config set. */
+export function validateTopicConfigs(configs: Readonly<Record<string, string>>, replicationFactor: number): void {
+  for (const [name, value] of Object.entries(configs)) validateTopicConfig(name, value, replicationFactor);
+}
+
+export function validateTopicConfig(name: string, value: string, replicationFactor: number): void {
+  if (name === 'flush.policy') {
+    if (!FLUSH_POLICIES.includes(value)) {
+      throw new RiffleError('INVALID_CONFIG', `flush.policy must be one of ${FLUSH_POLICIES.join(', ')}, not '${value}'.`);
+    }
+    return;
+  }
+  const rule = INTEGER_CONFIGS[name];
+  if (rule === undefined) throw new RiffleError('INVALID_CONFIG', `Unknown topic config '${name}'.`);
+  const max = name === MIN_INSYNC_REPLICAS_KEY ? replicationFactor : rule.max;
+  const number = /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < rule.min || number > max) {
+    throw new RiffleError('INVALID_CONFIG', `${name} must be an integer in [${rule.min}, ${max}], not '${value}'.`);
+  }
+}

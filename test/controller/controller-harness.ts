@@ -1,0 +1,56 @@
+// A controller on a MemoryMetadataLog with a ManualClock and seeded randomness, plus helpers that
+// play a broker's part (register, heartbeat until unfenced).
+import { expect } from 'vitest';
+import { QuorumController, type QuorumControllerOptions } from '../../controller/quorum-controller.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { Prng } from '../../src/util/prng.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { RiffleError, type ErrorName } from '../../src/rpc/errors.js';
+import { MemoryMetadataLog } from './memory-metadata-log.js';
+
+export interface Harness {
+  clock: ManualClock;
+  log: MemoryMetadataLog;
+  controller: QuorumController;
+  standby: QuorumController;
+}
+
+export function createHarness(seed = 1, overrides: Partial<QuorumControllerOptions> = {}): Harness {
+  const clock = new ManualClock();
+  const log = new MemoryMetadataLog();
+  const prng = new Prng(seed);
+  const randomBytes = (size: number): Uint8Array => Uint8Array.from({ length: size }, () => prng.int(0, 256));
+  const controller = new QuorumController({ log, clock, logger: silentLogger, randomBytes, ...overrides });
+  const standby = new QuorumController({ log: log.standbyView(), clock, logger: silentLogger, randomBytes });
+  log.attach(controller);
+  log.attach(standby);
+  return { clock, log, controller, standby };
+}
+
+/** Registers a broker and heartbeats it caught up, so it is active; returns its epoch. */
+export async function startBroker(harness: Harness, nodeId: number, rack: string, incarnationId = `inc-${nodeId}`): Promise<number> {
+  const { brokerEpoch } = await harness.controller.registerBroker({
+    nodeId, incarnationId, rack, listener: { host: '127.0.0.1', port: 9000 + nodeId }, roles: ['broker'],
+  });
+  const response = await heartbeat(harness, nodeId, brokerEpoch);
+  expect(response.isFenced).toBe(false);
+  return brokerEpoch;
+}
+
+export function heartbeat(harness: Harness, nodeId: number, brokerEpoch: number, wantShutdown = false) {
+  const metadataOffset = harness.controller.image.offset;
+  return harness.controller.brokerHeartbeat({ nodeId, brokerEpoch, metadataOffset, wantShutdown });
+}
+
+export async function createTopic(harness: Harness, name: string, numPartitions: number, replicationFactor: number): Promise<string> {
+  const { topics } = await harness.controller.createTopics({ topics: [{ name, numPartitions, replicationFactor }] });
+  expect(topics[0]!.errorMessage).toBe('');
+  return topics[0]!.topicId;
+}
+
+export async function expectRiffleError(promise: Promise<unknown>, name: ErrorName): Promise<RiffleError> {
+  const error = await promise.then(() => undefined, (caught: unknown) => caught);
+  expect(error).toBeInstanceOf(RiffleError);
+  expect((error as RiffleError).errorName).toBe(name);
+  return error as RiffleError;
+}

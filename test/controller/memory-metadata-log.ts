@@ -1,0 +1,41 @@
+// An in-memory MetadataLog for unit tests: it stands in for Raft by committing every append at
+// once, in order, at the next offset, and replaying it into every attached controller (the active
+// one and any standbys). Records go through the codec, as they would through a Raft entry.
+import type { MetadataLog, QuorumController } from '../../controller/quorum-controller.js';
+import { decodeMetadataBatch, encodeMetadataBatch } from '../../controller/index.js';
+import type { MetadataRecord } from '../../src/rpc/generated/riffle/internal/MetadataRecord.js';
+
+export class MemoryMetadataLog implements MetadataLog {
+  active = true;
+  offset = 0;
+  readonly batches: { offset: number; records: MetadataRecord[] }[] = [];
+  private readonly controllers: QuorumController[] = [];
+
+  constructor(private readonly activeFor: (controller: QuorumController) => boolean = () => true) {}
+
+  attach(controller: QuorumController): void {
+    this.controllers.push(controller);
+  }
+
+  async append(records: MetadataRecord[]): Promise<number> {
+    if (!this.active) throw new Error('not the leader');
+    const decoded = decodeMetadataBatch(encodeMetadataBatch(records));
+    this.offset += 1;
+    this.batches.push({ offset: this.offset, records: decoded });
+    for (const controller of this.controllers) controller.replay(this.offset, decoded);
+    return this.offset;
+  }
+
+  isActive(): boolean {
+    return this.active;
+  }
+
+  leaderHint(): string {
+    return '127.0.0.1:9093';
+  }
+
+  /** A view of this log for a standby: same replay, never active. */
+  standbyView(): MetadataLog {
+    return { append: () => Promise.reject(new Error('standby')), isActive: () => false, leaderHint: () => '127.0.0.1:9093' };
+  }
+}
