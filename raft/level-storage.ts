@@ -49,6 +49,7 @@ export class LevelStorage implements Storage {
   private snapshotMeta: SnapshotMeta = EMPTY_SNAPSHOT.meta;
   private lastIndex = 0;
   private loaded = false;
+  private backgroundClear: Promise<void> = Promise.resolve();
 
   private constructor(dir: string) {
     this.db = new ClassicLevel<Buffer, Buffer>(path.join(dir, 'raft-db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -109,14 +110,18 @@ export class LevelStorage implements Storage {
     assert(this.loaded, 'saveSnapshot() before load()');
     if (snapshot.meta.index <= this.snapshotMeta.index) return;
     assert(snapshot.meta.index <= this.lastIndex, 'local snapshot beyond the stored log');
-    const operations: BatchOperation[] = [await this.writeSnapshotFile(snapshot)];
-    this.deleteEntries(operations, this.snapshotMeta.index + 1, snapshot.meta.index);
-    await this.db.batch(operations, { sync: true });
+    await this.db.batch([await this.writeSnapshotFile(snapshot)], { sync: true });
+    const coveredFrom = this.snapshotMeta.index + 1;
     this.snapshotMeta = snapshot.meta;
     await this.removeStaleSnapshotFiles();
+    // The covered entries are dead once the pointer moved (load() reads only after it), so they
+    // are cleared in the background instead of in one huge batch that would stall the log.
+    const clearing = this.db.clear({ gte: entryKey(coveredFrom), lte: entryKey(snapshot.meta.index) });
+    this.backgroundClear = this.backgroundClear.then(() => clearing).catch(() => {});
   }
 
   async close(): Promise<void> {
+    await this.backgroundClear;
     await this.db.close();
   }
 

@@ -4,7 +4,7 @@
 //   node dist/raft/node-main.js --id 1 --voters 1@127.0.2.1:17400,2@127.0.2.2:17400,... \
 //     --http 127.0.2.1:17401 --data-dir DIR [--tick-ms 50 --heartbeat-ms 100
 //     --election-min-ms 1000 --election-max-ms 2000 --snapshot-every 10000]
-// HTTP: GET /status; POST /put {key,value}; POST /get {key}; POST /transfer {to};
+// HTTP: GET /status; GET /metrics; POST /put {key,value}; POST /get {key}; POST /transfer {to};
 //       POST /bench {count, payloadBytes, ratePerSec (0: as fast as possible), windowMax}.
 import http from 'node:http';
 import { createLogger } from '../src/util/logger.js';
@@ -129,16 +129,22 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const logger = createLogger({ name: 'raft-node', nodeId: args.id });
   const peers = new Map([...args.voters].filter(([id]) => id !== args.id));
-  const transport = new GrpcTransport({ id: args.id, listen: args.voters.get(args.id)!, peers, logger });
+  let onDrop: (reason: string) => void = () => {};
+  const transport = new GrpcTransport({ id: args.id, listen: args.voters.get(args.id)!, peers, logger, onDrop: (reason) => onDrop(reason) });
   const machine = new KvStateMachine();
   const storage = await LevelStorage.open(args.dataDir);
+  const registry = createNodeRegistry({ nodeId: args.id });
   const node = new RaftNode({
-    id: args.id, voters: [...args.voters.keys()], storage, stateMachine: machine, transport, logger,
-    registry: createNodeRegistry({ nodeId: args.id }), timing: args.timing, snapshotEveryEntries: args.snapshotEvery,
+    id: args.id, voters: [...args.voters.keys()], storage, stateMachine: machine, transport, logger, registry, timing: args.timing, snapshotEveryEntries: args.snapshotEvery,
     leaderHint: (leader) => args.voters.get(leader) ?? String(leader),
   });
+  onDrop = (reason) => node.recordDrop(reason);
   await node.start();
   const server = http.createServer((request, response) => {
+    if (request.url === '/metrics') {
+      void registry.metrics().then((text) => { response.writeHead(200, { 'content-type': registry.contentType }); response.end(text); });
+      return;
+    }
     route(node, machine, request).then(
       (result) => { response.writeHead(200, { 'content-type': 'application/json' }); response.end(JSON.stringify(result)); },
       (error: unknown) => {

@@ -24,6 +24,8 @@ export interface ProcessClusterOptions {
   readonly httpPort: number;
   readonly baseDir: string;
   readonly extraArgs?: readonly string[];
+  /** Flags for node itself, e.g. ['--cpu-prof'] when profiling. */
+  readonly nodeFlags?: readonly string[];
 }
 
 const HTTP_TIMEOUT_MS = 2_000;
@@ -58,7 +60,7 @@ export class ProcessCluster {
     const dataDir = path.join(this.options.baseDir, `node-${id}`);
     mkdirSync(dataDir, { recursive: true });
     const log = openSync(path.join(this.options.baseDir, `node-${id}.log`), 'a');
-    const args = [this.nodeMain, '--id', String(id), '--voters', voters, '--http', this.httpAddress(id), '--data-dir', dataDir, ...(this.options.extraArgs ?? [])];
+    const args = [...(this.options.nodeFlags ?? []), this.nodeMain, '--id', String(id), '--voters', voters, '--http', this.httpAddress(id), '--data-dir', dataDir, ...(this.options.extraArgs ?? [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, RIFFLE_LOG_LEVEL: process.env.RIFFLE_LOG_LEVEL ?? 'info' } });
     closeSync(log);
     everyChild.add(child);

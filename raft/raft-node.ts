@@ -18,7 +18,7 @@ import type { StateMachine } from './kv-state-machine.js';
 import { RaftMetrics } from './metrics.js';
 import type { Storage } from './storage.js';
 import type { RaftTransport } from './transport.js';
-import { NO_NODE, type Entry, type Message, type NodeId, type Ready, type Role } from './types.js';
+import { NO_NODE, sendableBeforePersist, type Entry, type Message, type NodeId, type Ready, type Role } from './types.js';
 
 export interface RaftTimingOptions {
   readonly tickMs: number;
@@ -169,6 +169,11 @@ export class RaftNode {
     });
   }
 
+  /** Counts a message the transport dropped (wire it as the transport's onDrop). */
+  recordDrop(reason: string): void {
+    this.metrics.droppedMessages.inc({ reason });
+  }
+
   transferLeadership(to: NodeId): boolean {
     const started = this.requireCore().transferLeadership(to);
     this.kick();
@@ -214,8 +219,10 @@ export class RaftNode {
     this.busy = true;
     try {
       const ready = core.ready();
+      for (const message of ready.messages) if (sendableBeforePersist(message)) this.options.transport.send(message);
+      this.applyPersisted(ready);
       await this.persist(ready);
-      for (const message of ready.messages) this.options.transport.send(message);
+      for (const message of ready.messages) if (!sendableBeforePersist(message)) this.options.transport.send(message);
       this.apply(ready);
       core.advance();
       await this.maybeSnapshot(core);
@@ -234,6 +241,19 @@ export class RaftNode {
     const started = performance.now();
     await this.options.storage.save({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot });
     this.metrics.appendLatency.observe((performance.now() - started) / 1000);
+  }
+
+  /**
+   * Applies committed entries this node persisted in earlier Readies while the new ones are
+   * being written: a leader's commits do not wait for its next disk write.
+   */
+  private applyPersisted(ready: Ready): void {
+    if (ready.snapshot) return;
+    const firstUnpersisted = ready.entries[0]?.index ?? Number.MAX_SAFE_INTEGER;
+    for (const entry of ready.committedEntries) {
+      if (entry.index >= firstUnpersisted) return;
+      this.applyEntry(entry);
+    }
   }
 
   private apply(ready: Ready): void {

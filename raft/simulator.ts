@@ -10,7 +10,7 @@ import { RaftCore } from './core.js';
 import { KvStateMachine, decodeKvCommand, encodeKvCommand } from './kv-state-machine.js';
 import { checkLinearizable, type KvOperation } from './linearizability.js';
 import { MemoryStorage } from './storage.js';
-import type { Entry, Message, NodeId, Ready } from './types.js';
+import { sendableBeforePersist, type Entry, type Message, type NodeId, type Ready } from './types.js';
 import { EventQueue } from './sim-event-queue.js';
 import { InvariantChecker } from './sim-invariants.js';
 
@@ -190,6 +190,7 @@ export class Simulation {
     const core = node.core;
     if (!core || node.pendingReady || !core.hasReady()) return;
     node.pendingReady = core.ready();
+    for (const message of node.pendingReady.messages) if (sendableBeforePersist(message)) this.send(message);
     // The write reaches the disk (synced) a little later; a crash before then loses it.
     this.queue.push(this.now + this.prng.int(0, 3), { kind: 'sync', node: node.id, incarnation: node.incarnation });
   }
@@ -205,7 +206,7 @@ export class Simulation {
       this.snapshotsInstalled++;
       this.invariants.afterRestore(id, node.machine, ready.snapshot.meta.index);
     }
-    for (const message of ready.messages) this.send(message);
+    for (const message of ready.messages) if (!sendableBeforePersist(message)) this.send(message);
     for (const entry of ready.committedEntries) this.applyEntry(node, entry);
     for (const read of ready.readStates) this.confirmRead(node, read.requestId, read.index);
     node.pendingReady = undefined;

@@ -2,7 +2,7 @@
 // tests and the simulator use. The core never reads storage: the driver writes each Ready here and
 // reads everything back once, at start-up (see raft-log.ts for why).
 //
-// Contract (every implementation, checked by test/raft/storage-contract.ts):
+// Contract (every implementation, checked by test/raft/storage.test.ts):
 //  - save() is atomic and durable when its promise resolves: after a crash, either all of the
 //    update is visible or none of it. Order inside one save: the snapshot (if any) replaces the
 //    whole log; then entries replace every stored entry at or after entries[0].index; then the

@@ -132,7 +132,10 @@ export interface SoftState {
 /**
  * One batch of work for the driver. The order of handling is part of the contract:
  *  1. persist `snapshot` (if any), then `entries` and `hardState` in one synced write;
- *  2. only then send `messages` (votes and acknowledgements promise what was just persisted);
+ *  2. only then send `messages` (votes and acknowledgements promise what was just persisted),
+ *     except those `sendableBeforePersist()` accepts: a leader's appends, heartbeats, snapshots
+ *     and TimeoutNow may go out while it persists (Raft thesis 10.2.1), because a leader counts
+ *     its own entries towards commit only once they are persisted;
  *  3. restore the state machine from `snapshot` (if any), then apply `committedEntries` in order;
  *  4. serve `readStates` once the applied index reaches their index;
  *  5. call `advance()`.
@@ -164,4 +167,9 @@ export interface InitialState {
   readonly snapshot: Snapshot;
   /** Entries after the snapshot, contiguous. */
   readonly entries: readonly Entry[];
+}
+
+/** Messages that promise nothing about the sender's disk, so they may leave before the Ready is persisted. */
+export function sendableBeforePersist(message: Message): boolean {
+  return message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot' || message.type === 'timeoutNow';
 }
