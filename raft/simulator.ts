@@ -312,12 +312,23 @@ export class Simulation {
       this.dropRate = this.prng.pick([0, 0.02, 0.1, 0.3]);
       this.duplicateRate = this.prng.pick([0, 0.02, 0.1]);
       this.log(`network drop ${this.dropRate} duplicate ${this.duplicateRate}`);
-    } else if (roll < 0.85) {
+    } else if (roll < 0.8) {
       this.delayMsMax = this.prng.pick([2, 5, 20, 80]);
       this.log(`network delay up to ${this.delayMsMax} ms`);
+    } else if (roll < 0.87) {
+      this.transferLeadership();
     } else {
       this.partition([this.prng.pick(this.ids)]);
     }
+  }
+
+  private transferLeadership(): void {
+    const leader = this.currentLeader();
+    if (!leader) return;
+    const target = this.prng.pick(this.ids.filter((id) => id !== leader.id));
+    this.log(`ask node ${leader.id} to transfer leadership to ${target}`);
+    leader.core!.transferLeadership(target);
+    this.drive(leader);
   }
 
   private partition(side: readonly NodeId[]): void {
@@ -413,6 +424,7 @@ export class Simulation {
     // Clients mostly find the leader, as a real client follows leader hints.
     const leader = this.currentLeader();
     const node = leader && this.prng.chance(0.8) ? leader : this.prng.pick(alive);
+    if (!node.core) return;
     const core = node.core!;
     const key = this.prng.pick(CLIENT_KEYS);
     const isWrite = this.prng.chance(0.6);
