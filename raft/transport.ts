@@ -61,6 +61,12 @@ export interface GrpcTransportOptions {
   readonly peers: ReadonlyMap<NodeId, string>;
   readonly logger: Logger;
   readonly onDrop?: (reason: DropReason) => void;
+  /**
+   * A gRPC server owned by the caller, to serve Raft beside other services on one listener (the
+   * controller's --controller-listen). The caller binds, starts and shuts it down; `listen` is
+   * then unused. Without it the transport binds a server of its own on `listen`.
+   */
+  readonly server?: grpc.Server;
 }
 
 interface RaftClient extends grpc.Client {
@@ -218,7 +224,8 @@ class SnapshotAssembly {
 }
 
 export class GrpcTransport implements RaftTransport {
-  private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  private readonly server: grpc.Server;
+  private readonly ownsServer: boolean;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly inbound = new Map<NodeId, grpc.ServerDuplexStream<AppendEntriesRequestWire, AppendEntriesResponseWire>>();
   private readonly pendingVotes = new Map<NodeId, PendingVote>();
@@ -226,6 +233,8 @@ export class GrpcTransport implements RaftTransport {
 
   constructor(private readonly options: GrpcTransportOptions) {
     assert(!options.peers.has(options.id), 'peers must not include this node');
+    this.ownsServer = options.server === undefined;
+    this.server = options.server ?? new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   }
 
   async start(deliver: (message: Message) => void): Promise<void> {
@@ -242,9 +251,11 @@ export class GrpcTransport implements RaftTransport {
         callback(null, {});
       },
     });
-    await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(this.options.listen, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
-    });
+    if (this.ownsServer) {
+      await new Promise<number>((resolve, reject) => {
+        this.server.bindAsync(this.options.listen, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+      });
+    }
     for (const [peer, address] of this.options.peers) {
       this.links.set(peer, new PeerLink(peer, address, this.deliver, (reason) => this.dropped(reason), this.options.logger));
     }
@@ -277,6 +288,7 @@ export class GrpcTransport implements RaftTransport {
     for (const link of this.links.values()) link.close();
     for (const call of this.inbound.values()) call.end();
     this.inbound.clear();
+    if (!this.ownsServer) return;
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
   }
