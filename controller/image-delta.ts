@@ -81,7 +81,12 @@ export class ImageDelta {
   applyCluster(record: ClusterRecord): void {
     const clusterId = record.clusterId ?? '';
     assert(clusterId.length > 0, 'cluster record without a cluster id');
-    assert(this.cluster === null || this.cluster.clusterId === clusterId, () => `second cluster record ${clusterId}`);
+    if (this.cluster !== null) {
+      // A repeated ClusterRecord of the same cluster changes nothing: the controller appends one
+      // as a barrier after an append whose outcome it does not know (metadata.proto has no no-op).
+      assert(this.cluster.clusterId === clusterId, () => `cluster record ${clusterId} for cluster ${this.cluster?.clusterId}`);
+      return;
+    }
     const secret = record.clusterSecret ?? new Uint8Array(0);
     assert(typeof secret !== 'string', 'cluster secret as a string');
     this.cluster = Object.freeze({ clusterId, clusterSecret: Uint8Array.from(secret), createdAtMs: int64(record.createdAtMs, 'created at') });

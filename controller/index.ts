@@ -24,5 +24,5 @@ export { ControllerMetrics, type ControllerMetricsSource } from './controller-me
 export {
   MIN_INSYNC_REPLICAS_KEY, TOPIC_CONFIG_KEYS, defaultMinInsyncReplicas, minInsyncReplicasOf, validateTopicConfig, validateTopicConfigs,
 } from './topic-configs.js';
-export { TOPIC_NAME_LENGTH_MAX, validateTopicName } from './topic-requests.js';
+export { CLUSTER_PARTITIONS_MAX, TOPIC_NAME_LENGTH_MAX, validateTopicName } from './topic-requests.js';
 export { changeTo, electIfLeaderless, electLeader, electPreferred, removeReplica, type Eligibility } from './partition-changes.js';

@@ -50,8 +50,11 @@ import { planAlterConfigs, planCreatePartitions, planCreateTopic, planDeleteTopi
 /**
  * The metadata log as the controller sees it (the Raft driver implements it; tests use a fake).
  * `append` resolves with the batch's offset once it is committed AND replayed into this
- * controller (replay() has been called for it). `isActive` is true only while this node leads
- * and has replayed everything committed before its term began.
+ * controller (replay() has been called for it). It may reject with the outcome unknown (a
+ * timeout: the batch may still commit later); the controller then appends a barrier batch before
+ * deciding anything else, so no decision is validated against an image missing that batch.
+ * `isActive` is true only while this node leads and has replayed everything committed before its
+ * term began.
  */
 export interface MetadataLog {
   append(records: MetadataRecord[]): Promise<number>;
@@ -100,6 +103,10 @@ export class QuorumController {
   private wasActive = false;
   private tickRunning = false;
   private lastPreferredCheckMs = 0;
+  /** An append failed: it may still commit, so the next mutation first waits behind a barrier. */
+  private appendOutcomeUnknown = false;
+  /** The id this controller bootstraps with; reused on retry so a late commit is harmless. */
+  private bootstrapClusterId: string | null = null;
   private readonly metrics?: ControllerMetrics;
   private readonly randomBytes: (size: number) => Uint8Array;
 
@@ -379,7 +386,7 @@ export class QuorumController {
 
   private async bootstrapIfNeeded(): Promise<void> {
     if (this.current.cluster) return;
-    const clusterId = Buffer.from(this.randomBytes(CLUSTER_ID_BYTES)).toString('base64url');
+    const clusterId = (this.bootstrapClusterId ??= Buffer.from(this.randomBytes(CLUSTER_ID_BYTES)).toString('base64url'));
     const clusterSecret = Buffer.from(this.randomBytes(CLUSTER_SECRET_BYTES));
     await this.commit([{ cluster: { clusterId, clusterSecret, createdAtMs: this.options.clock.nowMs() } }]);
     this.options.logger.info(`cluster ${clusterId} bootstrapped`);
@@ -497,6 +504,7 @@ export class QuorumController {
     const run = async (): Promise<T> => {
       try {
         this.requireActive();
+        if (this.appendOutcomeUnknown) await this.barrier();
         return await work();
       } finally {
         this.queued -= 1;
@@ -510,9 +518,26 @@ export class QuorumController {
   /** Appends one batch and waits until it is committed and replayed here. */
   private async commit(records: MetadataRecord[]): Promise<number> {
     assert(records.length > 0, 'empty metadata batch');
-    const offset = await this.options.log.append(records);
+    let offset: number;
+    try {
+      offset = await this.options.log.append(records);
+    } catch (error) {
+      this.appendOutcomeUnknown = true;
+      throw error;
+    }
     assert(this.current.offset >= offset, () => `append resolved at ${offset} before replay reached it (${this.current.offset})`);
     return offset;
+  }
+
+  /**
+   * Waits until every earlier append has either committed (and been replayed) or been lost: the
+   * log commits in order, so once a later batch commits, nothing earlier is still pending.
+   */
+  private async barrier(): Promise<void> {
+    const cluster = this.current.cluster;
+    // Before bootstrap the only possible pending batch is the ClusterRecord, which is retried as is.
+    if (cluster) await this.commit([{ cluster: { clusterId: cluster.clusterId } }]);
+    this.appendOutcomeUnknown = false;
   }
 
   private requireActive(): void {

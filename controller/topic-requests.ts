@@ -9,6 +9,7 @@ import type { MetadataRecord } from '../src/rpc/generated/riffle/internal/Metada
 import type { CreatableTopic } from '../src/rpc/generated/riffle/v1/CreatableTopic.js';
 import type { AlterConfigsResource } from '../src/rpc/generated/riffle/v1/AlterConfigsResource.js';
 import { TOPIC_PARTITIONS_MAX, type ControllerConfig } from './controller-config.js';
+import { METADATA_BATCH_RECORDS_MAX } from './metadata-codec.js';
 import type { MetadataImage } from './metadata-image.js';
 import type { TopicInfo } from './metadata-types.js';
 import { placeReplicas } from './placement.js';
@@ -16,6 +17,12 @@ import { MIN_INSYNC_REPLICAS_KEY, defaultMinInsyncReplicas, validateTopicConfig,
 
 /** Kafka's topic name limit. */
 export const TOPIC_NAME_LENGTH_MAX = 249;
+/**
+ * Partitions in the whole cluster. Fencing a broker rewrites every partition it holds in one
+ * atomic batch, and this keeps that batch well under METADATA_BATCH_RECORDS_MAX.
+ */
+export const CLUSTER_PARTITIONS_MAX = 50_000;
+assert(CLUSTER_PARTITIONS_MAX < METADATA_BATCH_RECORDS_MAX, 'a fencing batch must fit every partition');
 /** Config entries in one topic creation or one alter-configs resource. */
 export const CONFIG_ENTRIES_MAX = 100;
 
@@ -57,6 +64,7 @@ export function planCreateTopic(image: MetadataImage, request: CreatableTopic, c
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > TOPIC_PARTITIONS_MAX) {
     throw new RiffleError('INVALID_PARTITIONS', `Number of partitions must be between 1 and ${TOPIC_PARTITIONS_MAX}, got ${partitions}.`);
   }
+  requireClusterRoom(image, partitions);
   const active = image.activeBrokers().length;
   const replicationFactor = request.replicationFactor === undefined || request.replicationFactor === -1
     ? Math.max(1, Math.min(config.defaultReplicationFactor, active)) : request.replicationFactor;
@@ -95,6 +103,14 @@ function newPartitionRecord(topicId: string, partition: number, replicas: number
   };
 }
 
+function requireClusterRoom(image: MetadataImage, added: number): void {
+  let total = 0;
+  for (const topic of image.topics.values()) total += topic.partitions.length;
+  if (total + added > CLUSTER_PARTITIONS_MAX) {
+    throw new RiffleError('INVALID_PARTITIONS', `The cluster has ${total} partitions; ${added} more would pass the limit of ${CLUSTER_PARTITIONS_MAX}.`);
+  }
+}
+
 /** Kafka refuses names that differ only in '.' versus '_', because metric names cannot tell them apart. */
 function collidingTopic(image: MetadataImage, name: string): string | undefined {
   if (!name.includes('.') && !name.includes('_')) return undefined;
@@ -125,6 +141,7 @@ export function planCreatePartitions(image: MetadataImage, name: string, count: 
   if (!Number.isInteger(count) || count <= current || count > TOPIC_PARTITIONS_MAX) {
     throw new RiffleError('INVALID_PARTITIONS', `Topic '${name}' has ${current} partitions; the new count must be larger and at most ${TOPIC_PARTITIONS_MAX}, got ${count}.`);
   }
+  requireClusterRoom(image, count - current);
   const assignments = placeReplicas(image, { partitions: count - current, replicationFactor: topic.replicationFactor, startIndex: context.startIndex });
   return assignments.map((replicas, index) => newPartitionRecord(topic.topicId, current + index, replicas, context.nowMs));
 }

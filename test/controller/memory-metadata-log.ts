@@ -4,6 +4,7 @@
 import type { MetadataLog, QuorumController } from '../../controller/quorum-controller.js';
 import { decodeMetadataBatch, encodeMetadataBatch } from '../../controller/index.js';
 import type { MetadataRecord } from '../../src/rpc/generated/riffle/internal/MetadataRecord.js';
+import { RiffleError } from '../../src/rpc/errors.js';
 
 export class MemoryMetadataLog implements MetadataLog {
   active = true;
@@ -17,8 +18,25 @@ export class MemoryMetadataLog implements MetadataLog {
     this.controllers.push(controller);
   }
 
+  /** When set, the next append times out but stays in the log and commits before the following one. */
+  timeOutNextAppend = false;
+  private held: MetadataRecord[] | null = null;
+
   async append(records: MetadataRecord[]): Promise<number> {
     if (!this.active) throw new Error('not the leader');
+    if (this.held) {
+      this.commit(this.held);
+      this.held = null;
+    }
+    if (this.timeOutNextAppend) {
+      this.timeOutNextAppend = false;
+      this.held = records;
+      throw new RiffleError('REQUEST_TIMED_OUT', 'metadata append timed out');
+    }
+    return this.commit(records);
+  }
+
+  private commit(records: MetadataRecord[]): number {
     const decoded = decodeMetadataBatch(encodeMetadataBatch(records));
     this.offset += 1;
     this.batches.push({ offset: this.offset, records: decoded });

@@ -79,6 +79,14 @@ describe('MetadataImage', () => {
     expect([...restored.cluster!.clusterSecret]).toEqual(new Array(32).fill(7));
   });
 
+  it('treats a repeated cluster record of the same cluster as a no-op', () => {
+    const base = sampleImage();
+    const image = base.apply(6, [{ cluster: { clusterId: 'cid' } }]);
+    expect(image.cluster).toBe(base.cluster);
+    expect([...image.cluster!.clusterSecret]).toEqual(new Array(32).fill(7));
+    expect(image.cluster!.createdAtMs).toBe(1);
+  });
+
   it('removes a topic with its name', () => {
     const image = sampleImage().apply(6, [{ removeTopic: { topicId: 't1' } }]);
     expect(image.topicByName('orders')).toBeUndefined();
@@ -102,6 +110,7 @@ describe('MetadataImage', () => {
       { producerIds: { nodeId: 1, firstProducerId: 5, size: 1000 } },
       { removeTopic: { topicId: 'nope' } },
     ];
+    bad.push({ cluster: { clusterId: 'other', clusterSecret: Buffer.alloc(32), createdAtMs: 1 } });
     for (const record of bad) expect(() => image.apply(6, [record]), JSON.stringify(record)).toThrow(AssertionError);
     expect(() => image.apply(5, [registerRecord(9)])).toThrow(AssertionError);
   });

@@ -50,6 +50,30 @@ describe('QuorumController: bootstrap and standby', () => {
   });
 });
 
+describe('QuorumController: appends with an unknown outcome', () => {
+  it('waits behind a barrier, so a batch that commits late is seen before the next decision', async () => {
+    const harness = createHarness();
+    await threeBrokers(harness);
+    harness.log.timeOutNextAppend = true;
+    const first = await harness.controller.createTopics({ topics: [{ name: 'late', numPartitions: 1 }] });
+    expect(first.topics[0]!.errorCode).toBe(ERRORS.REQUEST_TIMED_OUT.code);
+    expect(harness.controller.image.topicByName('late')).toBeUndefined();
+    // The retry must see the first attempt once it commits, not write a second TopicRecord.
+    const { topics } = await harness.controller.createTopics({ topics: [{ name: 'late', numPartitions: 1 }] });
+    expect(topics[0]!.errorCode).toBe(ERRORS.TOPIC_ALREADY_EXISTS.code);
+    expect(harness.controller.image.topicByName('late')).toBeDefined();
+  });
+
+  it('retries bootstrap with the same cluster id', async () => {
+    const harness = createHarness();
+    harness.log.timeOutNextAppend = true;
+    await expectRiffleError(harness.controller.bootstrap(), 'REQUEST_TIMED_OUT');
+    await harness.controller.bootstrap();
+    expect(harness.log.batches).toHaveLength(2);
+    expect(harness.log.batches[1]!.records[0]!.cluster!.clusterId).toBe(harness.log.batches[0]!.records[0]!.cluster!.clusterId);
+  });
+});
+
 describe('QuorumController: registration and heartbeats', () => {
   it('gives growing epochs, keeps a retried registration, and rejects an old incarnation', async () => {
     const harness = createHarness();
