@@ -167,14 +167,18 @@ export class RaftLog {
     this.unstableSnapshot = snapshot;
   }
 
-  /** Drops entries up to `index`, which the given state-machine snapshot covers. */
+  /**
+   * Drops entries up to `index`, which the given state-machine snapshot covers. The driver may
+   * have applied further than its last advance() reported, so `index` need only be committed.
+   */
   compact(index: number, data: Uint8Array): Snapshot {
-    assert(index <= this.applied, () => `compact to ${index} beyond applied ${this.applied}`);
+    assert(index <= this.committed, () => `compact to ${index} beyond commit ${this.committed}`);
     assert(index > this.snapshotValue.meta.index, () => `compact to ${index} at or below snapshot ${this.snapshotValue.meta.index}`);
     assert(index <= this.stableIndex, () => `compact to ${index} beyond stable ${this.stableIndex}`);
     const snapshot: Snapshot = { meta: { index, term: this.term(index)! }, data };
     this.entries = this.entries.slice(index - this.firstIndex() + 1);
     this.snapshotValue = snapshot;
+    this.applied = Math.max(this.applied, index);
     return snapshot;
   }
 }

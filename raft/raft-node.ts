@@ -193,7 +193,19 @@ export class RaftNode {
   private receive(message: Message): void {
     if (this.stopped || !this.core) return;
     this.core.step(message);
+    if (this.busy) this.applyCommittedEarly(this.core);
     this.kick();
+  }
+
+  /**
+   * While a Ready is being written, a leader applies what the acknowledgement just committed
+   * instead of waiting for the write to finish. Only entries persisted by earlier Readies
+   * qualify, in order; the next Ready hands them out again and applyEntry() skips them.
+   */
+  private applyCommittedEarly(core: RaftCore): void {
+    if (core.role !== 'leader') return;
+    const upTo = Math.min(core.log.committed, core.log.stableIndex);
+    for (let index = this.appliedIndex + 1; index <= upTo; index++) this.applyEntry(core.log.entry(index)!);
   }
 
   private tick(): void {
