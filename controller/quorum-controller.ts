@@ -13,6 +13,7 @@
 // (from active or controlled_shutdown) -> fenced, with its partitions' leaders re-elected from
 // their ISRs. A new incarnation of a node id re-registers fenced with a new, larger epoch.
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import type { Long } from '@grpc/proto-loader';
 import { RiffleError } from '../src/rpc/errors.js';
 import { AssertionError, assert } from '../src/util/assert.js';
 import type { Clock } from '../src/util/clock.js';
@@ -41,7 +42,6 @@ import type { IncrementalAlterConfigsResponse__Output } from '../src/rpc/generat
 import { BatchBuilder } from './batch-builder.js';
 import { resolveControllerConfig, type ControllerConfig } from './controller-config.js';
 import { ControllerMetrics } from './controller-metrics.js';
-import { int64 } from './image-delta.js';
 import { MetadataImage, partitionRecordOf } from './metadata-image.js';
 import type { BrokerInfo, PartitionInfo } from './metadata-types.js';
 import { changeTo, electIfLeaderless, electPreferred, removeReplica } from './partition-changes.js';
@@ -182,8 +182,8 @@ export class QuorumController {
   brokerHeartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse__Output> {
     return this.handle('BrokerHeartbeat', () => {
       const nodeId = request.nodeId ?? -1;
-      const epoch = int64(request.brokerEpoch, 'broker epoch');
-      const metadataOffset = int64(request.metadataOffset, 'metadata offset');
+      const epoch = requestInt64(request.brokerEpoch, 'broker epoch');
+      const metadataOffset = requestInt64(request.metadataOffset, 'metadata offset');
       this.brokerWithEpoch(nodeId, epoch);
       // Contact counts on arrival: a long queue of mutations must not expire a live session.
       this.recordContact(nodeId, epoch, metadataOffset);
@@ -265,7 +265,7 @@ export class QuorumController {
   allocateProducerIds(request: AllocateProducerIdsRequest): Promise<AllocateProducerIdsResponse__Output> {
     return this.handle('AllocateProducerIds', () => {
       const nodeId = request.brokerId ?? -1;
-      const epoch = int64(request.brokerEpoch, 'broker epoch');
+      const epoch = requestInt64(request.brokerEpoch, 'broker epoch');
       this.brokerWithEpoch(nodeId, epoch);
       return this.serialize(async () => {
         this.brokerWithEpoch(nodeId, epoch);
@@ -298,7 +298,7 @@ export class QuorumController {
   /** Kafka's AlterPartition checks, in Kafka's order; returns the change, or null for none. */
   private validateAlterPartition(request: AlterPartitionRequest): ReturnType<typeof changeTo> {
     const brokerId = request.brokerId ?? -1;
-    this.brokerWithEpoch(brokerId, int64(request.brokerEpoch, 'broker epoch'));
+    this.brokerWithEpoch(brokerId, requestInt64(request.brokerEpoch, 'broker epoch'));
     const partition = this.current.partition(request.topicId ?? '', request.partition ?? -1);
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Unknown partition ${request.topicId}-${request.partition}.`);
     if (partition.leader !== brokerId) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${brokerId} does not lead ${describe(partition)}.`);
@@ -336,7 +336,9 @@ export class QuorumController {
     try {
       await this.serialize(() => this.tickActive());
     } catch (error) {
-      if (!(error instanceof RiffleError && error.errorName === 'NOT_CONTROLLER')) throw error;
+      // A lost leadership or a slow commit is retried by the next tick; anything else is a bug.
+      if (!(error instanceof RiffleError)) throw error;
+      if (error.errorName !== 'NOT_CONTROLLER') this.options.logger.warn({ err: error }, 'controller tick failed');
     } finally {
       this.tickRunning = false;
     }
@@ -611,6 +613,14 @@ async function perItem<T extends object>(work: () => Promise<T>): Promise<Partia
     if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') throw error;
     return itemError(error) as Partial<T> & ItemOutcome;
   }
+}
+
+/** An int64 field of a request: a bad one is the caller's mistake (INVALID_REQUEST), not a bug. */
+function requestInt64(value: number | string | Long | null | undefined, what: string): number {
+  if (value === undefined || value === null) return 0;
+  const number = typeof value === 'number' ? value : Number(typeof value === 'string' ? value : value.toString());
+  if (!Number.isSafeInteger(number)) throw new RiffleError('INVALID_REQUEST', `Invalid ${what} ${String(value)}.`);
+  return number;
 }
 
 function limitItems<T>(items: T[]): T[] {

@@ -90,6 +90,7 @@ describe('QuorumController: registration and heartbeats', () => {
     await expectRiffleError(heartbeat(harness, 1, first), 'STALE_BROKER_EPOCH');
     await expectRiffleError(harness.controller.allocateProducerIds({ brokerId: 1, brokerEpoch: first }), 'STALE_BROKER_EPOCH');
     await expectRiffleError(heartbeat(harness, 9, 1), 'STALE_BROKER_EPOCH');
+    await expectRiffleError(harness.controller.brokerHeartbeat({ nodeId: 2, brokerEpoch: 'twelve', metadataOffset: 1 }), 'INVALID_REQUEST');
   });
 
   it('keeps a broker fenced until its metadata offset reaches its registration', async () => {
