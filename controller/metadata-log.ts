@@ -74,7 +74,7 @@ export class MetadataStateMachine implements StateMachine {
 export class RaftMetadataLog implements MetadataLog {
   constructor(
     private readonly raft: () => RaftNode,
-    private readonly stateMachine: MetadataStateMachine,
+    private readonly lastAppliedTerm: () => number,
     private readonly hint: (leaderId: number) => string | undefined,
   ) {}
 
@@ -86,7 +86,7 @@ export class RaftMetadataLog implements MetadataLog {
 
   isActive(): boolean {
     const status = this.raft().status();
-    return status.role === 'leader' && this.stateMachine.lastAppliedTerm === status.term && status.applied >= status.commit;
+    return status.role === 'leader' && this.lastAppliedTerm() === status.term && status.applied >= status.commit;
   }
 
   leaderHint(): string | undefined {
