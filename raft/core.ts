@@ -12,6 +12,7 @@ import { assert, unreachable } from '../src/util/assert.js';
 import type { Prng } from '../src/util/prng.js';
 import { validateRaftConfig, type RaftConfig } from './config.js';
 import { RaftLog, entryBytes } from './raft-log.js';
+import { ENTRY_DATA_BYTES_MAX } from './codec.js';
 import type { Progress } from './progress.js';
 import { CandidateRole, FollowerRole, LeaderRole, PreCandidateRole, assertTransition, type RoleState } from './roles.js';
 import {
@@ -117,6 +118,7 @@ export class RaftCore {
     const leader = this.roleState;
     if (!(leader instanceof LeaderRole)) return { ok: false, reason: 'not-leader', leader: this.leader };
     if (leader.transferee !== NO_NODE) return { ok: false, reason: 'transferring', leader: this.leader };
+    if (data.byteLength > ENTRY_DATA_BYTES_MAX) return { ok: false, reason: 'too-large', leader: this.id };
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, kind: 'normal', data };
     if (leader.uncommittedBytes > 0 && leader.uncommittedBytes + entryBytes(entry) > this.config.maxUncommittedBytes) {
       return { ok: false, reason: 'overloaded', leader: this.id };

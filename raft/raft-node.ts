@@ -144,6 +144,7 @@ export class RaftNode {
     if (!result.ok) {
       this.metrics.proposals.inc({ outcome: result.reason });
       if (result.reason === 'overloaded') return Promise.reject(new RiffleError('LIMIT_EXCEEDED', 'too many uncommitted bytes'));
+      if (result.reason === 'too-large') return Promise.reject(new RiffleError('MESSAGE_TOO_LARGE', `entry of ${data.byteLength} bytes`));
       return Promise.reject(this.notLeader(result.leader));
     }
     this.kick();

@@ -44,6 +44,7 @@ export const VOTE_ANSWER_WAIT_MS = 500;
 const VOTE_CALL_DEADLINE_MS = 1_000;
 const TIMEOUT_NOW_DEADLINE_MS = 1_000;
 const SNAPSHOT_DEADLINE_MS = 120_000;
+const SHUTDOWN_GRACE_MS = 1_000;
 
 export type DropReason = 'backoff' | 'queue-full' | 'no-stream' | 'snapshot-busy' | 'misaddressed';
 
@@ -289,7 +290,11 @@ export class GrpcTransport implements RaftTransport {
     for (const call of this.inbound.values()) call.end();
     this.inbound.clear();
     if (!this.ownsServer) return;
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    // Peers may hold streams open; a graceful shutdown gets a moment, then calls are cut.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    });
     this.server.forceShutdown();
   }
 

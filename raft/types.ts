@@ -155,7 +155,7 @@ export interface Ready {
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: number; readonly term: number }
-  | { readonly ok: false; readonly reason: 'not-leader' | 'transferring' | 'overloaded'; readonly leader: NodeId };
+  | { readonly ok: false; readonly reason: 'not-leader' | 'transferring' | 'overloaded' | 'too-large'; readonly leader: NodeId };
 
 export type ReadIndexResult =
   | { readonly ok: true }
