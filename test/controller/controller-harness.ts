@@ -11,8 +11,10 @@ import { MemoryMetadataLog } from './memory-metadata-log.js';
 export interface Harness {
   clock: ManualClock;
   log: MemoryMetadataLog;
-  controller: QuorumController;
-  standby: QuorumController;
+  /** Both controllers replay the same log; `log.activeIndex` says which one is active. */
+  controllers: [QuorumController, QuorumController];
+  readonly controller: QuorumController;
+  readonly standby: QuorumController;
 }
 
 export function createHarness(seed = 1, overrides: Partial<QuorumControllerOptions> = {}): Harness {
@@ -20,11 +22,20 @@ export function createHarness(seed = 1, overrides: Partial<QuorumControllerOptio
   const log = new MemoryMetadataLog();
   const prng = new Prng(seed);
   const randomBytes = (size: number): Uint8Array => Uint8Array.from({ length: size }, () => prng.int(0, 256));
-  const controller = new QuorumController({ log, clock, logger: silentLogger, randomBytes, ...overrides });
-  const standby = new QuorumController({ log: log.standbyView(), clock, logger: silentLogger, randomBytes });
-  log.attach(controller);
-  log.attach(standby);
-  return { clock, log, controller, standby };
+  const first = new QuorumController({ log: log.view(0), clock, logger: silentLogger, randomBytes, ...overrides });
+  const second = new QuorumController({ log: log.view(1), clock, logger: silentLogger, randomBytes, ...overrides, registry: undefined });
+  log.attach(first);
+  log.attach(second);
+  const controllers: [QuorumController, QuorumController] = [first, second];
+  return {
+    clock, log, controllers,
+    get controller() {
+      return controllers[log.activeIndex]!;
+    },
+    get standby() {
+      return controllers[1 - log.activeIndex]!;
+    },
+  };
 }
 
 /** Registers a broker and heartbeats it caught up, so it is active; returns its epoch. */

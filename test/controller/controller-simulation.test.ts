@@ -29,8 +29,9 @@ class Simulation {
     this.harness = createHarness(seed, { config: { preferredLeaderCheckIntervalMs: 2_000 } });
   }
 
+  /** Always the first controller's image (both replay the same log), so identity compares work across failovers. */
   get image(): MetadataImage {
-    return this.harness.controller.image;
+    return this.harness.controllers[0].image;
   }
 
   async step(): Promise<string> {
@@ -44,6 +45,7 @@ class Simulation {
     if (roll < 75) return this.alterPartition();
     if (roll < 78) return this.shutdown();
     if (roll < 80) return this.growTopic();
+    if (roll < 82) return this.failover();
     return this.tick();
   }
 
@@ -144,10 +146,18 @@ class Simulation {
     return `controlled shutdown ${nodeId}`;
   }
 
+  /** The standby becomes active; the old active controller notices on its next tick. */
+  async failover(): Promise<string> {
+    const { log } = this.harness;
+    log.activeIndex = 1 - log.activeIndex;
+    for (const controller of this.harness.controllers) await controller.tick();
+    return `failover to controller ${log.activeIndex}`;
+  }
+
   async tick(): Promise<string> {
     const jumpMs = this.prng.int(0, 1_500);
     this.harness.clock.advance(jumpMs);
-    await this.harness.controller.tick();
+    for (const controller of this.harness.controllers) await controller.tick();
     return `tick +${jumpMs} ms`;
   }
 
@@ -203,6 +213,7 @@ function checkInvariants(image: MetadataImage, previous: MetadataImage, stats: S
 }
 
 interface Stats {
+  failovers: number;
   leaderChanges: number;
   fencings: number;
   maxOffline: number;
@@ -211,13 +222,15 @@ interface Stats {
 async function run(seed: number): Promise<void> {
   const simulation = new Simulation(seed);
   const trail: string[] = [];
-  const stats: Stats = { leaderChanges: 0, fencings: 0, maxOffline: 0 };
+  const stats: Stats = { failovers: 0, leaderChanges: 0, fencings: 0, maxOffline: 0 };
   try {
     for (const nodeId of [1, 2, 3]) await simulation.register(nodeId);
     await simulation.heartbeatAll();
     for (let step = 0; step < STEPS; step++) {
       const previous = simulation.image;
+      const active = simulation.harness.log.activeIndex;
       trail.push(await simulation.step());
+      if (simulation.harness.log.activeIndex !== active) stats.failovers += 1;
       checkInvariants(simulation.image, previous, stats);
       expect(simulation.harness.standby.image.offset).toBe(simulation.image.offset);
       if (step % 50 === 0) expect(MetadataImage.fromSnapshot(simulation.image.toSnapshot()).toSnapshot()).toEqual(simulation.image.toSnapshot());

@@ -52,8 +52,16 @@ export class MemoryMetadataLog implements MetadataLog {
     return '127.0.0.1:9093';
   }
 
-  /** A view of this log for a standby: same replay, never active. */
-  standbyView(): MetadataLog {
-    return { append: () => Promise.reject(new Error('standby')), isActive: () => false, leaderHint: () => '127.0.0.1:9093' };
+  /** Which attached controller's view is the leader (the others are standbys). */
+  activeIndex = 0;
+
+  /** The log as controller `index` sees it: active only while it is the chosen one. */
+  view(index: number): MetadataLog {
+    const isActive = (): boolean => this.active && this.activeIndex === index;
+    return {
+      append: (records) => (isActive() ? this.append(records) : Promise.reject(new Error('not the leader'))),
+      isActive,
+      leaderHint: () => this.leaderHint(),
+    };
   }
 }

@@ -50,6 +50,28 @@ describe('QuorumController: bootstrap and standby', () => {
   });
 });
 
+describe('QuorumController: failover', () => {
+  it('hands over to a standby with the same image, fresh sessions, and fencing that still works', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    const topicId = await createTopic(harness, 'orders', 3, 3);
+    const [first, second] = harness.controllers;
+    await keepAlive(harness, epochs, [1, 2, 3], 2);
+    harness.clock.advance(2_500); // long silence just before the handover
+    harness.log.activeIndex = 1;
+    await first.tick();
+    await second.tick();
+    expect(second.image.toSnapshot()).toEqual(first.image.toSnapshot());
+    expect(second.image.broker(1)!.state).toBe('active'); // its session restarted on takeover
+    await expectRiffleError(first.createTopics({ topics: [{ name: 'x' }] }), 'NOT_CONTROLLER');
+
+    await keepAlive(harness, epochs, [2, 3], 7);
+    expect(second.image.broker(1)!.state).toBe('fenced');
+    expect(second.image.partitionsLedBy(1)).toEqual([]);
+    expect(first.image.partition(topicId, 0)).toEqual(second.image.partition(topicId, 0));
+  });
+});
+
 describe('QuorumController: appends with an unknown outcome', () => {
   it('waits behind a barrier, so a batch that commits late is seen before the next decision', async () => {
     const harness = createHarness();
