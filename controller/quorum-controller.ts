@@ -301,7 +301,7 @@ export class QuorumController {
     this.brokerWithEpoch(brokerId, requestInt64(request.brokerEpoch, 'broker epoch'));
     const partition = this.current.partition(request.topicId ?? '', request.partition ?? -1);
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Unknown partition ${request.topicId}-${request.partition}.`);
-    if (partition.leader !== brokerId) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${brokerId} does not lead ${describe(partition)}.`);
+    if (partition.leader !== brokerId) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${brokerId} does not lead ${partitionName(partition)}.`);
     const leaderEpoch = request.leaderEpoch ?? -1;
     if (leaderEpoch < partition.leaderEpoch) throw new RiffleError('FENCED_LEADER_EPOCH', `Leader epoch ${leaderEpoch} < ${partition.leaderEpoch}.`);
     if (leaderEpoch > partition.leaderEpoch) throw new RiffleError('UNKNOWN_LEADER_EPOCH', `Leader epoch ${leaderEpoch} > ${partition.leaderEpoch}.`);
@@ -637,6 +637,6 @@ function duplicatesOf(names: readonly string[]): Set<string> {
   return duplicates;
 }
 
-function describe(partition: PartitionInfo): string {
+function partitionName(partition: PartitionInfo): string {
   return `${partition.topicId}-${partition.partition}`;
 }
