@@ -86,6 +86,7 @@ export class Simulation {
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly ids: NodeId[];
   private readonly invariants: InvariantChecker;
+  private readonly features: { readonly preVote: boolean; readonly checkQuorum: boolean };
   private readonly blocked = new Set<string>();
   private dropRate = 0;
   private duplicateRate = 0;
@@ -105,6 +106,8 @@ export class Simulation {
   constructor(private readonly options: SimulationOptions) {
     assert(options.nodeCount >= 1 && options.nodeCount <= 7, 'node count out of range');
     this.prng = new Prng(options.seed);
+    // Most runs use both protections; some run without, since safety must not depend on them.
+    this.features = { preVote: this.prng.chance(0.8), checkQuorum: this.prng.chance(0.8) };
     this.ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
     this.invariants = new InvariantChecker();
     for (const id of this.ids) {
@@ -253,7 +256,10 @@ export class Simulation {
   // ---- crashes and restarts ------------------------------------------------------------------
 
   private config(id: NodeId): RaftConfig {
-    return makeRaftConfig(id, this.ids, { heartbeatTicks: 2, electionTicks: 10, electionTicksMax: 20, maxMessageBytes: 4096, maxInflightMessages: 8, maxInflightBytes: 16384 });
+    return makeRaftConfig(id, this.ids, {
+      heartbeatTicks: 2, electionTicks: 10, electionTicksMax: 20, maxMessageBytes: 4096, maxInflightMessages: 8, maxInflightBytes: 16384,
+      preVote: this.features.preVote, checkQuorum: this.features.checkQuorum,
+    });
   }
 
   private startNode(id: NodeId): void {
