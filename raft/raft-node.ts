@@ -129,8 +129,10 @@ export class RaftNode {
     await this.options.storage.close();
   }
 
+  /** Works after stop() too (the last state seen), so callers may report on a stopped node. */
   status(): RaftStatus & { readonly applied: number } {
-    return { ...this.requireCore().status(), applied: this.appliedIndex };
+    assert(this.core !== undefined, 'raft node not started');
+    return { ...this.core.status(), applied: this.appliedIndex };
   }
 
   /** Resolves with the state machine's result once `data` is committed and applied here. */
