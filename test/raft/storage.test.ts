@@ -7,7 +7,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LevelStorage } from '../../raft/level-storage.js';
 import { MemoryStorage, StorageCorruptError, type Storage } from '../../raft/storage.js';
 import type { Entry } from '../../raft/types.js';
-import { decodeEntries, encodeEntries, CodecError } from '../../raft/codec.js';
 
 const entry = (index: number, term: number, text = `e${index}`): Entry => ({ index, term, kind: 'normal', data: Buffer.from(text) });
 const range = (from: number, to: number, term: number): Entry[] => Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, term));
@@ -128,14 +127,5 @@ describe('classic-level storage on disk', () => {
     expect(state.entries.length).toBe(3);
     expect(await readdir(path.join(dir, 'snapshots'))).toEqual([]);
     await reopened.close();
-  });
-});
-
-describe('entry batch codec', () => {
-  it('round-trips entries and rejects truncated input', () => {
-    const entries = [entry(7, 3, 'seven'), { index: 8, term: 3, kind: 'noop' as const, data: Buffer.alloc(0) }];
-    const encoded = encodeEntries(entries);
-    expect(text(decodeEntries(encoded))).toEqual(['7/3/seven', '8/3/']);
-    expect(() => decodeEntries(encoded.subarray(0, encoded.length - 1))).toThrow(CodecError);
   });
 });
