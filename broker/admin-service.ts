@@ -1,23 +1,28 @@
-// The admin API on one broker: topics, cluster description and configs. Each topic in a request
-// succeeds or fails on its own, with Kafka's error code in the response.
+// The admin API on a broker. Reads (describe, list, configs, cluster) come from the broker's
+// metadata image; writes (create, delete, grow topics, alter configs) are forwarded to the active
+// controller, and the broker answers once its own image shows the change, so a client that
+// creates a topic and then produces through the same broker finds it.
 import type { ClusterView } from './cluster-view.js';
+import type { ControllerClient } from './controller-client.js';
+import type { MetadataCache } from './metadata-cache.js';
 import type { ReplicaManager } from './replica-manager.js';
-import type { TopicManager } from './topic-manager.js';
-import type { TopicRecord } from './topic-store.js';
-import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
+import { minInsyncReplicasOf, type MetadataImage, type TopicInfo } from '../controller/index.js';
+import { RiffleError } from '../src/rpc/errors.js';
 import { unary, type HandlerContext } from '../src/rpc/server.js';
 import type { AdminHandlers } from '../src/rpc/generated/riffle/v1/Admin.js';
 import type { CreateTopicsRequest__Output } from '../src/rpc/generated/riffle/v1/CreateTopicsRequest.js';
-import type { CreateTopicsResponse } from '../src/rpc/generated/riffle/v1/CreateTopicsResponse.js';
+import type { CreateTopicsResponse__Output } from '../src/rpc/generated/riffle/v1/CreateTopicsResponse.js';
 import type { DeleteTopicsRequest__Output } from '../src/rpc/generated/riffle/v1/DeleteTopicsRequest.js';
-import type { DeleteTopicsResponse } from '../src/rpc/generated/riffle/v1/DeleteTopicsResponse.js';
+import type { DeleteTopicsResponse__Output } from '../src/rpc/generated/riffle/v1/DeleteTopicsResponse.js';
 import type { DescribeTopicsRequest__Output } from '../src/rpc/generated/riffle/v1/DescribeTopicsRequest.js';
 import type { DescribeTopicsResponse } from '../src/rpc/generated/riffle/v1/DescribeTopicsResponse.js';
 import type { TopicDescription } from '../src/rpc/generated/riffle/v1/TopicDescription.js';
 import type { ListTopicsRequest__Output } from '../src/rpc/generated/riffle/v1/ListTopicsRequest.js';
 import type { ListTopicsResponse } from '../src/rpc/generated/riffle/v1/ListTopicsResponse.js';
 import type { CreatePartitionsRequest__Output } from '../src/rpc/generated/riffle/v1/CreatePartitionsRequest.js';
-import type { CreatePartitionsResponse } from '../src/rpc/generated/riffle/v1/CreatePartitionsResponse.js';
+import type { CreatePartitionsResponse__Output } from '../src/rpc/generated/riffle/v1/CreatePartitionsResponse.js';
+import type { IncrementalAlterConfigsRequest__Output } from '../src/rpc/generated/riffle/v1/IncrementalAlterConfigsRequest.js';
+import type { IncrementalAlterConfigsResponse__Output } from '../src/rpc/generated/riffle/v1/IncrementalAlterConfigsResponse.js';
 import type { DescribeClusterResponse } from '../src/rpc/generated/riffle/v1/DescribeClusterResponse.js';
 import type { DescribeConfigsRequest__Output } from '../src/rpc/generated/riffle/v1/DescribeConfigsRequest.js';
 import type { DescribeConfigsResponse } from '../src/rpc/generated/riffle/v1/DescribeConfigsResponse.js';
@@ -26,10 +31,13 @@ import type { DescribedConfig } from '../src/rpc/generated/riffle/v1/DescribedCo
 
 /** The most topics one admin request may name. */
 export const ADMIN_REQUEST_TOPICS_MAX = 1000;
+/** How long a write waits for this broker's image to show the controller's change. */
+export const METADATA_PROPAGATION_WAIT_MS = 5_000;
 
 export interface AdminServiceDeps {
   cluster: ClusterView;
-  topics: TopicManager;
+  controller: ControllerClient;
+  metadata: MetadataCache;
   replicas: ReplicaManager;
 }
 
@@ -37,9 +45,12 @@ export function adminHandlers(context: HandlerContext, deps: AdminServiceDeps): 
   return {
     CreateTopics: unary(context, 'CreateTopics', (request: CreateTopicsRequest__Output) => createTopics(deps, request)),
     DeleteTopics: unary(context, 'DeleteTopics', (request: DeleteTopicsRequest__Output) => deleteTopics(deps, request)),
+    CreatePartitions: unary(context, 'CreatePartitions', (request: CreatePartitionsRequest__Output) => forward<CreatePartitionsResponse__Output>(deps, 'CreatePartitions', request)),
+    IncrementalAlterConfigs: unary(context, 'IncrementalAlterConfigs', (request: IncrementalAlterConfigsRequest__Output) =>
+      forward<IncrementalAlterConfigsResponse__Output>(deps, 'IncrementalAlterConfigs', request),
+    ),
     DescribeTopics: unary(context, 'DescribeTopics', async (request: DescribeTopicsRequest__Output) => describeTopics(deps, request)),
     ListTopics: unary(context, 'ListTopics', async (request: ListTopicsRequest__Output) => listTopics(deps, request)),
-    CreatePartitions: unary(context, 'CreatePartitions', (request: CreatePartitionsRequest__Output) => createPartitions(deps, request)),
     DescribeCluster: unary(context, 'DescribeCluster', async () => describeCluster(deps)),
     DescribeConfigs: unary(context, 'DescribeConfigs', async (request: DescribeConfigsRequest__Output) => describeConfigs(deps, request)),
   };
@@ -49,85 +60,69 @@ function checkCount(count: number): void {
   if (count > ADMIN_REQUEST_TOPICS_MAX) throw new RiffleError('INVALID_REQUEST', `At most ${ADMIN_REQUEST_TOPICS_MAX} topics per request, got ${count}.`);
 }
 
-async function createTopics(deps: AdminServiceDeps, request: CreateTopicsRequest__Output): Promise<CreateTopicsResponse> {
-  checkCount(request.topics.length);
-  const topics = [];
-  for (const wanted of request.topics) {
-    const spec = {
-      name: wanted.name,
-      partitions: wanted.numPartitions === 0 ? -1 : wanted.numPartitions,
-      replicationFactor: wanted.replicationFactor === 0 ? -1 : wanted.replicationFactor,
-      configs: Object.fromEntries(wanted.configs.map((entry) => [entry.name, entry.value])),
-    };
-    try {
-      if (request.validateOnly) {
-        const record = deps.topics.validate(spec);
-        if (deps.topics.get(spec.name)) throw new RiffleError('TOPIC_ALREADY_EXISTS', `Topic '${spec.name}' already exists.`);
-        topics.push({ name: wanted.name, errorCode: 0, numPartitions: record.partitions, replicationFactor: record.replicationFactor });
-        continue;
-      }
-      const record = await deps.topics.create(spec);
-      topics.push({
-        name: record.name,
-        topicId: record.topicId,
-        errorCode: 0,
-        numPartitions: record.partitions,
-        replicationFactor: record.replicationFactor,
-        configs: Object.entries(record.configs).map(([name, value]) => ({ name, value })),
-      });
-    } catch (error) {
-      const riffleError = toRiffleError(error);
-      topics.push({ name: wanted.name, errorCode: riffleError.code, errorMessage: riffleError.message, numPartitions: -1, replicationFactor: -1 });
-    }
-  }
-  return { topics };
+/** Forwards a write to the active controller, then waits until the local image has caught up with it. */
+async function forward<Response>(deps: AdminServiceDeps, method: string, request: object): Promise<Response> {
+  const response = await deps.controller.call<Response>(method, request, 30_000);
+  await waitForLocalCatchUp(deps);
+  return response;
 }
 
-async function deleteTopics(deps: AdminServiceDeps, request: DeleteTopicsRequest__Output): Promise<DeleteTopicsResponse> {
+/** Waits until this broker's image and replicas have caught up with the controller's committed offset. */
+async function waitForLocalCatchUp(deps: AdminServiceDeps): Promise<void> {
+  const committed = deps.metadata.committedOffset;
+  await deps.metadata.waitFor((image) => image.offset >= committed, METADATA_PROPAGATION_WAIT_MS);
+  await deps.replicas.whenSynced(committed, METADATA_PROPAGATION_WAIT_MS);
+}
+
+async function createTopics(deps: AdminServiceDeps, request: CreateTopicsRequest__Output): Promise<CreateTopicsResponse__Output> {
+  checkCount(request.topics.length);
+  const response = await deps.controller.call<CreateTopicsResponse__Output>('CreateTopics', request, 30_000);
+  const created = response.topics.filter((topic) => topic.errorCode === 0 && !request.validateOnly).map((topic) => topic.name);
+  await deps.metadata.waitFor((image) => created.every((name) => image.topicByName(name) !== undefined), METADATA_PROPAGATION_WAIT_MS);
+  await deps.replicas.whenSynced(deps.metadata.offset, METADATA_PROPAGATION_WAIT_MS);
+  return response;
+}
+
+async function deleteTopics(deps: AdminServiceDeps, request: DeleteTopicsRequest__Output): Promise<DeleteTopicsResponse__Output> {
   checkCount(request.topicNames.length);
-  const responses = [];
-  for (const name of request.topicNames) {
-    try {
-      const record = await deps.topics.delete(name);
-      responses.push({ name, topicId: record.topicId, errorCode: 0 });
-    } catch (error) {
-      const riffleError = toRiffleError(error);
-      responses.push({ name, errorCode: riffleError.code, errorMessage: riffleError.message });
-    }
-  }
-  return { responses };
+  const response = await deps.controller.call<DeleteTopicsResponse__Output>('DeleteTopics', request, 30_000);
+  const deleted = response.responses.filter((topic) => topic.errorCode === 0).map((topic) => topic.name);
+  await deps.metadata.waitFor((image) => deleted.every((name) => image.topicByName(name) === undefined), METADATA_PROPAGATION_WAIT_MS);
+  await deps.replicas.whenSynced(deps.metadata.offset, METADATA_PROPAGATION_WAIT_MS);
+  return response;
 }
 
 function describeTopics(deps: AdminServiceDeps, request: DescribeTopicsRequest__Output): DescribeTopicsResponse {
   checkCount(request.topicNames.length);
-  const names = request.topicNames.length > 0 ? request.topicNames : deps.topics.list().map((topic) => topic.name);
+  const image = deps.cluster.image();
+  const names = request.topicNames.length > 0 ? request.topicNames : [...image.topics.values()].map((topic) => topic.name).sort();
   return {
     topics: names.map((name): TopicDescription => {
-      const topic = deps.topics.get(name);
+      const topic = image.topicByName(name);
       if (!topic) {
         const error = new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${name}' does not exist.`);
         return { name, errorCode: error.code, errorMessage: error.message };
       }
-      return describeTopic(deps, topic);
+      return describeTopic(deps, image, topic);
     }),
   };
 }
 
-function describeTopic(deps: AdminServiceDeps, topic: TopicRecord): TopicDescription {
-  const self = deps.cluster.selfId;
-  const partitions = Array.from({ length: topic.partitions }, (_, index) => {
-    const partition = deps.replicas.findPartition(topic.name, index);
-    if (!partition) return { partitionIndex: index, leaderId: -1, leaderEpoch: -1, replicaNodes: [self], isrNodes: [], offlineReplicas: [self] };
+function describeTopic(deps: AdminServiceDeps, image: MetadataImage, topic: TopicInfo): TopicDescription {
+  const partitions = topic.partitions.map((info) => {
+    // Offsets are known for the replicas this broker hosts; -1 elsewhere.
+    const local = deps.replicas.findPartition(topic.name, info.partition);
     return {
-      partitionIndex: index,
-      leaderId: self,
-      leaderEpoch: partition.leaderEpoch,
-      replicaNodes: [self],
-      isrNodes: [self],
-      logStartOffset: partition.logStartOffset,
-      highWatermark: partition.highWatermark,
-      logEndOffset: partition.logEndOffset,
-      sizeBytes: partition.log.sizeBytes,
+      partitionIndex: info.partition,
+      leaderId: info.leader,
+      leaderEpoch: info.leaderEpoch,
+      replicaNodes: [...info.replicas],
+      isrNodes: [...info.isr],
+      offlineReplicas: info.replicas.filter((id) => !image.isActiveBroker(id)),
+      logStartOffset: local?.logStartOffset ?? -1,
+      highWatermark: local?.highWatermark ?? -1,
+      logEndOffset: local?.logEndOffset ?? -1,
+      sizeBytes: local?.log.sizeBytes ?? -1,
     };
   });
   return {
@@ -144,38 +139,23 @@ function describeTopic(deps: AdminServiceDeps, topic: TopicRecord): TopicDescrip
 
 function listTopics(deps: AdminServiceDeps, request: ListTopicsRequest__Output): ListTopicsResponse {
   return {
-    topics: deps.topics
-      .list()
+    topics: [...deps.cluster.image().topics.values()]
       .filter((topic) => request.includeInternal || !topic.internal)
+      .sort((a, b) => a.name.localeCompare(b.name))
       .map((topic) => ({
         name: topic.name,
         topicId: topic.topicId,
         kind: topic.kind,
-        numPartitions: topic.partitions,
+        numPartitions: topic.partitions.length,
         replicationFactor: topic.replicationFactor,
         isInternal: topic.internal,
       })),
   };
 }
 
-async function createPartitions(deps: AdminServiceDeps, request: CreatePartitionsRequest__Output): Promise<CreatePartitionsResponse> {
-  checkCount(request.topics.length);
-  const results = [];
-  for (const wanted of request.topics) {
-    try {
-      await deps.topics.createPartitions(wanted.name, wanted.count, request.validateOnly);
-      results.push({ name: wanted.name, errorCode: 0 });
-    } catch (error) {
-      const riffleError = toRiffleError(error);
-      results.push({ name: wanted.name, errorCode: riffleError.code, errorMessage: riffleError.message });
-    }
-  }
-  return { results };
-}
-
 function describeCluster(deps: AdminServiceDeps): DescribeClusterResponse {
   return {
-    clusterId: deps.cluster.clusterId,
+    clusterId: deps.cluster.clusterId(),
     controllerId: deps.cluster.controllerId(),
     brokers: deps.cluster.brokers().map((broker) => ({
       brokerId: broker.nodeId,
@@ -185,6 +165,7 @@ function describeCluster(deps: AdminServiceDeps): DescribeClusterResponse {
       roles: broker.roles,
       state: broker.state,
       httpEndpoint: broker.httpEndpoint,
+      brokerEpoch: broker.epoch,
     })),
   };
 }
@@ -193,21 +174,18 @@ function describeConfigs(deps: AdminServiceDeps, request: DescribeConfigsRequest
   return { results: request.resources.map((resource) => describeResourceConfigs(deps, resource)) };
 }
 
-function describeResourceConfigs(
-  deps: AdminServiceDeps,
-  resource: DescribeConfigsRequest__Output['resources'][number],
-): DescribeConfigsResult {
+function describeResourceConfigs(deps: AdminServiceDeps, resource: DescribeConfigsRequest__Output['resources'][number]): DescribeConfigsResult {
   const base = { resourceType: resource.resourceType, resourceName: resource.resourceName };
   if (resource.resourceType !== 'topic') {
     const error = new RiffleError('INVALID_REQUEST', `Unknown resource type '${resource.resourceType}'; only 'topic' configs are described.`);
     return { ...base, errorCode: error.code, errorMessage: error.message };
   }
-  const topic = deps.topics.get(resource.resourceName);
+  const topic = deps.cluster.image().topicByName(resource.resourceName);
   if (!topic) {
     const error = new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${resource.resourceName}' does not exist.`);
     return { ...base, errorCode: error.code, errorMessage: error.message };
   }
-  const effective = deps.replicas.logConfigOf(topic);
+  const effective = deps.replicas.logConfigOf(topic.configs);
   const values: Record<string, string> = {
     'segment.bytes': String(effective.segmentBytes),
     'segment.ms': String(effective.segmentMs),
@@ -217,7 +195,7 @@ function describeResourceConfigs(
     'flush.interval.ms': String(effective.flushIntervalMs),
     'index.interval.bytes': String(effective.indexIntervalBytes),
     'max.message.bytes': String(effective.maxBatchBytes),
-    'min.insync.replicas': topic.configs['min.insync.replicas'] ?? '1',
+    'min.insync.replicas': String(minInsyncReplicasOf(topic.configs, topic.replicationFactor)),
   };
   const wanted = resource.configurationKeys.length > 0 ? resource.configurationKeys : Object.keys(values);
   const configs: DescribedConfig[] = wanted

@@ -1,42 +1,65 @@
-// What a broker knows of the cluster around it: its id, the cluster id, the live brokers and who
-// leads each partition. On a single node this is the node itself; with the controller quorum the
-// metadata image answers the same questions.
-export interface BrokerInfo {
+// What a broker knows of the cluster around it, read from its metadata image: the cluster id,
+// the registered brokers with their endpoints and states, and which controller is active.
+import type { MetadataImage } from '../controller/index.js';
+
+export interface BrokerView {
   nodeId: number;
   host: string;
   port: number;
   rack: string;
   roles: string[];
   httpEndpoint: string;
-  state: 'active' | 'fenced' | 'shutting_down';
+  state: string;
+  epoch: number;
 }
 
 export interface ClusterView {
-  readonly clusterId: string;
   readonly selfId: number;
+  clusterId(): string;
+  /** The active controller's node id, -1 when unknown. */
   controllerId(): number;
-  brokers(): BrokerInfo[];
+  /** Every registered broker, fenced ones included. */
+  brokers(): BrokerView[];
+  /** Brokers clients may use: registered, unfenced, with a listener. */
+  liveBrokers(): BrokerView[];
+  image(): MetadataImage;
 }
 
-export class SingleNodeCluster implements ClusterView {
+export class ImageClusterView implements ClusterView {
   constructor(
-    readonly clusterId: string,
-    private readonly self: BrokerInfo,
+    readonly selfId: number,
+    private readonly currentImage: () => MetadataImage,
+    private readonly activeControllerId: () => number,
   ) {}
 
-  get selfId(): number {
-    return this.self.nodeId;
+  image(): MetadataImage {
+    return this.currentImage();
+  }
+
+  clusterId(): string {
+    return this.currentImage().cluster?.clusterId ?? '';
   }
 
   controllerId(): number {
-    return this.self.nodeId;
+    return this.activeControllerId();
   }
 
-  brokers(): BrokerInfo[] {
-    return [this.self];
+  brokers(): BrokerView[] {
+    return [...this.currentImage().brokers.values()]
+      .map((broker) => ({
+        nodeId: broker.nodeId,
+        host: broker.listener?.host ?? '',
+        port: broker.listener?.port ?? 0,
+        rack: broker.rack,
+        roles: [...broker.roles],
+        httpEndpoint: broker.http ? `${broker.http.host}:${broker.http.port}` : '',
+        state: broker.state,
+        epoch: broker.epoch,
+      }))
+      .sort((a, b) => a.nodeId - b.nodeId);
   }
 
-  setState(state: BrokerInfo['state']): void {
-    this.self.state = state;
+  liveBrokers(): BrokerView[] {
+    return this.brokers().filter((broker) => broker.state !== 'fenced' && broker.port > 0);
   }
 }

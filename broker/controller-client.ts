@@ -30,6 +30,12 @@ export class ControllerClient {
     return this.activeAddress ? [this.activeAddress, ...all.filter((address) => address !== this.activeAddress)] : all;
   }
 
+  /** The node id of the controller that last answered a call, -1 when none has. */
+  activeControllerId(): number {
+    const voter = this.voters.find((candidate) => `${candidate.host}:${candidate.port}` === this.activeAddress);
+    return voter?.nodeId ?? -1;
+  }
+
   /**
    * Calls the active controller: a voter that says NOT_CONTROLLER points at the active one (the
    * hint is tried next); an unreachable voter is skipped. Throws the last error when no voter

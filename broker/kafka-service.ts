@@ -5,9 +5,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { FetchPurgatory } from './fetch-purgatory.js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
-import type { TopicManager } from './topic-manager.js';
 import type { ClusterView } from './cluster-view.js';
-import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
+import { ERRORS, RiffleError, toRiffleError } from '../src/rpc/errors.js';
 import { unary, type HandlerContext } from '../src/rpc/server.js';
 import { Counter, type Registry } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/logger.js';
@@ -45,8 +44,6 @@ export class DataPlaneMetrics {
 
 export interface KafkaServiceDeps {
   cluster: ClusterView;
-  advertised: { host: string; port: number };
-  topics: TopicManager;
   replicas: ReplicaManager;
   purgatory: FetchPurgatory;
   metrics: DataPlaneMetrics;
@@ -66,23 +63,28 @@ export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): 
 }
 
 function metadata(deps: KafkaServiceDeps, request: MetadataRequest__Output): MetadataResponse {
-  const all = deps.topics.list().filter((topic) => request.includeInternal || !topic.internal);
-  const names = request.topics.length > 0 ? request.topics : all.map((topic) => topic.name);
-  const self = deps.cluster.selfId;
+  const image = deps.cluster.image();
+  const all = [...image.topics.values()].filter((topic) => request.includeInternal || !topic.internal);
+  const names = request.topics.length > 0 ? request.topics : all.map((topic) => topic.name).sort();
   return {
-    clusterId: deps.cluster.clusterId,
+    clusterId: deps.cluster.clusterId(),
     controllerId: deps.cluster.controllerId(),
-    brokers: deps.cluster.brokers().map((broker) => ({ nodeId: broker.nodeId, host: broker.host, port: broker.port, rack: broker.rack })),
+    brokers: deps.cluster.liveBrokers().map((broker) => ({ nodeId: broker.nodeId, host: broker.host, port: broker.port, rack: broker.rack })),
     topics: names.map((name) => {
-      const topic = deps.topics.get(name);
+      const topic = image.topicByName(name);
       if (!topic) {
         const error = new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${name}' does not exist.`);
         return { name, errorCode: error.code, errorMessage: error.message, partitions: [] };
       }
-      const partitions = Array.from({ length: topic.partitions }, (_, index) => {
-        const partition = deps.replicas.findPartition(name, index);
-        return { partitionIndex: index, leaderId: partition ? self : -1, leaderEpoch: partition?.leaderEpoch ?? -1, replicaNodes: [self], isrNodes: [self] };
-      });
+      const partitions = topic.partitions.map((partition) => ({
+        partitionIndex: partition.partition,
+        errorCode: partition.leader < 0 ? ERRORS.LEADER_NOT_AVAILABLE.code : 0,
+        leaderId: partition.leader,
+        leaderEpoch: partition.leaderEpoch,
+        replicaNodes: [...partition.replicas],
+        isrNodes: [...partition.isr],
+        offlineReplicas: partition.replicas.filter((id) => !image.isActiveBroker(id)),
+      }));
       return { name, topicId: topic.topicId, isInternal: topic.internal, kind: topic.kind, partitions };
     }),
   };

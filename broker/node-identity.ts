@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from './topic-store.js';
 
 export interface NodeIdentity {
   clusterId: string;
@@ -42,4 +41,23 @@ export async function loadOrCreateIdentity(dataDir: string, nodeId: number, clus
 /** 16 random bytes in URL-safe base64, the form of Kafka's cluster ids. */
 function newClusterId(): string {
   return randomBytes(16).toString('base64url');
+}
+
+/** Replaces a file so that a crash leaves either the old or the new contents, never a mix. */
+export async function writeFileAtomic(file: string, contents: string): Promise<void> {
+  const temporary = `${file}.tmp`;
+  const handle = await fs.open(temporary, 'w');
+  try {
+    await handle.writeFile(contents);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temporary, file);
+  const dir = await fs.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -1,99 +1,90 @@
-// Assembles one broker node: identity, topic catalogue, partition logs, the Kafka and Admin gRPC
-// services, the HTTP listener for metrics and health, and the retention timer. Shutdown stops
-// accepting calls, lets those in flight finish within the grace period, then flushes and closes
-// every log so the next start needs no recovery.
+// Assembles one Riffle node from its roles. A controller runs Raft and the QuorumController on
+// --controller-listen; a broker follows the controller's metadata, registers and heartbeats,
+// hosts the partition replicas the metadata assigns it, and serves the Kafka and Admin services
+// on --listen. A combined node does both (KRaft's combined mode). Every node serves /metrics,
+// /healthz and /readyz on --http.
+//
+// Shutdown: a broker first asks the controller to move its leaderships away (controlled
+// shutdown), then stops accepting calls, lets those in flight finish within the grace period,
+// and flushes and closes every log; a controller stops Raft last.
 import * as grpc from '@grpc/grpc-js';
-import { SingleNodeCluster } from './cluster-view.js';
+import { ControllerNode } from '../controller/controller-node.js';
+import type { ControllerConfig } from '../controller/index.js';
+import type { RaftTimingOptions } from '../raft/index.js';
+import { adminHandlers } from './admin-service.js';
+import { BrokerLifecycle } from './broker-lifecycle.js';
+import { ImageClusterView } from './cluster-view.js';
+import { ControllerClient } from './controller-client.js';
 import { FetchPurgatory } from './fetch-purgatory.js';
 import { DataPlaneMetrics, kafkaHandlers } from './kafka-service.js';
-import { adminHandlers } from './admin-service.js';
-import { loadOrCreateIdentity, type NodeIdentity } from './node-identity.js';
+import { MetadataCache } from './metadata-cache.js';
+import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
-import { TopicManager } from './topic-manager.js';
-import { TopicStore } from './topic-store.js';
 import type { NodeConfig } from '../src/config/node-config.js';
 import { createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
-import { NodeHttpServer } from '../src/metrics/http-server.js';
+import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
 import { serviceClient } from '../src/rpc/proto.js';
 import { RpcMetrics, bindServer, serverOptions, shutdownServer } from '../src/rpc/server.js';
 import { systemClock, type Clock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
 
-export interface BrokerNodeOptions {
+export interface RiffleNodeOptions {
   config: NodeConfig;
   logger: Logger;
   clock?: Clock;
   registry?: Registry;
+  controllerConfig?: Partial<ControllerConfig>;
+  raftTiming?: Partial<RaftTimingOptions>;
 }
 
-export class BrokerNode {
-  private state: 'starting' | 'serving' | 'stopping' | 'stopped' = 'starting';
-  private retentionTimer?: NodeJS.Timeout;
+/** How long a stopping broker waits for the controller to move its leaderships away. */
+export const CONTROLLED_SHUTDOWN_WAIT_MS = 10_000;
+
+interface BrokerParts {
+  server: grpc.Server;
+  port: number;
+  controllerClient: ControllerClient;
+  metadata: MetadataCache;
+  replicas: ReplicaManager;
+  lifecycle: BrokerLifecycle;
+  retentionTimer: NodeJS.Timeout;
+}
+
+interface ControllerParts {
+  server: grpc.Server;
+  port: number;
+  node: ControllerNode;
+}
+
+export class RiffleNode {
+  private state: 'serving' | 'stopping' | 'stopped' = 'serving';
 
   private constructor(
     readonly config: NodeConfig,
-    readonly identity: NodeIdentity,
     readonly registry: Registry,
     private readonly logger: Logger,
-    private readonly grpcServer: grpc.Server,
     private readonly httpServer: NodeHttpServer,
-    private readonly replicas: ReplicaManager,
-    private readonly cluster: SingleNodeCluster,
-    readonly grpcPort: number,
+    readonly broker: BrokerParts | undefined,
+    readonly controller: ControllerParts | undefined,
   ) {}
 
-  static async start(options: BrokerNodeOptions): Promise<BrokerNode> {
+  static async start(options: RiffleNodeOptions): Promise<RiffleNode> {
     const { config, logger } = options;
     const clock = options.clock ?? systemClock;
     const registry = options.registry ?? createNodeRegistry({ nodeId: config.nodeId });
-    const identity = await loadOrCreateIdentity(config.dataDir, config.nodeId);
-    const store = await TopicStore.open(config.dataDir);
-    const replicas = new ReplicaManager({ dataDir: config.dataDir, clock, logger, registry });
-    const cluster = new SingleNodeCluster(identity.clusterId, {
-      nodeId: config.nodeId,
-      host: config.advertisedListen.host,
-      port: config.advertisedListen.port,
-      rack: config.az,
-      roles: config.roles,
-      httpEndpoint: `${config.advertisedHttp.host}:${config.advertisedHttp.port}`,
-      state: 'active',
-    });
-    const topics = new TopicManager(
-      store,
-      replicas,
-      { partitions: config.defaultPartitions, replicationFactor: config.defaultReplicationFactor },
-      () => cluster.brokers().length,
-      clock,
-      logger,
-    );
-    await topics.openAll();
-    const purgatory = new FetchPurgatory();
-    registerNodeGauges(registry, purgatory);
-    const grpcServer = new grpc.Server(serverOptions(config.requestBytesMax));
+    await loadOrCreateIdentity(config.dataDir, config.nodeId);
     const rpcMetrics = new RpcMetrics(registry);
-    const dataMetrics = new DataPlaneMetrics(registry);
-    grpcServer.addService(
-      serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
-      kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
-        cluster, advertised: config.advertisedListen, topics, replicas, purgatory, metrics: dataMetrics, logger, requestBytesMax: config.requestBytesMax,
-      }) as grpc.UntypedServiceImplementation,
-    );
-    grpcServer.addService(
-      serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
-      adminHandlers({ service: 'admin', metrics: rpcMetrics, logger }, { cluster, topics, replicas }) as grpc.UntypedServiceImplementation,
-    );
-    const grpcPort = await bindServer(grpcServer, config.listen.host, config.listen.port);
-    let node: BrokerNode | undefined;
+    const controller = config.roles.includes('controller') ? await startController(options, registry, rpcMetrics, clock) : undefined;
+    const broker = config.roles.includes('broker') ? await startBroker(options, registry, rpcMetrics, clock) : undefined;
+    let node: RiffleNode | undefined;
     const httpServer = await NodeHttpServer.start({
       host: config.http.host,
       port: config.http.port,
       registry,
-      readiness: () => (node?.state === 'serving' ? { ready: true, reasons: [] } : { ready: false, reasons: [`node is ${node?.state ?? 'starting'}`] }),
+      readiness: () => node?.readiness() ?? { ready: false, reasons: ['starting'] },
     });
-    node = new BrokerNode(config, identity, registry, logger, grpcServer, httpServer, replicas, cluster, grpcPort);
-    node.startRetention();
-    node.state = 'serving';
-    logger.info({ clusterId: identity.clusterId, grpcPort, httpPort: httpServer.port }, `node ${config.nodeId} serving on ${config.listen.host}:${grpcPort}`);
+    node = new RiffleNode(config, registry, logger, httpServer, broker, controller);
+    logger.info({ grpcPort: broker?.port, controllerPort: controller?.port, httpPort: httpServer.port }, `node ${config.nodeId} started with roles ${config.roles.join(',')}`);
     return node;
   }
 
@@ -101,35 +92,110 @@ export class BrokerNode {
     return this.httpServer.port;
   }
 
-  private startRetention(): void {
-    this.retentionTimer = setInterval(() => {
-      const deleted = this.replicas.applyRetention();
-      if (deleted > 0) this.logger.info({ segments: deleted }, 'retention deleted segments');
-    }, this.config.retentionCheckIntervalMs);
-    this.retentionTimer.unref();
+  /** Ready when every role is: the controller knows a leader and has applied what is committed; the broker is registered, unfenced and caught up. */
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    if (this.state !== 'serving') reasons.push(`node is ${this.state}`);
+    if (this.controller && !this.controller.node.isReady()) reasons.push('controller has no leader or has not applied the committed metadata');
+    if (this.broker) {
+      if (this.broker.lifecycle.state !== 'active') reasons.push(`broker is ${this.broker.lifecycle.state}`);
+      if (!this.broker.metadata.caughtUp) reasons.push('broker metadata is behind the controller');
+    }
+    return { ready: reasons.length === 0, reasons };
   }
 
   async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+    if (this.state !== 'serving') return;
     this.state = 'stopping';
-    this.cluster.setState('shutting_down');
     this.logger.info(`node ${this.config.nodeId} stopping`);
-    clearInterval(this.retentionTimer);
-    await shutdownServer(this.grpcServer, this.config.shutdownGraceMs);
-    await this.replicas.close();
+    if (this.broker) await stopBroker(this.broker, this.config, this.logger);
+    if (this.controller) {
+      await this.controller.node.stop();
+      await shutdownServer(this.controller.server, 1_000);
+    }
     await this.httpServer.close();
     this.state = 'stopped';
     this.logger.info(`node ${this.config.nodeId} stopped`);
   }
 }
 
-function registerNodeGauges(registry: Registry, purgatory: FetchPurgatory): void {
+async function startController(options: RiffleNodeOptions, registry: Registry, rpcMetrics: RpcMetrics, clock: Clock): Promise<ControllerParts> {
+  const { config, logger } = options;
+  const server = new grpc.Server(serverOptions(64 * 1024 * 1024));
+  const node = await ControllerNode.start({
+    config, server, logger, registry, rpcMetrics, clock, controllerConfig: options.controllerConfig, raftTiming: options.raftTiming,
+  });
+  const port = await bindServer(server, config.controllerListen.host, config.controllerListen.port);
+  return { server, port, node };
+}
+
+async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMetrics: RpcMetrics, clock: Clock): Promise<BrokerParts> {
+  const { config, logger } = options;
+  const controllerClient = new ControllerClient(config.controllerQuorum, logger);
+  const metadata = new MetadataCache();
+  const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry });
+  metadata.onChange((image) => {
+    replicas.sync(image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
+  });
+  controllerClient.followMetadata(config.nodeId, () => metadata.offset + 1, (delivery) => metadata.apply(delivery));
+  const lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
+  lifecycle.start();
+  const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());
+  const purgatory = new FetchPurgatory();
+  registerBrokerGauges(registry, purgatory, metadata);
+  const server = new grpc.Server(serverOptions(config.requestBytesMax));
+  server.addService(
+    serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
+    kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
+      cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
+    }) as grpc.UntypedServiceImplementation,
+  );
+  server.addService(
+    serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
+    adminHandlers({ service: 'admin', metrics: rpcMetrics, logger }, { cluster, controller: controllerClient, metadata, replicas }) as grpc.UntypedServiceImplementation,
+  );
+  const port = await bindServer(server, config.listen.host, config.listen.port);
+  const retentionTimer = setInterval(() => {
+    const deleted = replicas.applyRetention();
+    if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
+  }, config.retentionCheckIntervalMs);
+  retentionTimer.unref();
+  return { server, port, controllerClient, metadata, replicas, lifecycle, retentionTimer };
+}
+
+async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
+  const moved = await broker.lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_WAIT_MS);
+  if (!moved) logger.warn('controlled shutdown did not complete; stopping anyway');
+  clearInterval(broker.retentionTimer);
+  await shutdownServer(broker.server, config.shutdownGraceMs);
+  broker.lifecycle.stop();
+  broker.controllerClient.close();
+  await broker.replicas.close();
+}
+
+function registerBrokerGauges(registry: Registry, purgatory: FetchPurgatory, metadata: MetadataCache): void {
   new Gauge({
     name: 'riffle_broker_fetch_parked',
     help: 'Long-polling fetches waiting for data.',
     registers: [registry],
     collect() {
       this.set(purgatory.parkedCount);
+    },
+  });
+  new Gauge({
+    name: 'riffle_broker_metadata_offset',
+    help: 'The metadata offset this broker has applied.',
+    registers: [registry],
+    collect() {
+      this.set(metadata.offset);
+    },
+  });
+  new Gauge({
+    name: 'riffle_broker_metadata_lag',
+    help: "How far this broker's metadata is behind the controller's committed offset, in offsets.",
+    registers: [registry],
+    collect() {
+      this.set(Math.max(0, metadata.committedOffset - metadata.offset));
     },
   });
 }

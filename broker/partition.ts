@@ -1,24 +1,37 @@
-// One partition hosted by this broker: its log, its leader epoch and its high watermark, the
-// offset below which records are visible to consumers. On a single node the high watermark is
-// the durable end of the log: with flush policy `ack` it moves only once an fdatasync covers the
-// records, so a consumer never reads what a crash could take back; with `interval` and `os` it
-// follows the log end at once. Replication will move it to the minimum log end of the ISR.
+// One partition replica hosted by this broker: its log, and its role and leader epoch as the
+// metadata image says. Only the leader takes produce requests and serves consumers.
+//
+// The high watermark is the offset below which records are visible to consumers. Until follower
+// replication exists (the replication issue), it is the durable end of the leader's log: with
+// flush policy `ack` it moves only once an fdatasync covers the records, so a consumer never
+// reads what a crash could take back; with `interval` and `os` it follows the log end at once.
+// Replication will make it the minimum log end offset of the ISR.
 import type { AppendInfo, PartitionLog } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
 
 export type HighWatermarkListener = (partition: Partition) => void;
 
+export interface PartitionRole {
+  leaderId: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+}
+
 export class Partition {
   private highWatermarkOffset: number;
   private readonly listeners = new Set<HighWatermarkListener>();
+  private role: PartitionRole;
 
   constructor(
     readonly topic: string,
+    readonly topicId: string,
     readonly index: number,
     readonly log: PartitionLog,
-    readonly leaderEpoch: number,
+    readonly selfId: number,
+    role: PartitionRole,
   ) {
+    this.role = { ...role };
     // Everything recovered from disk survived a restart and is durable now.
     this.highWatermarkOffset = log.logEndOffset;
   }
@@ -35,13 +48,37 @@ export class Partition {
     return this.log.logEndOffset;
   }
 
+  get leaderEpoch(): number {
+    return this.role.leaderEpoch;
+  }
+
+  get leaderId(): number {
+    return this.role.leaderId;
+  }
+
+  get isLeader(): boolean {
+    return this.role.leaderId === this.selfId;
+  }
+
+  /** Takes the role the metadata gives; a leader epoch never goes back. */
+  updateRole(role: PartitionRole): void {
+    assert(role.leaderEpoch >= this.role.leaderEpoch, () => `leader epoch of ${this.topic}-${this.index} went back from ${this.role.leaderEpoch} to ${role.leaderEpoch}`);
+    this.role = { ...role };
+  }
+
+  /** Only the leader answers clients; anyone else says where the leader is. */
+  requireLeader(): void {
+    if (this.isLeader) return;
+    throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${this.selfId} is not the leader of ${this.topic}-${this.index}; the leader is ${this.role.leaderId}.`);
+  }
+
   /** Checks a client's idea of the leader epoch (-1 means the client does not know it). */
   checkLeaderEpoch(clientEpoch: number): void {
-    if (clientEpoch < 0 || clientEpoch === this.leaderEpoch) return;
-    if (clientEpoch < this.leaderEpoch) {
-      throw new RiffleError('FENCED_LEADER_EPOCH', `Leader epoch ${clientEpoch} is older than ${this.leaderEpoch} for ${this.topic}-${this.index}.`);
+    if (clientEpoch < 0 || clientEpoch === this.role.leaderEpoch) return;
+    if (clientEpoch < this.role.leaderEpoch) {
+      throw new RiffleError('FENCED_LEADER_EPOCH', `Leader epoch ${clientEpoch} is older than ${this.role.leaderEpoch} for ${this.topic}-${this.index}.`);
     }
-    throw new RiffleError('UNKNOWN_LEADER_EPOCH', `Leader epoch ${clientEpoch} is newer than ${this.leaderEpoch} for ${this.topic}-${this.index}.`);
+    throw new RiffleError('UNKNOWN_LEADER_EPOCH', `Leader epoch ${clientEpoch} is newer than ${this.role.leaderEpoch} for ${this.topic}-${this.index}.`);
   }
 
   /**
@@ -49,7 +86,8 @@ export class Partition {
    * topic's flush policy promises; `awaitDurable` false (acks=0) skips that wait, not the write.
    */
   async append(batches: Buffer, awaitDurable: boolean): Promise<AppendInfo> {
-    const info = this.log.append(batches, this.leaderEpoch);
+    this.requireLeader();
+    const info = this.log.append(batches, this.role.leaderEpoch);
     const durable = this.log.waitDurable(info.lastOffset + 1).then(() => this.advanceHighWatermark(info.lastOffset + 1));
     if (awaitDurable) await durable;
     else durable.catch(() => undefined);
@@ -57,14 +95,14 @@ export class Partition {
   }
 
   private advanceHighWatermark(offset: number): void {
-    if (offset <= this.highWatermarkOffset) return;
-    assert(offset <= this.log.logEndOffset, () => `high watermark ${offset} beyond log end ${this.log.logEndOffset}`);
+    if (offset <= this.highWatermarkOffset || offset > this.log.logEndOffset) return;
     this.highWatermarkOffset = offset;
     for (const listener of this.listeners) listener(this);
   }
 
   /** Reads whole batches from fetchOffset, never past the high watermark. */
   read(fetchOffset: number, maxBytes: number): Buffer {
+    this.requireLeader();
     if (fetchOffset < this.log.logStartOffset || fetchOffset > this.highWatermarkOffset) {
       throw new RiffleError(
         'OFFSET_OUT_OF_RANGE',

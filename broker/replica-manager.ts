@@ -1,17 +1,19 @@
-// Owns the partitions this broker hosts: opens their logs at start, creates and deletes them as
-// topics come and go, and runs retention. Partition logs live under
-// <data-dir>/logs/<topic>-<partition>/, as in Kafka.
-import { promises as fs } from 'node:fs';
+// Owns the partition replicas this broker hosts and keeps them in line with the metadata image:
+// every partition whose replica set includes this broker gets its log opened (under
+// <data-dir>/logs/<topic>-<partition>/, as in Kafka) and the role the image gives it; replicas
+// the image no longer assigns here (deleted topics, moved replicas) are closed and removed.
+// Image changes are applied one at a time, in order. Retention runs here too.
 import path from 'node:path';
-import { DEFAULT_LOG_CONFIG, LogMetrics, PartitionLog, parseLogConfig, type LogConfig } from './log/index.js';
+import type { MetadataImage, PartitionInfo, TopicInfo } from '../controller/index.js';
+import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, parseLogConfig, type LogConfig } from './log/index.js';
 import { Partition } from './partition.js';
-import type { TopicRecord } from './topic-store.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
 import { Gauge, type Registry } from '../src/metrics/index.js';
 
 export interface ReplicaManagerOptions {
+  selfId: number;
   dataDir: string;
   clock: Clock;
   logger: Logger;
@@ -24,6 +26,10 @@ export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly logMetrics: LogMetrics;
   readonly logDefaults: LogConfig;
+  private syncing: Promise<void> = Promise.resolve();
+  private syncedOffset = 0;
+  private readonly syncWaiters = new Set<() => void>();
+  private closed = false;
 
   constructor(private readonly options: ReplicaManagerOptions) {
     this.logMetrics = new LogMetrics(options.registry);
@@ -31,10 +37,20 @@ export class ReplicaManager {
     const partitions = this.partitions;
     new Gauge({
       name: 'riffle_broker_partitions',
-      help: 'Partitions hosted by this broker.',
+      help: 'Partition replicas hosted by this broker.',
       registers: [options.registry],
       collect() {
         this.set(partitions.size);
+      },
+    });
+    new Gauge({
+      name: 'riffle_broker_leader_partitions',
+      help: 'Partitions this broker leads.',
+      registers: [options.registry],
+      collect() {
+        let leaders = 0;
+        for (const partition of partitions.values()) if (partition.isLeader) leaders++;
+        this.set(leaders);
       },
     });
   }
@@ -44,49 +60,108 @@ export class ReplicaManager {
   }
 
   /** The log settings of a topic: its overrides on top of the broker defaults. */
-  logConfigOf(topic: TopicRecord): LogConfig {
-    const logKeys = Object.fromEntries(Object.entries(topic.configs).filter(([key]) => LOG_CONFIG_KEYS.has(key)));
+  logConfigOf(configs: Readonly<Record<string, string>>): LogConfig {
+    const logKeys = Object.fromEntries(Object.entries(configs).filter(([key]) => LOG_CONFIG_KEYS.includes(key)));
     return parseLogConfig(logKeys, this.logDefaults);
   }
 
-  async openTopic(topic: TopicRecord, fromPartition = 0): Promise<void> {
-    const config = this.logConfigOf(topic);
-    for (let index = fromPartition; index < topic.partitions; index++) {
-      const log = await PartitionLog.open({
-        dir: path.join(this.logsDir, `${topic.name}-${index}`),
-        config,
-        clock: this.options.clock,
-        logger: this.options.logger,
-        metrics: this.logMetrics,
-        topic: topic.name,
-        partition: index,
-      });
-      this.partitions.set(key(topic.name, index), new Partition(topic.name, index, log, 0));
+  /** Brings the hosted replicas in line with `image`; changes are applied in order. */
+  sync(image: MetadataImage): Promise<void> {
+    const run = (): Promise<void> => this.syncNow(image);
+    this.syncing = this.syncing.then(run, run);
+    return this.syncing;
+  }
+
+  /** Resolves once the replicas reflect an image at or past `offset` (false after timeoutMs). */
+  whenSynced(offset: number, timeoutMs: number): Promise<boolean> {
+    if (this.syncedOffset >= offset) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.syncedOffset < offset) return;
+        clearTimeout(timer);
+        this.syncWaiters.delete(check);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.syncWaiters.delete(check);
+        resolve(false);
+      }, timeoutMs);
+      this.syncWaiters.add(check);
+    });
+  }
+
+  private async syncNow(image: MetadataImage): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.syncReplicas(image);
+    } finally {
+      this.syncedOffset = Math.max(this.syncedOffset, image.offset);
+      for (const waiter of [...this.syncWaiters]) waiter();
     }
   }
 
-  async deleteTopic(topic: TopicRecord): Promise<void> {
-    for (let index = 0; index < topic.partitions; index++) {
-      const partition = this.partitions.get(key(topic.name, index));
-      this.partitions.delete(key(topic.name, index));
-      if (partition) {
-        await partition.close();
-        await partition.log.delete();
-      } else {
-        await fs.rm(path.join(this.logsDir, `${topic.name}-${index}`), { recursive: true, force: true });
+  private async syncReplicas(image: MetadataImage): Promise<void> {
+    const wanted = new Set<string>();
+    for (const topic of image.topics.values()) {
+      for (const partition of topic.partitions) {
+        if (!partition.replicas.includes(this.options.selfId)) continue;
+        const key = keyOf(topic.name, partition.partition);
+        wanted.add(key);
+        try {
+          await this.ensureReplica(topic, partition, key);
+        } catch (error) {
+          this.options.logger.error({ err: error, topic: topic.name, partition: partition.partition }, 'opening a partition replica failed');
+        }
       }
     }
+    for (const [key, partition] of this.partitions) {
+      if (wanted.has(key)) continue;
+      this.partitions.delete(key);
+      await partition.close();
+      await partition.log.delete();
+      this.options.logger.info(`broker ${this.options.selfId} removed replica ${partition.topic}-${partition.index}`);
+    }
   }
 
-  /** The partition, or UNKNOWN_TOPIC_OR_PARTITION. */
+  private async ensureReplica(topic: TopicInfo, info: PartitionInfo, key: string): Promise<void> {
+    const role = { leaderId: info.leader, leaderEpoch: info.leaderEpoch, partitionEpoch: info.partitionEpoch };
+    const existing = this.partitions.get(key);
+    if (existing && existing.topicId === topic.topicId) {
+      if (existing.leaderEpoch !== role.leaderEpoch || existing.leaderId !== role.leaderId) {
+        existing.updateRole(role);
+        this.options.logger.info(`broker ${this.options.selfId} is ${existing.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
+      }
+      return;
+    }
+    if (existing) {
+      // A topic of the same name was deleted and created again: the old replica goes first.
+      this.partitions.delete(key);
+      await existing.close();
+      await existing.log.delete();
+    }
+    const log = await PartitionLog.open({
+      dir: path.join(this.logsDir, `${topic.name}-${info.partition}`),
+      config: this.logConfigOf(topic.configs),
+      clock: this.options.clock,
+      logger: this.options.logger,
+      metrics: this.logMetrics,
+      topic: topic.name,
+      partition: info.partition,
+    });
+    const partition = new Partition(topic.name, topic.topicId, info.partition, log, this.options.selfId, role);
+    this.partitions.set(key, partition);
+    this.options.logger.info(`broker ${this.options.selfId} is ${partition.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
+  }
+
+  /** The hosted replica, or UNKNOWN_TOPIC_OR_PARTITION. */
   partition(topic: string, index: number): Partition {
-    const partition = this.partitions.get(key(topic, index));
+    const partition = this.partitions.get(keyOf(topic, index));
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${topic}-${index}.`);
     return partition;
   }
 
   findPartition(topic: string, index: number): Partition | undefined {
-    return this.partitions.get(key(topic, index));
+    return this.partitions.get(keyOf(topic, index));
   }
 
   allPartitions(): Partition[] {
@@ -107,18 +182,14 @@ export class ReplicaManager {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.syncing.catch(() => undefined);
     const partitions = [...this.partitions.values()];
     this.partitions.clear();
     await Promise.all(partitions.map((partition) => partition.close()));
   }
 }
 
-/** Topic configs that belong to the log (the rest are broker-level topic settings). */
-export const LOG_CONFIG_KEYS = new Set([
-  'segment.bytes', 'segment.ms', 'retention.ms', 'retention.bytes', 'flush.policy', 'flush.interval.ms',
-  'index.interval.bytes', 'max.message.bytes',
-]);
-
-function key(topic: string, index: number): string {
+function keyOf(topic: string, index: number): string {
   return `${topic}\u0000${index}`;
 }

@@ -1,7 +1,7 @@
 // `riffle server`: runs one node in the foreground until SIGTERM or SIGINT, then shuts down
 // gracefully (in-flight requests finish, logs are flushed and closed) and exits 0.
 import type { Command } from 'commander';
-import { BrokerNode } from '../../broker/node.js';
+import { RiffleNode } from '../../broker/node.js';
 import { ConfigError, SETTINGS, resolveNodeConfig, type RawSettings } from '../config/node-config.js';
 import { createLogger } from '../util/logger.js';
 
@@ -27,7 +27,7 @@ export function registerServerCommand(program: Command): void {
       throw error;
     }
     const logger = createLogger({ level: config.logLevel, nodeId: config.nodeId });
-    const node = await BrokerNode.start({ config, logger });
+    const node = await RiffleNode.start({ config, logger });
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;

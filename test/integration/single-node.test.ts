@@ -102,8 +102,9 @@ describe('single node through the CLI', () => {
     const config = await runCli(['topic', 'create', 'configured', '--config', 'no.such.config=1', ...bootstrap]);
     expect(config.stderr).toContain('INVALID_CONFIG');
     const partitions = await runCli(['topic', 'create', 'zero', '--partitions', '0', ...bootstrap]);
-    expect(partitions.code).toBe(0); // 0 means "broker default", as -1 does.
-    const duplicate = await runCli(['topic', 'create', 'zero', ...bootstrap]);
+    expect(partitions.stderr).toContain('INVALID_PARTITIONS');
+    expect((await runCli(['topic', 'create', 'once', ...bootstrap])).code).toBe(0);
+    const duplicate = await runCli(['topic', 'create', 'once', ...bootstrap]);
     expect(duplicate.stderr).toContain('TOPIC_ALREADY_EXISTS');
   });
 });
