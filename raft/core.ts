@@ -107,6 +107,14 @@ export class RaftCore {
     };
   }
 
+  /** On the leader, how far each voter's log is known to match its own (itself included); else null. */
+  voterMatches(): ReadonlyMap<NodeId, number> | null {
+    if (!(this.roleState instanceof LeaderRole)) return null;
+    const matches = new Map<NodeId, number>([[this.id, this.roleState.selfMatch]]);
+    for (const [peer, progress] of this.roleState.progress) matches.set(peer, progress.match);
+    return matches;
+  }
+
   // ---- inputs --------------------------------------------------------------------------------
 
   tick(): void {

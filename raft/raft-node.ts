@@ -135,6 +135,11 @@ export class RaftNode {
     return { ...this.core.status(), applied: this.appliedIndex };
   }
 
+  /** On the leader, each voter's matching log index (for lag reporting); null elsewhere. */
+  voterMatches(): ReadonlyMap<NodeId, number> | null {
+    return this.core?.voterMatches() ?? null;
+  }
+
   /** Resolves with the state machine's result once `data` is committed and applied here. */
   propose(data: Uint8Array): Promise<unknown> {
     const core = this.requireCore();

@@ -45,6 +45,8 @@ export interface SimulationResult {
   readonly operations: number;
   readonly crashes: number;
   readonly snapshotsInstalled: number;
+  /** Simulated milliseconds from healing to a leader with everything replicated. */
+  readonly livenessMs: number;
 }
 
 type SimEvent =
@@ -96,6 +98,7 @@ export class Simulation {
   private events = 0;
   private crashes = 0;
   private snapshotsInstalled = 0;
+  private livenessMs = 0;
   private healed = false;
   private readonly clients: (PendingOperation | undefined)[] = [];
   private readonly history: KvOperation[] = [];
@@ -137,7 +140,7 @@ export class Simulation {
 
   private result(ok: boolean, error?: string): SimulationResult {
     return {
-      seed: this.options.seed, nodeCount: this.options.nodeCount, ok, error, snapshotsInstalled: this.snapshotsInstalled, events: this.events, simulatedMs: this.now,
+      seed: this.options.seed, nodeCount: this.options.nodeCount, ok, error, snapshotsInstalled: this.snapshotsInstalled, livenessMs: this.livenessMs, events: this.events, simulatedMs: this.now,
       committed: this.invariants.committedIndexMax(), operations: this.history.length, crashes: this.crashes,
     };
   }
@@ -372,7 +375,10 @@ export class Simulation {
         this.drive(leader);
       }
       const done = (): boolean => marker !== undefined && this.replicatedEverywhere(marker.index) && this.clients.every((op) => op === undefined);
-      if (this.runUntil(this.now + TICK_MS, done)) return;
+      if (this.runUntil(this.now + TICK_MS, done)) {
+        this.livenessMs = this.now - (deadline - this.options.livenessMsMax);
+        return;
+      }
     }
     throw new Error(`liveness: no leader with full replication within ${this.options.livenessMsMax} ms (${this.describeNodes()})`);
   }

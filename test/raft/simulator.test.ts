@@ -16,7 +16,7 @@ function runSeeds(count: number, first: number, safetyMs: number): SimulationRes
   const results: SimulationResult[] = [];
   for (let seed = first; seed < first + count; seed++) {
     const nodeCount = seed % 2 === 0 ? 5 : 3;
-    const result = runSimulation({ seed, nodeCount, safetyMs, livenessMsMax: 30_000, snapshotEveryEntries: 25 });
+    const result = runSimulation({ seed, nodeCount, safetyMs, livenessMsMax: 10_000, snapshotEveryEntries: 25 });
     if (!result.ok) {
       const replay = `npm run build && npm run sim -- --seed ${seed} --nodes ${nodeCount} --safety-ms ${safetyMs} --verbose`;
       throw new Error(`simulation seed ${seed} (${nodeCount} nodes) failed: ${result.error}\nreplay: ${replay}`);
@@ -52,8 +52,8 @@ describe('raft simulator', () => {
   }
 
   it('replays a seed exactly', () => {
-    const a = runSimulation({ seed: 42, nodeCount: 5, safetyMs: 3_000, livenessMsMax: 30_000, snapshotEveryEntries: 25 });
-    const b = runSimulation({ seed: 42, nodeCount: 5, safetyMs: 3_000, livenessMsMax: 30_000, snapshotEveryEntries: 25 });
+    const a = runSimulation({ seed: 42, nodeCount: 5, safetyMs: 3_000, livenessMsMax: 10_000, snapshotEveryEntries: 25 });
+    const b = runSimulation({ seed: 42, nodeCount: 5, safetyMs: 3_000, livenessMsMax: 10_000, snapshotEveryEntries: 25 });
     expect(a.ok).toBe(true);
     expect(b).toEqual(a);
   });
