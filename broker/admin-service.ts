@@ -24,6 +24,7 @@ import type { CreatePartitionsResponse__Output } from '../src/rpc/generated/riff
 import type { IncrementalAlterConfigsRequest__Output } from '../src/rpc/generated/riffle/v1/IncrementalAlterConfigsRequest.js';
 import type { IncrementalAlterConfigsResponse__Output } from '../src/rpc/generated/riffle/v1/IncrementalAlterConfigsResponse.js';
 import type { DescribeClusterResponse } from '../src/rpc/generated/riffle/v1/DescribeClusterResponse.js';
+import type { DescribeQuorumResponse__Output } from '../src/rpc/generated/riffle/internal/DescribeQuorumResponse.js';
 import type { DescribeConfigsRequest__Output } from '../src/rpc/generated/riffle/v1/DescribeConfigsRequest.js';
 import type { DescribeConfigsResponse } from '../src/rpc/generated/riffle/v1/DescribeConfigsResponse.js';
 import type { DescribeConfigsResult } from '../src/rpc/generated/riffle/v1/DescribeConfigsResult.js';
@@ -51,7 +52,7 @@ export function adminHandlers(context: HandlerContext, deps: AdminServiceDeps): 
     ),
     DescribeTopics: unary(context, 'DescribeTopics', async (request: DescribeTopicsRequest__Output) => describeTopics(deps, request)),
     ListTopics: unary(context, 'ListTopics', async (request: ListTopicsRequest__Output) => listTopics(deps, request)),
-    DescribeCluster: unary(context, 'DescribeCluster', async () => describeCluster(deps)),
+    DescribeCluster: unary(context, 'DescribeCluster', () => describeCluster(deps)),
     DescribeConfigs: unary(context, 'DescribeConfigs', async (request: DescribeConfigsRequest__Output) => describeConfigs(deps, request)),
   };
 }
@@ -153,8 +154,36 @@ function listTopics(deps: AdminServiceDeps, request: ListTopicsRequest__Output):
   };
 }
 
-function describeCluster(deps: AdminServiceDeps): DescribeClusterResponse {
+/** How long DescribeCluster waits for the controller's quorum view before answering without it. */
+const QUORUM_DESCRIBE_TIMEOUT_MS = 1_000;
+
+async function describeQuorum(deps: AdminServiceDeps): Promise<DescribeClusterResponse['quorum']> {
+  try {
+    const quorum = await deps.controller.call<DescribeQuorumResponse__Output>('DescribeQuorum', {}, QUORUM_DESCRIBE_TIMEOUT_MS);
+    return {
+      leaderId: quorum.leaderId,
+      term: quorum.term,
+      commitOffset: quorum.commitOffset,
+      voters: quorum.voters.map((voter) => ({
+        nodeId: voter.nodeId,
+        host: voter.host,
+        port: voter.port,
+        lag: voter.matchOffset < 0 ? -1 : Math.max(0, quorum.commitOffset - voter.matchOffset),
+      })),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+async function describeCluster(deps: AdminServiceDeps): Promise<DescribeClusterResponse> {
+  const image = deps.cluster.image();
   return {
+    quorum: await describeQuorum(deps),
+    partitionCount: [...image.allPartitions()].length,
+    underReplicatedPartitions: image.underReplicated().length,
+    offlinePartitions: image.offline().length,
+    metadataOffset: image.offset,
     clusterId: deps.cluster.clusterId(),
     controllerId: deps.cluster.controllerId(),
     brokers: deps.cluster.brokers().map((broker) => ({

@@ -21,7 +21,7 @@ import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
 import type { NodeConfig } from '../src/config/node-config.js';
-import { createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
+import { Counter, createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
 import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
 import { serviceClient } from '../src/rpc/proto.js';
 import { RpcMetrics, bindServer, serverOptions, shutdownServer } from '../src/rpc/server.js';
@@ -137,7 +137,16 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   metadata.onChange((image) => {
     replicas.sync(image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
   });
-  controllerClient.followMetadata(config.nodeId, () => metadata.offset + 1, (delivery) => metadata.apply(delivery));
+  const deliveries = new Counter({
+    name: 'riffle_broker_metadata_deliveries_total',
+    help: 'Metadata deliveries applied from the controller, by kind (snapshot or batch).',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  controllerClient.followMetadata(config.nodeId, () => metadata.offset + 1, (delivery) => {
+    metadata.apply(delivery);
+    deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : 'batch' });
+  });
   const lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
   lifecycle.start();
   const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());

@@ -75,6 +75,7 @@ export class ControllerNode {
       logger,
       registry,
       timing: options.raftTiming,
+      snapshotEveryEntries: config.metadataSnapshotEntries,
       leaderHint: (leader) => addressOf(leader) ?? String(leader),
     });
     options.server.addService(

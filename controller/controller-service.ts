@@ -75,11 +75,12 @@ function streamMetadata(deps: ControllerServiceDeps, call: grpc.ServerWritableSt
 
 function describeQuorum(deps: ControllerServiceDeps): DescribeQuorumResponse {
   const status = deps.raft().status();
+  const matches = deps.raft().voterMatches();
   return {
     leaderId: status.leader,
     term: status.term,
     commitOffset: status.commit,
     appliedOffset: status.applied,
-    voters: deps.voters.map((voter) => ({ nodeId: voter.nodeId, host: voter.host, port: voter.port, matchOffset: -1 })),
+    voters: deps.voters.map((voter) => ({ nodeId: voter.nodeId, host: voter.host, port: voter.port, matchOffset: matches?.get(voter.nodeId) ?? -1 })),
   };
 }

@@ -44,8 +44,16 @@ export class MetadataStateMachine implements StateMachine {
     return entry.index;
   }
 
+  /**
+   * Raft compacts its log behind this snapshot, so the tail forgets those batches too: a broker
+   * that is behind the log start from now on catches up from a snapshot, as with Kafka's
+   * metadata log.
+   */
   snapshot(): Uint8Array {
-    return encodeMetadataSnapshot(this.controller.image.toSnapshot());
+    const image = this.controller.image;
+    this.tail.length = 0;
+    this.coveredFrom = image.offset + 1;
+    return encodeMetadataSnapshot(image.toSnapshot());
   }
 
   restore(data: Uint8Array): void {

@@ -41,13 +41,24 @@ function registerClusterCommands(program: Command): void {
         const description = await admin.describeCluster();
         const topics = await admin.listTopics({ includeInternal: true });
         if (options.json) {
-          printJson({ clusterId: description.clusterId, controllerId: description.controllerId, brokers: description.brokers, topics });
+          printJson({ ...description, topics });
           return;
         }
-        process.stdout.write(`cluster ${description.clusterId}, controller ${description.controllerId}\n\n`);
+        const quorum = description.quorum;
+        process.stdout.write(`cluster ${description.clusterId}, active controller ${description.controllerId}, metadata offset ${description.metadataOffset}\n`);
+        process.stdout.write(`partitions ${description.partitionCount}, under-replicated ${description.underReplicatedPartitions}, offline ${description.offlinePartitions}\n\n`);
+        if (quorum) {
+          printTable(
+            ['VOTER', 'CONTROLLER', 'ROLE', 'LAG'],
+            quorum.voters.map((voter) => [voter.nodeId, `${voter.host}:${voter.port}`, voter.nodeId === quorum.leaderId ? 'leader' : 'follower', voter.lag < 0 ? '?' : voter.lag]),
+          );
+          process.stdout.write(`(Raft term ${quorum.term}, commit offset ${quorum.commitOffset})\n\n`);
+        } else {
+          process.stdout.write('controller quorum: not reachable\n\n');
+        }
         printTable(
-          ['NODE', 'STATE', 'ROLES', 'AZ', 'GRPC', 'HTTP'],
-          description.brokers.map((broker) => [broker.brokerId, broker.state, broker.roles.join(','), broker.rack, `${broker.host}:${broker.port}`, broker.httpEndpoint]),
+          ['NODE', 'STATE', 'EPOCH', 'ROLES', 'AZ', 'GRPC', 'HTTP'],
+          description.brokers.map((broker) => [broker.brokerId, broker.state, broker.brokerEpoch, broker.roles.join(','), broker.rack, `${broker.host}:${broker.port}`, broker.httpEndpoint]),
         );
         process.stdout.write('\n');
         printTable(['TOPIC', 'PARTITIONS', 'RF'], topics.map((topic) => [topic.name, topic.numPartitions, topic.replicationFactor]));

@@ -65,6 +65,7 @@ function describeSetting(key: string): string {
     requestBytesMax: 'largest request accepted, in bytes',
     retentionCheckIntervalMs: 'how often retention runs',
     shutdownGraceMs: 'how long shutdown waits for requests in flight',
+    metadataSnapshotEntries: 'controller snapshots the metadata and compacts its log every this many entries',
   };
   return descriptions[key] ?? key;
 }

@@ -38,6 +38,8 @@ export interface NodeConfig {
   retentionCheckIntervalMs: number;
   /** How long a SIGTERM waits for requests in flight before closing. */
   shutdownGraceMs: number;
+  /** A controller snapshots the metadata image and compacts its Raft log every this many entries. */
+  metadataSnapshotEntries: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -68,6 +70,7 @@ export const SETTINGS = {
   requestBytesMax: { env: 'RIFFLE_REQUEST_BYTES_MAX', yaml: 'request-bytes-max', defaultValue: String(64 * 1024 * 1024) },
   retentionCheckIntervalMs: { env: 'RIFFLE_RETENTION_CHECK_INTERVAL_MS', yaml: 'retention-check-interval-ms', defaultValue: '300000' },
   shutdownGraceMs: { env: 'RIFFLE_SHUTDOWN_GRACE_MS', yaml: 'shutdown-grace-ms', defaultValue: '5000' },
+  metadataSnapshotEntries: { env: 'RIFFLE_METADATA_SNAPSHOT_ENTRIES', yaml: 'metadata-snapshot-entries', defaultValue: '10000' },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -126,6 +129,7 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     requestBytesMax: parseInteger('request-bytes-max', raw.requestBytesMax, 1024, 1024 * 1024 * 1024),
     retentionCheckIntervalMs: parseInteger('retention-check-interval-ms', raw.retentionCheckIntervalMs, 10, 86_400_000),
     shutdownGraceMs: parseInteger('shutdown-grace-ms', raw.shutdownGraceMs, 0, 600_000),
+    metadataSnapshotEntries: parseInteger('metadata-snapshot-entries', raw.metadataSnapshotEntries, 10, 10_000_000),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)

@@ -78,3 +78,59 @@ export async function waitFor<T>(condition: () => Promise<T | undefined | false>
 }
 
 export { execFile };
+
+export interface TestCluster {
+  nodes: Map<number, NodeProcess>;
+  bootstrap: string;
+  quorum: string;
+  /** Starts (or restarts) node `id` with its original address, ports and data directory. */
+  start(id: number): Promise<NodeProcess>;
+  stopAll(): Promise<void>;
+}
+
+const AZS = ['a', 'b', 'c'];
+
+/**
+ * A cluster of real processes, node i on address `${subnet}.${i}` with the same ports on every
+ * address: the first `controllers` nodes are combined controller+broker nodes, the rest brokers
+ * only; AZs go a, b, c in turn. Data lives under `dataDir/node-<i>`.
+ */
+export async function startCluster(options: { subnet: string; dataDir: string; controllers: number; brokers?: number; extraArgs?: string[] }): Promise<TestCluster> {
+  const total = options.controllers + (options.brokers ?? 0);
+  const ports = { grpc: 19094, controller: 19093, http: 19644 };
+  const hostOf = (id: number): string => `${options.subnet}.${id}`;
+  const quorum = Array.from({ length: options.controllers }, (_, index) => `${index + 1}@${hostOf(index + 1)}:${ports.controller}`).join(',');
+  const nodes = new Map<number, NodeProcess>();
+  const start = async (id: number): Promise<NodeProcess> => {
+    const roles = id <= options.controllers ? 'controller,broker' : 'broker';
+    const node = new NodeProcess({
+      nodeId: id,
+      dataDir: path.join(options.dataDir, `node-${id}`),
+      host: hostOf(id),
+      grpcPort: ports.grpc,
+      controllerPort: ports.controller,
+      httpPort: ports.http,
+      az: AZS[(id - 1) % AZS.length]!,
+      extraArgs: ['--log-level', 'warn', '--roles', roles, '--controller-quorum', quorum, ...(options.extraArgs ?? [])],
+      stdio: 'inherit',
+      entry: BUILT_CLI,
+    });
+    nodes.set(id, node);
+    return node;
+  };
+  const ids = Array.from({ length: total }, (_, index) => index + 1);
+  await Promise.all(ids.map((id) => start(id)));
+  await Promise.all([...nodes.values()].map((node) => node.waitReady(60_000)));
+  return {
+    nodes,
+    bootstrap: ids.map((id) => `${hostOf(id)}:${ports.grpc}`).join(','),
+    quorum,
+    start: async (id) => {
+      const node = await start(id);
+      return node;
+    },
+    stopAll: async () => {
+      await Promise.all([...nodes.values()].map((node) => node.kill()));
+    },
+  };
+}
