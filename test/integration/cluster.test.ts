@@ -152,4 +152,25 @@ describe('controller quorum', () => {
       lateClient.close();
     }
   }, 90_000);
+
+  it('puts the 3 replicas of every partition in 3 AZs on a 6-broker, 3-AZ cluster', async () => {
+    // Node 4 (AZ a) joined in the previous test; nodes 5 and 6 bring AZs b and c to two brokers each.
+    if (!cluster.nodes.get(4)?.running) await (await cluster.start(4)).waitReady(30_000);
+    await Promise.all([5, 6].map(async (id) => (await cluster.start(id)).waitReady(30_000)));
+    const status = await describe3(1);
+    const azOf = new Map(status.brokers.map((broker) => [broker.brokerId, broker.rack]));
+    expect(status.brokers.filter((broker) => broker.state === 'active')).toHaveLength(6);
+    await new Admin(client).createTopic({ name: 'six-brokers', partitions: 24, replicationFactor: 3 });
+    const topic = await new Admin(client).describeTopic('six-brokers');
+    const leadersPerBroker = new Map<number, number>();
+    for (const partition of topic.partitions) {
+      expect(new Set(partition.replicaNodes.map((id) => azOf.get(id))).size).toBe(3);
+      leadersPerBroker.set(partition.leaderId, (leadersPerBroker.get(partition.leaderId) ?? 0) + 1);
+    }
+    // Placement counts the load earlier topics put on nodes 1-3, so the new replicas go to the
+    // emptier brokers; the leaders among them are spread evenly.
+    const counts = [...leadersPerBroker.values()];
+    expect(counts.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+  }, 90_000);
 });
