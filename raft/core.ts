@@ -35,7 +35,6 @@ import {
   type SnapshotMessage,
   type SoftState,
   type VoteMessage,
-  type VoteResponseMessage,
 } from './types.js';
 
 /** Messages buffered between two Readies; a driver that never drains them is a bug. */
@@ -160,7 +159,7 @@ export class RaftCore {
     this.logLine(`node ${this.id} transfers leadership to ${to} at term ${this.term}`);
     const progress = leader.progress.get(to)!;
     if (progress.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', to });
-    else this.replicateTo(leader, to, progress, true);
+    else this.replicateTo(to, progress, true);
     return true;
   }
 
@@ -512,7 +511,7 @@ export class RaftCore {
     if (!(leader instanceof LeaderRole)) return;
     if (leader.broadcastPending) {
       leader.broadcastPending = false;
-      for (const [peer, progress] of leader.progress) this.replicateTo(leader, peer, progress, true);
+      for (const [peer, progress] of leader.progress) this.replicateTo(peer, progress, true);
     }
     if (leader.heartbeatPending) this.broadcastHeartbeat(leader);
   }
@@ -529,13 +528,12 @@ export class RaftCore {
   }
 
   /** Sends appends to one follower as far as its state and in-flight window allow. */
-  private replicateTo(leader: LeaderRole, peer: NodeId, progress: Progress, sendIfEmpty: boolean): void {
+  private replicateTo(peer: NodeId, progress: Progress, sendIfEmpty: boolean): void {
     for (let i = 0; i <= this.config.maxInflightMessages; i++) {
       const sent = this.sendAppend(peer, progress, sendIfEmpty && i === 0);
       if (!sent || progress.state !== 'replicate' || progress.next > this.log.lastIndex()) return;
     }
     assert(progress.isPaused(), 'replication loop ended with the window open');
-    void leader;
   }
 
   /** Sends one append (or a snapshot); true when an append carrying entries went out. */
@@ -590,7 +588,7 @@ export class RaftCore {
     if (message.reject) {
       if (progress.maybeDecrease(message.index, message.rejectHint)) {
         if (progress.state === 'replicate') progress.becomeProbe();
-        this.replicateTo(leader, message.from, progress, true);
+        this.replicateTo(message.from, progress, true);
       }
       return;
     }
@@ -600,7 +598,7 @@ export class RaftCore {
     else if (progress.state === 'snapshot' && progress.match + 1 >= this.log.firstIndex()) progress.becomeReplicate();
     else if (progress.state === 'replicate') progress.inflights.freeTo(message.index);
     if (this.maybeCommit(leader)) leader.broadcastPending = true;
-    else this.replicateTo(leader, message.from, progress, false);
+    else this.replicateTo(message.from, progress, false);
     if (message.from === leader.transferee && progress.match === this.log.lastIndex()) {
       this.send({ type: 'timeoutNow', to: message.from });
     }
@@ -614,7 +612,7 @@ export class RaftCore {
     if (progress.state === 'replicate' && progress.inflights.full()) progress.inflights.freeFirst();
     // An empty append also serves as a probe: if earlier appends were lost, the follower's
     // rejection of this one sends the leader back to probing (as etcd-io/raft does).
-    if (progress.match < this.log.lastIndex()) this.replicateTo(leader, message.from, progress, true);
+    if (progress.match < this.log.lastIndex()) this.replicateTo(message.from, progress, true);
     if (message.readRound > progress.readRoundAcked) {
       progress.readRoundAcked = message.readRound;
       this.releaseReads(leader);
@@ -664,4 +662,3 @@ export class RaftCore {
   }
 }
 
-export type { VoteResponseMessage };
