@@ -11,6 +11,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
+import { registerMetadataBench } from './bench-metadata.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -45,7 +46,8 @@ function benchOptions(command: Command): Command {
 }
 
 export function registerBenchCommands(program: Command): void {
-  const bench = program.command('bench').description('Measure produce and consume throughput; prints JSON.');
+  const bench = program.command('bench').description('Measure produce and consume throughput and metadata operations; prints JSON.');
+  registerMetadataBench(bench);
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
   });

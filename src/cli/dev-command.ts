@@ -10,7 +10,7 @@ import { Admin, RiffleClient } from '../client/index.js';
 import { NodeProcess } from './node-process.js';
 import { parseIntegerOption, printTable } from './output.js';
 
-export const DEV_NODES_DEFAULT = 1;
+export const DEV_NODES_DEFAULT = 3;
 export const DEV_NODES_MAX = 9;
 const VOTERS_MAX = 3;
 const AZS = ['a', 'b', 'c'];
