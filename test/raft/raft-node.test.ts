@@ -95,6 +95,20 @@ describe('raft node over gRPC', () => {
     expect(back.machine.stateHash).toBe(leader.machine.stateHash);
   });
 
+  it('hands leadership to a chosen follower with TimeoutNow', async () => {
+    const members = await Promise.all([1, 2, 3].map((id) => startMember(id)));
+    const leader = await waitFor('a leader', 10_000, () => leaderOf(members));
+    await leader.node.propose(encodeKvCommand({ key: 'before', value: '1' }));
+    const target = members.find((m) => m !== leader)!;
+    const targetId = target.node.status().id;
+    const termBefore = leader.node.status().term;
+    expect(leader.node.transferLeadership(targetId)).toBe(true);
+    await waitFor('the target to lead', 5_000, () => (target.node.status().role === 'leader' ? true : undefined));
+    expect(target.node.status().term).toBe(termBefore + 1);
+    await target.node.propose(encodeKvCommand({ key: 'after', value: '2' }));
+    await waitFor('the old leader to follow', 5_000, () => (leader.machine.get('after') === '2' && leader.node.status().leader === targetId ? true : undefined));
+  });
+
   it('validates timing relations', () => {
     expect(validateTiming({ tickMs: 50, heartbeatMs: 100, electionMinMs: 1000, electionMaxMs: 2000 })).toEqual({ heartbeatTicks: 2, electionTicks: 20, electionTicksMax: 40 });
     expect(() => validateTiming({ tickMs: 50, heartbeatMs: 100, electionMinMs: 150, electionMaxMs: 2000 })).toThrow(/at least twice/);
