@@ -17,6 +17,7 @@ export class LogMetrics {
   readonly retentionDeletedSegments: Counter<'topic' | 'partition'>;
   readonly recoveryTruncations: Counter<'topic' | 'partition'>;
   readonly corruptBatches: Counter<'topic' | 'partition'>;
+  readonly leaderEpochRebuilds: Counter<'topic' | 'partition'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -30,6 +31,7 @@ export class LogMetrics {
     this.retentionDeletedSegments = new Counter({ name: 'riffle_log_retention_deleted_segments_total', help: 'Segments deleted by time or size retention.', labelNames: LABELS, registers });
     this.recoveryTruncations = new Counter({ name: 'riffle_log_recovery_truncations_total', help: 'Torn or corrupt log tails cut off during recovery.', labelNames: LABELS, registers });
     this.corruptBatches = new Counter({ name: 'riffle_log_corrupt_batches_total', help: 'Stored record batches that failed their CRC check on read or recovery.', labelNames: LABELS, registers });
+    this.leaderEpochRebuilds = new Counter({ name: 'riffle_log_leader_epoch_rebuilds_total', help: 'Leader-epoch caches rebuilt from batch headers at open because their checkpoint was missing, damaged or stale.', labelNames: LABELS, registers });
   }
 
   /** Children bound to one partition, for the hot path. */
@@ -46,8 +48,9 @@ export class LogMetrics {
       retentionDeletedSegments: this.retentionDeletedSegments.labels(labels),
       recoveryTruncations: this.recoveryTruncations.labels(labels),
       corruptBatches: this.corruptBatches.labels(labels),
+      leaderEpochRebuilds: this.leaderEpochRebuilds.labels(labels),
       remove: () => {
-        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.recoveryTruncations, this.corruptBatches]) metric.remove(labels);
+        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.recoveryTruncations, this.corruptBatches, this.leaderEpochRebuilds]) metric.remove(labels);
         this.segments.remove(labels);
         this.sizeBytes.remove(labels);
       },
@@ -73,6 +76,7 @@ export interface PartitionLogMetrics {
   retentionDeletedSegments: CounterChild;
   recoveryTruncations: CounterChild;
   corruptBatches: CounterChild;
+  leaderEpochRebuilds: CounterChild;
   remove(): void;
 }
 
@@ -83,6 +87,6 @@ export const NO_LOG_METRICS: PartitionLogMetrics = (() => {
   return {
     appendedBytes: counter, appendedBatches: counter, appendedRecords: counter, flushes: counter,
     fsyncDuration: { observe: (): void => {} }, segments: gauge, sizeBytes: gauge,
-    retentionDeletedSegments: counter, recoveryTruncations: counter, corruptBatches: counter, remove: (): void => {},
+    retentionDeletedSegments: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, remove: (): void => {},
   };
 })();

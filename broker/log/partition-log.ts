@@ -3,15 +3,25 @@
 // truncation. Appends and reads are synchronous (page cache); only fdatasync is asynchronous, and
 // one fdatasync round covers every append made before it started (group commit).
 //
+// Each log keeps a leader-epoch cache (leader-epoch-cache.ts): the offset where each leader epoch
+// began, persisted before the first batch of a new epoch is written, trimmed on truncation and
+// retention, and rebuilt from batch headers when its checkpoint is lost. Batch epochs never
+// decrease along a log: an append with an older epoch than the log's latest is refused
+// (FENCED_LEADER_EPOCH), which also keeps a paused, deposed leader from writing.
+//
 // Departures from Kafka: the recovery checkpoint lives in the partition directory; a read serves
-// batches from one segment only (as Kafka does) but CRC-checks every batch it serves; the
-// producer-state snapshot and leader-epoch cache are not here yet (replication issue).
+// batches from one segment only (as Kafka does) but CRC-checks every batch it serves; Kafka's log
+// does not itself refuse older epochs (its Partition does); the producer-state snapshot is not
+// here yet (replication issue).
 import * as fs from 'node:fs';
 import { RiffleError } from '../../src/rpc/errors.js';
 import { assert } from '../../src/util/assert.js';
 import { systemClock, type Clock } from '../../src/util/clock.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
+import { crc32c } from '../../src/util/crc32c.js';
 import { LOG_OVERHEAD_BYTES, decodeRecords, readBatchHeader, stampBatch, validateProducedBatches, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
+import { LeaderEpochCache, UNDEFINED_EPOCH, writeLeaderEpochCheckpoint, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
+import { loadLeaderEpochs, type LoadedEpochs } from './leader-epoch-recovery.js';
 import { validateLogConfig, type LogConfig } from './log-config.js';
 import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log-metrics.js';
 import { LogSegment, RELATIVE_OFFSET_MAX, type BatchLocation } from './log-segment.js';
@@ -25,6 +35,16 @@ export interface AppendInfo {
   lastOffset: number;
   logAppendTimeMs: number;
   maxTimestamp: number;
+  bytes: number;
+}
+
+/** A CRC-32C over the stored bytes of whole batches, to compare replicas byte for byte. */
+export interface LogChecksum {
+  /** Base offset of the first batch covered (the log start when nothing is covered). */
+  startOffset: number;
+  /** Offset after the last batch covered. */
+  offset: number;
+  crc32c: number;
   bytes: number;
 }
 
@@ -48,8 +68,11 @@ export const READ_BYTES_MAX = 64 * 1024 * 1024;
 export const FOLLOWER_BATCH_BYTES_MAX = 64 * 1024 * 1024;
 /** Least time between two recovery checkpoints written by background syncs. */
 export const CHECKPOINT_INTERVAL_MS = 1000;
+/** Bytes read at a time by checksumUpTo. */
+const CHECKSUM_CHUNK_BYTES = 1024 * 1024;
 
 const EMPTY = Buffer.alloc(0);
+const NO_NEW_EPOCHS: readonly EpochEntry[] = [];
 
 export function defaultSyncFile(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
@@ -72,6 +95,7 @@ export class PartitionLog {
   private readonly metrics: PartitionLogMetrics;
   private readonly syncFile: (fd: number) => Promise<void>;
   private segments: LogSegment[];
+  private readonly epochs: LeaderEpochCache;
   private nextOffset: number;
   private totalBytes = 0;
   private flushedPoint: RecoveryPoint;
@@ -87,7 +111,7 @@ export class PartitionLog {
   private failure: RiffleError | null = null;
   private closed = false;
 
-  private constructor(options: PartitionLogOptions, segments: LogSegment[]) {
+  private constructor(options: PartitionLogOptions, segments: LogSegment[], epochs: LoadedEpochs) {
     this.topic = options.topic;
     this.partition = options.partition;
     this.dir = options.dir;
@@ -101,6 +125,7 @@ export class PartitionLog {
     this.nextOffset = this.active.nextOffset;
     for (const segment of segments) this.totalBytes += segment.sizeBytes;
     this.flushedPoint = { offset: segments[0]!.baseOffset, segmentBaseOffset: segments[0]!.baseOffset, position: 0, clean: false };
+    this.epochs = new LeaderEpochCache(epochs.entries, { write: (entries) => this.writeEpochCheckpoint(entries) });
   }
 
   /** Opens (creating if needed) and recovers the partition directory. */
@@ -116,16 +141,20 @@ export class PartitionLog {
       bases = [0];
     }
     const outcome = recoverSegments(options.dir, bases, readRecoveryCheckpoint(options.dir), options.config.indexIntervalBytes, logger);
-    const log = new PartitionLog(options, outcome.segments);
+    const epochs = loadLeaderEpochs(options.dir, outcome.segments, logger);
+    // Written before the log is used, so the next open finds a checkpoint that matches the log.
+    if (epochs.changed) writeLeaderEpochCheckpoint(options.dir, epochs.entries);
+    const log = new PartitionLog(options, outcome.segments, epochs);
     log.metrics.recoveryTruncations.inc(outcome.truncations);
     log.metrics.corruptBatches.inc(outcome.corruptBatches);
+    if (epochs.rebuilt) log.metrics.leaderEpochRebuilds.inc();
     log.restoreRollClock();
     for (const segment of outcome.verifiedSegments) log.dirtySegments.add(segment);
     log.directoryDirty = true;
     await log.flush();
     log.startIntervalFlusher();
     log.updateGauges();
-    logger.info({ logStartOffset: log.logStartOffset, logEndOffset: log.logEndOffset, segments: log.segments.length, verifiedBytes: outcome.verifiedBytes, truncations: outcome.truncations, ms: Math.round(performance.now() - started) }, `partition log ${options.topic}-${options.partition} opened`);
+    logger.info({ logStartOffset: log.logStartOffset, logEndOffset: log.logEndOffset, segments: log.segments.length, verifiedBytes: outcome.verifiedBytes, truncations: outcome.truncations, latestEpoch: log.latestEpoch, ms: Math.round(performance.now() - started) }, `partition log ${options.topic}-${options.partition} opened`);
     return log;
   }
 
@@ -158,10 +187,16 @@ export class PartitionLog {
   // -------------------------------------------------------------------------------------------
   // Appending
 
-  /** Validates a produce request's batches, assigns their offsets and writes them. */
+  /**
+   * Validates a produce request's batches, assigns their offsets and writes them, stamped with
+   * `leaderEpoch`. An epoch newer than the log's latest is recorded in the leader-epoch cache
+   * first; an older one is refused with FENCED_LEADER_EPOCH (a deposed leader).
+   */
   append(batches: Buffer, leaderEpoch: number): AppendInfo {
     this.throwIfUnusable();
     assert(Number.isInteger(leaderEpoch) && leaderEpoch >= -1 && leaderEpoch <= 0x7fff_ffff, () => `bad leader epoch ${leaderEpoch}`);
+    const latestEpoch = this.epochs.latestEpoch();
+    if (leaderEpoch < latestEpoch) throw this.fencedEpoch(leaderEpoch, latestEpoch, this.nextOffset);
     if (batches.length > APPEND_BYTES_MAX) throw new RiffleError('RECORD_LIST_TOO_LARGE', `${batches.length} bytes exceed the append limit of ${APPEND_BYTES_MAX}`);
     const summary = validateProducedBatches(batches, { maxBatchBytes: this.config.maxBatchBytes });
     const headers: BatchHeader[] = [];
@@ -173,14 +208,21 @@ export class PartitionLog {
       offset += header.lastOffsetDelta + 1;
     }
     assert(headers.length === summary.batches, 'batch count changed between validation and stamping');
-    return this.writeBatches(batches, headers);
+    const newEpochs = leaderEpoch > latestEpoch ? [{ epoch: leaderEpoch, startOffset: this.nextOffset }] : NO_NEW_EPOCHS;
+    return this.writeBatches(batches, headers, newEpochs);
   }
 
-  /** Appends batches whose offsets the leader assigned; they must continue this log exactly. */
+  /**
+   * Appends batches whose offsets the leader assigned; they must continue this log exactly, and
+   * their leader epochs must not go below the log's latest (truncate the divergent tail first).
+   * Each batch that starts a newer epoch is recorded in the leader-epoch cache.
+   */
   appendAsFollower(batches: Buffer): AppendInfo {
     this.throwIfUnusable();
     if (batches.length === 0) throw new RiffleError('INVALID_RECORD', 'no record batch to append');
     const headers: BatchHeader[] = [];
+    const newEpochs: EpochEntry[] = [];
+    let latestEpoch = this.epochs.latestEpoch();
     let expected = this.nextOffset;
     for (let position = 0; position < batches.length; position += LOG_OVERHEAD_BYTES + headers[headers.length - 1]!.batchLength) {
       const header = readBatchHeader(batches, position);
@@ -189,13 +231,26 @@ export class PartitionLog {
       if (header.baseOffset !== expected || header.lastOffsetDelta < 0) {
         throw new RiffleError('OFFSET_OUT_OF_RANGE', `replicated batch at offset ${header.baseOffset} does not continue the log at ${expected}`);
       }
+      const epoch = header.partitionLeaderEpoch;
+      if (epoch < latestEpoch) throw this.fencedEpoch(epoch, latestEpoch, header.baseOffset);
+      if (epoch > latestEpoch) newEpochs.push({ epoch, startOffset: header.baseOffset });
+      latestEpoch = epoch;
       headers.push(header);
       expected = header.baseOffset + header.lastOffsetDelta + 1;
     }
-    return this.writeBatches(batches, headers);
+    return this.writeBatches(batches, headers, newEpochs);
   }
 
-  private writeBatches(batches: Buffer, headers: BatchHeader[]): AppendInfo {
+  private fencedEpoch(epoch: number, latestEpoch: number, offset: number): RiffleError {
+    return new RiffleError('FENCED_LEADER_EPOCH', `batch at offset ${offset} of ${this.topic}-${this.partition} has leader epoch ${epoch}, older than the log's latest epoch ${latestEpoch}`);
+  }
+
+  /**
+   * Writes stamped batches at the log end. New epochs are persisted in the leader-epoch
+   * checkpoint before the batches are written, so no batch on disk has an epoch the checkpoint
+   * lacks; a failed write takes them back out.
+   */
+  private writeBatches(batches: Buffer, headers: BatchHeader[], newEpochs: readonly EpochEntry[]): AppendInfo {
     const nowMs = this.clock.nowMs();
     const firstOffset = headers[0]!.baseOffset;
     const last = headers[headers.length - 1]!;
@@ -203,11 +258,13 @@ export class PartitionLog {
     if (this.shouldRoll(batches.length, lastOffset, nowMs)) this.roll();
     const segment = this.active;
     const start = segment.sizeBytes;
+    for (const entry of newEpochs) this.epochs.assign(entry.epoch, entry.startOffset);
     try {
       segment.write(batches);
     } catch (error) {
       const storageError = this.storageError('write', error);
       if (segment.isDamaged) this.fail(storageError);
+      if (newEpochs.length > 0) this.forgetEpochsFrom(this.nextOffset);
       throw storageError;
     }
     if (segment.firstAppendMs === null) segment.firstAppendMs = nowMs;
@@ -257,6 +314,65 @@ export class PartitionLog {
     // As Kafka does on roll, flush the finished segment in the background so the recovery
     // checkpoint moves past it whatever the flush policy.
     this.requestSync();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leader epochs (KIP-101)
+
+  /**
+   * The newest leader epoch in the cache, or -1: a follower's "last fetched epoch". It is the
+   * epoch of the last batch unless beginLeaderEpoch recorded a newer one that wrote nothing yet.
+   */
+  get latestEpoch(): number {
+    return this.epochs.latestEpoch();
+  }
+
+  /**
+   * The OffsetsForLeaderEpoch answer of this replica: the largest epoch at or below `epoch` and
+   * the offset where the next higher epoch starts, or the log end offset for the latest epoch
+   * ({ -1, -1 } for -1 or an epoch newer than any known; see LeaderEpochCache.endOffsetFor).
+   */
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    this.throwIfUnusable();
+    return this.epochs.endOffsetFor(epoch, this.nextOffset);
+  }
+
+  /**
+   * Records that `epoch` starts at the log end, as a new leader does before its first append
+   * (Kafka's makeLeader), so it answers OffsetsForLeaderEpoch for the epochs before it correctly
+   * at once. Refuses an epoch older than the latest; the latest again changes nothing.
+   */
+  beginLeaderEpoch(epoch: number): void {
+    this.throwIfUnusable();
+    assert(Number.isInteger(epoch) && epoch >= 0 && epoch <= 0x7fff_ffff, () => `bad leader epoch ${epoch}`);
+    const latestEpoch = this.epochs.latestEpoch();
+    if (epoch < latestEpoch) throw this.fencedEpoch(epoch, latestEpoch, this.nextOffset);
+    if (this.epochs.assign(epoch, this.nextOffset)) this.logger.info({ epoch, startOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} began leader epoch ${epoch} at ${this.nextOffset}`);
+  }
+
+  /** The leader-epoch cache's entries, oldest first. */
+  leaderEpochEntries(): EpochEntry[] {
+    return this.epochs.entries();
+  }
+
+  /** The store behind the cache: a failed checkpoint write fails the log, like a failed fsync. */
+  private writeEpochCheckpoint(entries: readonly EpochEntry[]): void {
+    try {
+      writeLeaderEpochCheckpoint(this.dir, entries);
+    } catch (error) {
+      const storageError = this.storageError('leader epoch checkpoint write', error);
+      this.fail(storageError);
+      throw storageError;
+    }
+  }
+
+  /** Drops epochs starting at or after `offset`; a failed write has already failed the log. */
+  private forgetEpochsFrom(offset: number): void {
+    try {
+      this.epochs.truncateFromEnd(offset);
+    } catch (error) {
+      this.logger.error({ error: (error as Error).message }, `partition log ${this.topic}-${this.partition} could not take back a leader epoch`);
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -413,6 +529,59 @@ export class PartitionLog {
   }
 
   /** Bytes of the leading whole, CRC-clean batches of `chunk` below `limit`. */
+  /**
+   * A CRC-32C over the stored bytes of every whole batch from `fromOffset` (default: the log
+   * start) up to, not including, `offsetExclusive` (a batch straddling either bound is left out).
+   * Base offsets and leader epochs are stamped in the stored bytes, so replicas holding the same
+   * batches give the same answer. Reads every byte it covers, synchronously: an admin and test
+   * tool, not a serving path.
+   */
+  checksumUpTo(offsetExclusive: number, fromOffset = this.logStartOffset): LogChecksum {
+    this.throwIfUnusable();
+    assert(Number.isSafeInteger(offsetExclusive) && offsetExclusive >= 0, () => `bad checksum offset ${offsetExclusive}`);
+    if (!Number.isSafeInteger(fromOffset) || fromOffset < this.logStartOffset) {
+      throw new RiffleError('OFFSET_OUT_OF_RANGE', `checksum from ${fromOffset} starts below the log start ${this.logStartOffset} of ${this.topic}-${this.partition}`);
+    }
+    const end = Math.min(offsetExclusive, this.nextOffset);
+    const result: LogChecksum = { startOffset: -1, offset: -1, crc32c: 0, bytes: 0 };
+    for (const segment of this.segments) {
+      if (segment.isEmpty || segment.nextOffset <= fromOffset || segment.baseOffset >= end) continue;
+      const range = this.wholeBatchRange(segment, fromOffset, end);
+      if (range.to <= range.from) continue;
+      if (result.startOffset < 0) result.startOffset = range.firstOffset;
+      result.offset = range.nextOffset;
+      for (let position = range.from; position < range.to; position += CHECKSUM_CHUNK_BYTES) {
+        const chunk = segment.read(position, Math.min(CHECKSUM_CHUNK_BYTES, range.to - position));
+        result.crc32c = crc32c(chunk, result.crc32c);
+        result.bytes += chunk.length;
+      }
+    }
+    if (result.startOffset < 0) result.startOffset = result.offset = Math.max(fromOffset, this.logStartOffset);
+    assert(result.offset <= end || result.bytes === 0, 'the checksum covers only batches below its bound');
+    return result;
+  }
+
+  /** File positions and offsets of the whole batches of `segment` within [fromOffset, end). */
+  private wholeBatchRange(segment: LogSegment, fromOffset: number, end: number): { from: number; to: number; firstOffset: number; nextOffset: number } {
+    let from = 0;
+    let firstOffset = segment.baseOffset;
+    if (fromOffset > segment.baseOffset) {
+      const first = this.locate(segment, fromOffset)!;
+      const whole = first.baseOffset === fromOffset;
+      from = whole ? first.position : first.position + first.sizeBytes;
+      firstOffset = whole ? first.baseOffset : first.lastOffset + 1;
+    }
+    let to = segment.sizeBytes;
+    let nextOffset = segment.nextOffset;
+    if (end < segment.nextOffset) {
+      // Everything before the batch holding `end` lies wholly below it.
+      const cut = this.locate(segment, end)!;
+      to = cut.position;
+      nextOffset = cut.baseOffset;
+    }
+    return { from, to, firstOffset, nextOffset };
+  }
+
   private servableBytes(chunk: Buffer, limit: number): { bytes: number; nextOffset: number } {
     let position = 0;
     let nextOffset = -1;
@@ -516,7 +685,12 @@ export class PartitionLog {
   truncateTo(offset: number): void {
     this.throwIfUnusable();
     assert(Number.isSafeInteger(offset) && offset >= 0, () => `bad truncation offset ${offset}`);
-    if (offset >= this.nextOffset) return;
+    if (offset >= this.nextOffset) {
+      // No batch to cut, but an epoch begun at `offset` without data goes too: truncation
+      // always drops the epochs starting at or after its offset.
+      this.epochs.truncateFromEnd(offset);
+      return;
+    }
     this.truncations++;
     if (offset <= this.logStartOffset) {
       this.truncateFullyAndStartAt(offset);
@@ -529,6 +703,10 @@ export class PartitionLog {
       this.totalBytes = this.segments.reduce((sum, each) => sum + each.sizeBytes, 0);
     }
     if (this.flushedPoint.offset >= this.nextOffset) this.flushedPoint = this.endPoint();
+    // After the cut: a crash between the two leaves epochs past the log end, which the next
+    // open trims, never batches whose epoch the checkpoint lacks. (An emptied log starts at the
+    // new end, so this empties the cache too.)
+    this.epochs.truncateFromEnd(this.nextOffset);
     this.waiters.rejectAbove(this.nextOffset, new RiffleError('NOT_LEADER_OR_FOLLOWER', `log truncated to ${this.nextOffset}`));
     this.writeCheckpoint(true);
     this.updateGauges();
@@ -562,6 +740,7 @@ export class PartitionLog {
       this.logger.info({ baseOffset: segment.baseOffset, logStartOffset: this.logStartOffset }, `partition log ${this.topic}-${this.partition} deleted segment ${segment.baseOffset} by retention`);
     }
     if (deleted > 0) {
+      this.epochs.truncateFromStart(this.logStartOffset);
       this.metrics.retentionDeletedSegments.inc(deleted);
       this.writeCheckpoint(false);
       this.updateGauges();
