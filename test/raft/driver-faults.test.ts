@@ -96,8 +96,9 @@ describe('raft driver under faults', () => {
     let unknown = 0;
     let inFlight = 0;
     let proposed = 0;
-    const propose = (): void => {
+    const propose = (): boolean => {
       const running = [...members.values()].filter((m) => started.includes(m.node));
+      if (running.length === 0) return false; // Every node is down at the moment.
       const leader = running.find((m) => m.node.status().role === 'leader') ?? prng.pick(running);
       const key = `w${proposed++}`;
       inFlight++;
@@ -108,13 +109,14 @@ describe('raft driver under faults', () => {
           else unknown++;
         },
       ).finally(() => inFlight--);
+      return true;
     };
 
     const faultUntil = performance.now() + FAULT_PHASE_MS;
     let nextFaultMs = performance.now() + 200;
     try {
       while (performance.now() < faultUntil && proposed < PROPOSALS_MAX) {
-        while (inFlight < IN_FLIGHT_MAX && proposed < PROPOSALS_MAX) propose();
+        while (inFlight < IN_FLIGHT_MAX && proposed < PROPOSALS_MAX && propose());
         if (performance.now() >= nextFaultMs) {
           nextFaultMs = performance.now() + prng.int(100, 400);
           await injectFault(prng, network, members);
