@@ -14,7 +14,8 @@ import type { NodeId } from '../../raft/types.js';
 const HOSTS = ['127.0.2.1', '127.0.2.2', '127.0.2.3'];
 const PORT = 17410;
 const address = (id: NodeId): string => `${HOSTS[id - 1]}:${PORT}`;
-const FAST = { tickMs: 10, heartbeatMs: 20, electionMinMs: 150, electionMaxMs: 300 };
+// Fast, but with election timeouts long enough that a loaded machine does not flap leaders.
+const FAST = { tickMs: 10, heartbeatMs: 50, electionMinMs: 500, electionMaxMs: 1000 };
 
 interface Member {
   node: RaftNode;
