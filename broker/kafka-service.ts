@@ -22,6 +22,8 @@ import type { ListOffsetsRequest__Output } from '../src/rpc/generated/riffle/v1/
 import type { ListOffsetsResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsResponse.js';
 import type { ListOffsetsPartitionResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsPartitionResponse.js';
 import type { KafkaHandlers } from '../src/rpc/generated/riffle/v1/Kafka.js';
+import type { InitProducerIdRequest__Output } from '../src/rpc/generated/riffle/v1/InitProducerIdRequest.js';
+import { initProducerId, type InitProducerIdDeps } from './producer-ids.js';
 
 export const FETCH_WAIT_MS_MAX = 60_000;
 export const FETCH_PARTITION_BYTES_DEFAULT = 1024 * 1024;
@@ -49,6 +51,8 @@ export interface KafkaServiceDeps {
   metrics: DataPlaneMetrics;
   logger: Logger;
   requestBytesMax: number;
+  /** Producer ids for InitProducerId (idempotent producers). */
+  producerIds: InitProducerIdDeps;
 }
 
 export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): Partial<KafkaHandlers> {
@@ -59,6 +63,7 @@ export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): 
       fetch(deps, request, call),
     ),
     ListOffsets: unary(context, 'ListOffsets', async (request: ListOffsetsRequest__Output) => listOffsets(deps, request)),
+    InitProducerId: unary(context, 'InitProducerId', (request: InitProducerIdRequest__Output) => initProducerId(deps.producerIds, request)),
   };
 }
 

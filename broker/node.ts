@@ -17,6 +17,8 @@ import { ImageClusterView } from './cluster-view.js';
 import { ControllerClient } from './controller-client.js';
 import { FetchPurgatory } from './fetch-purgatory.js';
 import { DataPlaneMetrics, kafkaHandlers } from './kafka-service.js';
+import { brokerProducerIds } from './producer-ids.js';
+import { registerProducerStateGauge } from './producer-state.js';
 import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
@@ -152,11 +154,13 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());
   const purgatory = new FetchPurgatory();
   registerBrokerGauges(registry, purgatory, metadata);
+  registerProducerStateGauge(registry, () => replicas.allPartitions());
   const server = new grpc.Server(serverOptions(config.requestBytesMax));
   server.addService(
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
     kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
       cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
+      producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
     }) as grpc.UntypedServiceImplementation,
   );
   server.addService(

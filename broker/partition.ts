@@ -9,6 +9,7 @@
 import type { AppendInfo, PartitionLog } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
+import { ProducerStateManager } from './producer-state.js';
 
 export type HighWatermarkListener = (partition: Partition) => void;
 
@@ -23,6 +24,9 @@ export class Partition {
   private readonly listeners = new Set<HighWatermarkListener>();
   private role: PartitionRole;
 
+  /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
+  readonly producerState = new ProducerStateManager();
+
   constructor(
     readonly topic: string,
     readonly topicId: string,
@@ -32,6 +36,9 @@ export class Partition {
     role: PartitionRole,
   ) {
     this.role = { ...role };
+    // [idempotence] An empty log's producer state is known at once, so a follower can track it from
+    // the first append; a log with data is read when the state is first needed (producer-state.ts).
+    if (log.logEndOffset === log.logStartOffset) this.producerState.loadFromLog(log);
     // Everything recovered from disk survived a restart and is durable now.
     this.highWatermarkOffset = log.logEndOffset;
   }
@@ -87,7 +94,11 @@ export class Partition {
    */
   async append(batches: Buffer, awaitDurable: boolean): Promise<AppendInfo> {
     this.requireLeader();
-    const info = this.log.append(batches, this.role.leaderEpoch);
+    // [idempotence] Sequences are checked before the write and recorded after it, with nothing in
+    // between; a retried batch is not written again and answers with its original offsets.
+    const producerPlan = this.producerState.check(batches, this.log);
+    const info = producerPlan.duplicate ?? this.log.append(batches, this.role.leaderEpoch);
+    if (producerPlan.duplicate === null) this.producerState.record(producerPlan, info);
     const durable = this.log.waitDurable(info.lastOffset + 1).then(() => this.advanceHighWatermark(info.lastOffset + 1));
     if (awaitDurable) await durable;
     else durable.catch(() => undefined);
@@ -98,6 +109,11 @@ export class Partition {
     if (offset <= this.highWatermarkOffset || offset > this.log.logEndOffset) return;
     this.highWatermarkOffset = offset;
     for (const listener of this.listeners) listener(this);
+  }
+
+  /** [idempotence] A follower's appended batches update its producer state; call after each follower append. */
+  observeFollowerAppend(batches: Buffer): void {
+    this.producerState.observeReplicated(batches);
   }
 
   /** Reads whole batches from fetchOffset, never past the high watermark. */

@@ -1,0 +1,369 @@
+// Idempotent producers on one partition (Kafka's ProducerStateManager, KIP-98 and KIP-360): for
+// every producer id the partition has seen, its current epoch and the sequence ranges and offsets
+// of its last five batches. The leader checks each batch that carries a producer id before it is
+// written and records it afterwards:
+//   - an epoch older than the producer's current one is INVALID_PRODUCER_EPOCH (a fenced zombie);
+//   - a batch equal to one of the last five is a retry: it is not written again, and the produce
+//     answer carries the offsets of the original;
+//   - otherwise the batch must continue the producer's sequence (int32 max wraps to 0), or start
+//     at 0 when it opens a newer epoch; anything else is OUT_OF_ORDER_SEQUENCE_NUMBER;
+//   - an unknown producer may start at any epoch with sequence 0. With another sequence, the
+//     answer is UNKNOWN_PRODUCER_ID when this partition may have forgotten the producer (its
+//     batches were below the log start or the rebuild window when the state was built, or it was
+//     evicted or expired), else OUT_OF_ORDER_SEQUENCE_NUMBER: a real gap.
+// Followers apply what they append (`observeReplicated`) without checks: the leader checked.
+//
+// The state must describe exactly the log it sits beside. It records the log end it reflects;
+// whenever that differs from the log's end at a check (a follower truncated, appends went
+// unobserved, the replica just became leader, the process restarted) it is rebuilt from the
+// batch headers in the log before anything is decided.
+//
+// Departures from Kafka:
+//   - No producer-state snapshots: a rebuild reads the log, from the first record newer than the
+//     producer expiration window (1 day), so a producer whose records carry older timestamps is
+//     not rebuilt (its next batch with a non-zero sequence gets UNKNOWN_PRODUCER_ID).
+//   - A batch wholly behind the producer's last sequence that is not among the five retained is
+//     answered DUPLICATE_SEQUENCE_NUMBER (written before, offsets no longer known), which the
+//     SDK treats as success. Kafka answers OUT_OF_ORDER_SEQUENCE_NUMBER there, which makes an
+//     epoch-bumping client write the batch twice. Every sequence at or below the last one of the
+//     current epoch was accepted in order, so "written before" is certain.
+//   - Idle time for eviction and expiration is the broker's clock at the last append (Kafka: the
+//     batch's max timestamp), so producers replaying old timestamps are not expired at once.
+//   - Several batches per partition in one produce request are allowed; all of them are
+//     checked, in order. A request mixing batches written before with new ones is refused.
+//   - Transactions are not supported: transactional batches are INVALID_RECORD.
+import type { AppendInfo } from './log/index.js';
+import { RiffleError } from '../src/rpc/errors.js';
+import { assert } from '../src/util/assert.js';
+import { systemClock, type Clock } from '../src/util/clock.js';
+import { Gauge, type Registry } from '../src/metrics/index.js';
+import { ATTRIBUTE_TRANSACTIONAL, iterateBatches, type BatchHeader } from '../src/util/record-batch.js';
+
+/** Batches kept per producer for recognising retries (Kafka's NUM_BATCHES_TO_RETAIN). */
+export const PRODUCER_BATCHES_RETAINED = 5;
+/** Producers tracked per partition; the one idle longest goes first. */
+export const PRODUCERS_PER_PARTITION_MAX = 100_000;
+/** Kafka's producer.id.expiration.ms: a producer idle this long is forgotten. */
+export const PRODUCER_ID_EXPIRATION_MS = 24 * 60 * 60 * 1000;
+/** Kafka's producer.id.expiration.check.interval.ms. */
+export const PRODUCER_EXPIRATION_CHECK_INTERVAL_MS = 10 * 60 * 1000;
+/** Sequences count modulo 2^31: after int32 max comes 0. */
+export const SEQUENCE_MODULUS = 2 ** 31;
+/** Batches without idempotence carry producer id -1. */
+export const NO_PRODUCER_ID = -1;
+/** Bytes read per step while rebuilding from the log. */
+export const REBUILD_READ_BYTES = 1024 * 1024;
+
+export interface ProducerBatch {
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+}
+
+export interface ProducerEntryView {
+  readonly producerId: number;
+  readonly epoch: number;
+  /** Oldest first, at most PRODUCER_BATCHES_RETAINED. */
+  readonly batches: readonly ProducerBatch[];
+  readonly lastActivityMs: number;
+}
+
+/** The log as producer state reads it when rebuilding: a PartitionLog fits. */
+export interface ProducerStateLog {
+  readonly logStartOffset: number;
+  readonly logEndOffset: number;
+  read(offset: number, maxBytes: number): { records: Buffer; nextOffset: number };
+  offsetForTimestamp(timestampMs: number): { offset: number } | null;
+}
+
+/** One checked batch waiting for its offsets; offsets are relative to the request's first. */
+interface PendingBatch {
+  producerId: number;
+  epoch: number;
+  firstSequence: number;
+  lastSequence: number;
+  offsetDelta: number;
+  lastOffsetDelta: number;
+}
+
+/** What `check` decided for one produce request's batches. */
+export interface ProducerAppendPlan {
+  /** Every batch was written before: answer with these offsets and write nothing. */
+  readonly duplicate: AppendInfo | null;
+  /** Batches to record once the append assigned offsets. */
+  readonly pending: readonly PendingBatch[];
+  readonly records: number;
+}
+
+export interface ProducerStateOptions {
+  clock?: Clock;
+  producersMax?: number;
+  expirationMs?: number;
+}
+
+interface Entry {
+  producerId: number;
+  epoch: number;
+  batches: ProducerBatch[];
+  lastActivityMs: number;
+}
+
+type Verdict =
+  | { kind: 'untracked' }
+  | { kind: 'append'; batch: PendingBatch }
+  | { kind: 'duplicate'; batch: ProducerBatch }
+  | { kind: 'written-before' };
+
+export class ProducerStateManager {
+  /** Ordered from least to most recently active: updating an entry moves it to the end. */
+  private readonly producers = new Map<number, Entry>();
+  private readonly clock: Clock;
+  private readonly producersMax: number;
+  private readonly expirationMs: number;
+  /** The log end offset this state reflects; -1 until built. */
+  private endOffset = -1;
+  /** Whether some producer's state may be missing (see the module header). */
+  private mayHaveForgotten = false;
+  private lastExpirationCheckMs: number;
+  /** Counters for metrics and tests. */
+  readonly stats = { duplicates: 0, rebuilds: 0, evictions: 0, expirations: 0 };
+
+  constructor(options: ProducerStateOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.producersMax = options.producersMax ?? PRODUCERS_PER_PARTITION_MAX;
+    this.expirationMs = options.expirationMs ?? PRODUCER_ID_EXPIRATION_MS;
+    assert(Number.isInteger(this.producersMax) && this.producersMax > 0, () => `producersMax ${this.producersMax}`);
+    assert(this.expirationMs > 0, () => `expirationMs ${this.expirationMs}`);
+    this.lastExpirationCheckMs = this.clock.nowMs();
+  }
+
+  get producerCount(): number {
+    return this.producers.size;
+  }
+
+  /** The log end this state reflects, -1 before it was built. */
+  get reflectedEndOffset(): number {
+    return this.endOffset;
+  }
+
+  entry(producerId: number): ProducerEntryView | undefined {
+    const entry = this.producers.get(producerId);
+    return entry && { ...entry, batches: [...entry.batches] };
+  }
+
+  entries(): ProducerEntryView[] {
+    return [...this.producers.keys()].sort((a, b) => a - b).map((id) => this.entry(id)!);
+  }
+
+  /**
+   * Checks a produce request's batches against the producers' state, rebuilding the state
+   * first when it does not reflect `log`. Throws the produce error; never changes state: call
+   * `record` after a successful append, synchronously, with nothing appended in between.
+   */
+  check(batches: Buffer, log: ProducerStateLog): ProducerAppendPlan {
+    if (this.endOffset !== log.logEndOffset) this.loadFromLog(log);
+    const verdicts: Verdict[] = [];
+    const transient = new Map<number, { epoch: number; lastSequence: number }>();
+    let records = 0;
+    for (const { header } of iterateBatches(batches)) {
+      const verdict = this.classify(header, records, transient);
+      if (verdict.kind === 'append') transient.set(header.producerId, { epoch: verdict.batch.epoch, lastSequence: verdict.batch.lastSequence });
+      verdicts.push(verdict);
+      records += header.lastOffsetDelta + 1;
+    }
+    return this.plan(verdicts, records);
+  }
+
+  /** Records the batches of `plan` at the offsets the append gave them. */
+  record(plan: ProducerAppendPlan, info: AppendInfo): void {
+    assert(plan.duplicate === null, 'a duplicate is not recorded');
+    assert(info.baseOffset === this.endOffset, () => `append at ${info.baseOffset} but producer state reflects the log up to ${this.endOffset}`);
+    assert(info.lastOffset - info.baseOffset + 1 === plan.records, () => `append of ${info.lastOffset - info.baseOffset + 1} records, checked ${plan.records}`);
+    const nowMs = this.clock.nowMs();
+    for (const batch of plan.pending) {
+      const firstOffset = info.baseOffset + batch.offsetDelta;
+      this.apply(batch.producerId, batch.epoch, { firstSequence: batch.firstSequence, lastSequence: batch.lastSequence, firstOffset, lastOffset: firstOffset + batch.lastOffsetDelta }, nowMs);
+    }
+    this.endOffset = info.lastOffset + 1;
+    this.maybeExpire(nowMs);
+  }
+
+  /**
+   * A follower's appended batches (offsets assigned by the leader). Unchecked: the leader
+   * checked them. A gap or overlap with what the state reflects (the log was truncated or an
+   * append went unobserved) leaves the state to be rebuilt when it is next needed.
+   */
+  observeReplicated(batches: Buffer): void {
+    if (this.endOffset < 0) return;
+    const nowMs = this.clock.nowMs();
+    for (const { header } of iterateBatches(batches)) {
+      if (header.baseOffset !== this.endOffset) {
+        this.forgetAll();
+        return;
+      }
+      if (header.producerId !== NO_PRODUCER_ID) this.apply(header.producerId, header.producerEpoch, batchOf(header), nowMs);
+      this.endOffset = header.baseOffset + header.lastOffsetDelta + 1;
+    }
+    this.maybeExpire(nowMs);
+  }
+
+  /** Rebuilds the state from the batch headers of `log`, within the expiration window. */
+  loadFromLog(log: ProducerStateLog): void {
+    this.producers.clear();
+    const nowMs = this.clock.nowMs();
+    const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
+    let offset = Math.max(log.logStartOffset, windowStart);
+    this.mayHaveForgotten = offset > 0;
+    while (offset < log.logEndOffset) {
+      const { records, nextOffset } = log.read(offset, REBUILD_READ_BYTES);
+      assert(nextOffset > offset, () => `rebuilding producer state made no progress at offset ${offset}`);
+      for (const { header } of iterateBatches(records)) {
+        if (header.producerId === NO_PRODUCER_ID) continue;
+        this.apply(header.producerId, header.producerEpoch, batchOf(header), Math.min(header.maxTimestamp, nowMs));
+      }
+      offset = nextOffset;
+    }
+    this.endOffset = log.logEndOffset;
+    this.lastExpirationCheckMs = nowMs;
+    this.stats.rebuilds++;
+  }
+
+  private forgetAll(): void {
+    this.producers.clear();
+    this.endOffset = -1;
+  }
+
+  private classify(header: BatchHeader, offsetDelta: number, transient: Map<number, { epoch: number; lastSequence: number }>): Verdict {
+    if (header.producerId === NO_PRODUCER_ID) return { kind: 'untracked' };
+    validateProducerFields(header);
+    const lastSequence = addSequence(header.baseSequence, header.lastOffsetDelta);
+    const batch: PendingBatch = {
+      producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence, lastSequence, offsetDelta, lastOffsetDelta: header.lastOffsetDelta,
+    };
+    const entry = this.producers.get(header.producerId);
+    const current = transient.get(header.producerId) ?? (entry && { epoch: entry.epoch, lastSequence: entry.batches[entry.batches.length - 1]!.lastSequence });
+    if (current === undefined) return this.classifyUnknown(batch);
+    if (batch.epoch < current.epoch) {
+      throw new RiffleError('INVALID_PRODUCER_EPOCH', `Producer ${batch.producerId} has epoch ${batch.epoch}, older than its current epoch ${current.epoch}.`);
+    }
+    if (batch.epoch > current.epoch) {
+      if (batch.firstSequence !== 0) throw outOfOrder(batch, `the first batch of a new epoch must start at sequence 0`);
+      return { kind: 'append', batch };
+    }
+    const duplicate = entry?.epoch === batch.epoch ? entry.batches.find((kept) => kept.firstSequence === batch.firstSequence && kept.lastSequence === lastSequence) : undefined;
+    if (duplicate) return { kind: 'duplicate', batch: duplicate };
+    if (batch.firstSequence === addSequence(current.lastSequence, 1)) return { kind: 'append', batch };
+    if (isAtOrBefore(lastSequence, current.lastSequence) && isAtOrBefore(batch.firstSequence, lastSequence)) return { kind: 'written-before' };
+    throw outOfOrder(batch, `expected sequence ${addSequence(current.lastSequence, 1)}`);
+  }
+
+  private classifyUnknown(batch: PendingBatch): Verdict {
+    if (batch.firstSequence === 0) return { kind: 'append', batch };
+    if (this.mayHaveForgotten) {
+      throw new RiffleError('UNKNOWN_PRODUCER_ID', `Producer ${batch.producerId} is not known here (its state may have been removed) and sent sequence ${batch.firstSequence}, not 0.`);
+    }
+    throw outOfOrder(batch, 'this partition has never seen the producer, so it must start at sequence 0');
+  }
+
+  private plan(verdicts: Verdict[], records: number): ProducerAppendPlan {
+    const pending = verdicts.flatMap((verdict) => (verdict.kind === 'append' ? [verdict.batch] : []));
+    const repeats = verdicts.filter((verdict) => verdict.kind === 'duplicate' || verdict.kind === 'written-before');
+    if (repeats.length === 0) return { duplicate: null, pending, records };
+    if (repeats.length !== verdicts.length) {
+      throw new RiffleError('INVALID_REQUEST', 'The produce request mixes batches written before with new ones; send each batch in its own partition entry.');
+    }
+    this.stats.duplicates += repeats.length;
+    const originals = repeats.flatMap((verdict) => (verdict.kind === 'duplicate' ? [verdict.batch] : []));
+    const contiguous = originals.length === repeats.length && originals.every((batch, index) => index === 0 || batch.firstOffset === originals[index - 1]!.lastOffset + 1);
+    if (!contiguous) throw new RiffleError('DUPLICATE_SEQUENCE_NUMBER', 'These batches were written before; their offsets are no longer known.');
+    const first = originals[0]!;
+    const last = originals[originals.length - 1]!;
+    return { duplicate: { baseOffset: first.firstOffset, lastOffset: last.lastOffset, logAppendTimeMs: -1, maxTimestamp: -1, bytes: 0 }, pending: [], records };
+  }
+
+  private apply(producerId: number, epoch: number, batch: ProducerBatch, activityMs: number): void {
+    let entry = this.producers.get(producerId);
+    if (entry === undefined) {
+      entry = { producerId, epoch, batches: [], lastActivityMs: activityMs };
+    } else {
+      this.producers.delete(producerId);
+    }
+    if (entry.epoch !== epoch) {
+      entry.epoch = epoch;
+      entry.batches = [];
+    }
+    entry.batches.push(batch);
+    if (entry.batches.length > PRODUCER_BATCHES_RETAINED) entry.batches.shift();
+    entry.lastActivityMs = Math.max(entry.lastActivityMs, activityMs);
+    this.producers.set(producerId, entry);
+    if (this.producers.size > this.producersMax) this.evictIdlest();
+    assert(this.producers.size <= this.producersMax, 'producer bound exceeded');
+  }
+
+  private evictIdlest(): void {
+    const idlest = this.producers.keys().next();
+    assert(!idlest.done, 'eviction from an empty producer map');
+    this.producers.delete(idlest.value);
+    this.mayHaveForgotten = true;
+    this.stats.evictions++;
+  }
+
+  private maybeExpire(nowMs: number): void {
+    if (nowMs - this.lastExpirationCheckMs < PRODUCER_EXPIRATION_CHECK_INTERVAL_MS) return;
+    this.lastExpirationCheckMs = nowMs;
+    for (const [producerId, entry] of this.producers) {
+      if (nowMs - entry.lastActivityMs < this.expirationMs) continue;
+      this.producers.delete(producerId);
+      this.mayHaveForgotten = true;
+      this.stats.expirations++;
+    }
+  }
+}
+
+function validateProducerFields(header: BatchHeader): void {
+  if (header.producerId < 0) throw new RiffleError('INVALID_RECORD', `producer id ${header.producerId} is invalid`);
+  if ((header.attributes & ATTRIBUTE_TRANSACTIONAL) !== 0) throw new RiffleError('INVALID_RECORD', 'Transactions are not supported.');
+  if (header.producerEpoch < 0) throw new RiffleError('INVALID_RECORD', `producer ${header.producerId} sent epoch ${header.producerEpoch}`);
+  if (header.baseSequence < 0) throw new RiffleError('INVALID_RECORD', `producer ${header.producerId} sent sequence ${header.baseSequence}`);
+  if (header.lastOffsetDelta < 0) throw new RiffleError('INVALID_RECORD', `record batch has lastOffsetDelta ${header.lastOffsetDelta}`);
+}
+
+function batchOf(header: BatchHeader): ProducerBatch {
+  return {
+    firstSequence: header.baseSequence,
+    lastSequence: addSequence(header.baseSequence, header.lastOffsetDelta),
+    firstOffset: header.baseOffset,
+    lastOffset: header.baseOffset + header.lastOffsetDelta,
+  };
+}
+
+function outOfOrder(batch: PendingBatch, why: string): RiffleError {
+  return new RiffleError('OUT_OF_ORDER_SEQUENCE_NUMBER', `Producer ${batch.producerId} epoch ${batch.epoch} sent sequence ${batch.firstSequence}: ${why}.`);
+}
+
+/** `sequence + count` modulo 2^31 (Kafka's wrap from int32 max to 0). */
+export function addSequence(sequence: number, count: number): number {
+  assert(sequence >= 0 && sequence < SEQUENCE_MODULUS && count >= 0, () => `bad sequence arithmetic ${sequence} + ${count}`);
+  return (sequence + count) % SEQUENCE_MODULUS;
+}
+
+/** Whether `sequence` lies at or before `reference`, within half the sequence space behind it. */
+function isAtOrBefore(sequence: number, reference: number): boolean {
+  const behind = (reference - sequence + SEQUENCE_MODULUS) % SEQUENCE_MODULUS;
+  return behind < SEQUENCE_MODULUS / 2;
+}
+
+/** A gauge of the producers tracked over the partitions `partitions()` lists. */
+export function registerProducerStateGauge(registry: Registry, partitions: () => Iterable<{ producerState: ProducerStateManager }>): void {
+  new Gauge({
+    name: 'riffle_broker_producer_states',
+    help: 'Idempotent producers tracked over the partition replicas this broker hosts.',
+    registers: [registry],
+    collect() {
+      let producers = 0;
+      for (const partition of partitions()) producers += partition.producerState.producerCount;
+      this.set(producers);
+    },
+  });
+}
