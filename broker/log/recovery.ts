@@ -31,7 +31,9 @@ export function recoverSegments(dir: string, bases: readonly number[], checkpoin
   const context: RecoveryContext = { indexIntervalBytes, logger, outcome };
   const start = recoveryStart(segments, checkpoint);
   const last = segments.length - 1;
-  const clean = checkpoint !== null && checkpoint.clean && start.index === last && start.position === segments[last]!.sizeBytes && checkpoint.offset >= segments[last]!.baseOffset;
+  // Clean only when the checkpoint names the last segment at exactly its size: a file cut
+  // shorter since (to zero, say) must not pass because the fallback start happens to match.
+  const clean = checkpoint !== null && checkpoint.clean && checkpoint.segmentBaseOffset === segments[last]!.baseOffset && checkpoint.position === segments[last]!.sizeBytes && checkpoint.offset >= segments[last]!.baseOffset;
   for (let index = 0; index < start.index; index++) {
     if (!loadTrusted(segments[index]!, segments[index + 1]!.baseOffset, context)) return finish(context, index);
   }

@@ -61,3 +61,16 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
 export function segmentFiles(dir: string, suffix = '.log'): string[] {
   return fs.readdirSync(dir).filter((name) => name.endsWith(suffix)).sort();
 }
+
+/** Every stored byte of whole batches below `offsetExclusive`, read through the serving path. */
+export function storedBytesBelow(log: PartitionLog, offsetExclusive: number): Buffer {
+  const parts: Buffer[] = [];
+  let offset = log.logStartOffset;
+  while (offset < offsetExclusive) {
+    const { records, nextOffset } = log.read(offset, 1 << 20, offsetExclusive);
+    if (nextOffset === offset) break;
+    parts.push(records);
+    offset = nextOffset;
+  }
+  return Buffer.concat(parts);
+}

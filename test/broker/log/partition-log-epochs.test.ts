@@ -9,7 +9,7 @@ import { LEADER_EPOCH_CHECKPOINT_FILE, type PartitionLog } from '../../../broker
 import { RiffleError } from '../../../src/rpc/errors.js';
 import { crc32c } from '../../../src/util/crc32c.js';
 import { encodeRecordBatch, iterateBatches } from '../../../src/util/record-batch.js';
-import { batchOf, makeTempDir, metricValue, openLog, removeDir, segmentFiles } from './helpers.js';
+import { batchOf, makeTempDir, metricValue, openLog, removeDir, segmentFiles, storedBytesBelow } from './helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -45,19 +45,6 @@ function epochsOfStoredBatches(log: PartitionLog): Array<[number, number]> {
     if (epoch >= 0 && (entries.length === 0 || epoch > entries.at(-1)![0])) entries.push([epoch, batch.header.baseOffset]);
   }
   return entries;
-}
-
-/** Every stored byte of whole batches below `offsetExclusive`, read through the serving path. */
-function storedBytesBelow(log: PartitionLog, offsetExclusive: number): Buffer {
-  const parts: Buffer[] = [];
-  let offset = log.logStartOffset;
-  while (offset < offsetExclusive) {
-    const { records, nextOffset } = log.read(offset, 1 << 20, offsetExclusive);
-    if (nextOffset === offset) break;
-    parts.push(records);
-    offset = nextOffset;
-  }
-  return Buffer.concat(parts);
 }
 
 describe('leader appends', () => {

@@ -103,6 +103,18 @@ describe('crash recovery', () => {
     expect(readEverything(reopened.log).length).toBe(40);
     await reopened.log.close();
   });
+
+  it('does not trust a clean checkpoint once the last segment was cut to nothing', async () => {
+    const { log } = await openLog(dir, { segmentBytes: 1 << 20 });
+    log.append(batchOf(3), 0);
+    await log.close();
+    fs.truncateSync(path.join(dir, segmentFiles(dir).at(-1)!), 0);
+    const reopened = await openLog(dir, { segmentBytes: 1 << 20 });
+    expect(reopened.log.logEndOffset).toBe(0);
+    expect(reopened.log.read(0, 1 << 20).records.length).toBe(0);
+    expect(reopened.log.append(batchOf(1), 0).baseOffset).toBe(0);
+    await reopened.log.close();
+  });
 });
 
 describe('corruption', () => {
