@@ -122,7 +122,7 @@ async function produceToPartition(
 ): Promise<PartitionProduceResponse> {
   try {
     const partition = deps.replicas.partition(topic, index);
-    const info = await withTimeout(partition.append(records, acks !== 0), timeoutMs);
+    const info = await withTimeout(partition.append(records, acks), timeoutMs);
     deps.metrics.producedBytes.inc({ topic }, info.bytes);
     deps.metrics.producedBatches.inc({ topic });
     return { index, errorCode: 0, baseOffset: info.baseOffset, logAppendTimeMs: -1, logStartOffset: partition.logStartOffset };

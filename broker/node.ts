@@ -22,6 +22,11 @@ import { registerProducerStateGauge } from './producer-state.js';
 import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
+import { ReplicaFetcherManager } from './replica-fetcher.js';
+import { replicationHandlers } from './replication-service.js';
+import type { Partition } from './partition.js';
+import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
+import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
 import type { NodeConfig } from '../src/config/node-config.js';
 import { Counter, createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
 import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
@@ -135,7 +140,22 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const { config, logger } = options;
   const controllerClient = new ControllerClient(config.controllerQuorum, logger);
   const metadata = new MetadataCache();
-  const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry });
+  let lifecycle: BrokerLifecycle | undefined;
+  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger });
+  const alterIsr = async (partition: Partition, isr: number[]): Promise<void> => {
+    const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {
+      brokerId: config.nodeId,
+      brokerEpoch: lifecycle?.brokerEpoch ?? -1,
+      topicId: partition.topicId,
+      partition: partition.index,
+      leaderEpoch: partition.leaderEpoch,
+      partitionEpoch: partition.partitionEpoch,
+      newIsr: isr,
+    });
+    if (response.errorCode !== 0) throw new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
+  };
+  const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr });
+  replicas.startIsrMaintenance();
   metadata.onChange((image) => {
     replicas.sync(image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
   });
@@ -149,7 +169,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     metadata.apply(delivery);
     deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : 'batch' });
   });
-  const lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
+  lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
   lifecycle.start();
   const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());
   const purgatory = new FetchPurgatory();
@@ -166,6 +186,10 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   server.addService(
     serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
     adminHandlers({ service: 'admin', metrics: rpcMetrics, logger }, { cluster, controller: controllerClient, metadata, replicas }) as grpc.UntypedServiceImplementation,
+  );
+  server.addService(
+    serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
+    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, config.listen.host, config.listen.port);
   const retentionTimer = setInterval(() => {

@@ -1,28 +1,53 @@
-// One partition replica hosted by this broker: its log, and its role and leader epoch as the
-// metadata image says. Only the leader takes produce requests and serves consumers.
+// One partition replica hosted by this broker: its log, the role the metadata gives it (leader
+// or follower, leader epoch, ISR), and its high watermark, the offset below which records are
+// committed and visible to consumers.
 //
-// The high watermark is the offset below which records are visible to consumers. Until follower
-// replication exists (the replication issue), it is the durable end of the leader's log: with
-// flush policy `ack` it moves only once an fdatasync covers the records, so a consumer never
-// reads what a crash could take back; with `interval` and `os` it follows the log end at once.
-// Replication will make it the minimum log end offset of the ISR.
+// As leader it tracks how far each follower's log goes (from their fetches) and moves the high
+// watermark to the smallest durable log end among the ISR, but only while the ISR has at least
+// min.insync.replicas members. acks=all waits for the high watermark to pass the batch;
+// acks=all with too small an ISR fails at once with NOT_ENOUGH_REPLICAS. It proposes ISR changes
+// (a follower behind for replica.lag.time.max.ms leaves; a caught-up one rejoins) and acts on
+// them only once the controller has committed them and they arrive in the metadata.
+//
+// As follower it appends what the leader sends (offsets and epochs already stamped) and takes
+// the leader's high watermark, capped at its own log end.
 import type { AppendInfo, PartitionLog } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
 import { ProducerStateManager } from './producer-state.js';
 
-export type HighWatermarkListener = (partition: Partition) => void;
+export type PartitionListener = (partition: Partition) => void;
 
 export interface PartitionRole {
   leaderId: number;
   leaderEpoch: number;
   partitionEpoch: number;
+  replicas: readonly number[];
+  isr: readonly number[];
+  minInsyncReplicas: number;
 }
+
+/** What the leader knows of one follower, from its fetches. */
+interface FollowerState {
+  /** The follower's log end (durable per its flush policy); -1 until its first fetch. */
+  logEndOffset: number;
+  /** Last time the follower was caught up with the leader's log end. */
+  lastCaughtUpMs: number;
+  lastFetchMs: number;
+  /** The leader's log end when it answered the follower's previous fetch. */
+  leaderEndAtLastFetch: number;
+}
+
+/** Kafka's replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR. */
+export const REPLICA_LAG_TIME_MS_MAX = 10_000;
 
 export class Partition {
   private highWatermarkOffset: number;
-  private readonly listeners = new Set<HighWatermarkListener>();
+  private durableEnd: number;
+  private readonly hwListeners = new Set<PartitionListener>();
+  private readonly appendListeners = new Set<PartitionListener>();
   private role: PartitionRole;
+  private followers = new Map<number, FollowerState>();
 
   /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
   readonly producerState = new ProducerStateManager();
@@ -34,13 +59,19 @@ export class Partition {
     readonly log: PartitionLog,
     readonly selfId: number,
     role: PartitionRole,
+    private readonly nowMs: () => number = Date.now,
   ) {
     this.role = { ...role };
     // [idempotence] An empty log's producer state is known at once, so a follower can track it from
     // the first append; a log with data is read when the state is first needed (producer-state.ts).
     if (log.logEndOffset === log.logStartOffset) this.producerState.loadFromLog(log);
-    // Everything recovered from disk survived a restart and is durable now.
-    this.highWatermarkOffset = log.logEndOffset;
+    // Everything recovered from disk is durable. The high watermark is not persisted: it starts
+    // at the log start and the leader recomputes it from the ISR's fetches (a single-replica
+    // partition's is its own durable end at once).
+    this.durableEnd = log.logEndOffset;
+    this.highWatermarkOffset = log.logStartOffset;
+    if (this.isLeader) this.resetFollowers();
+    this.maybeAdvanceHighWatermark();
   }
 
   get highWatermark(): number {
@@ -63,6 +94,27 @@ export class Partition {
     return this.role.leaderId;
   }
 
+  get partitionEpoch(): number {
+    return this.role.partitionEpoch;
+  }
+
+  get isr(): readonly number[] {
+    return this.role.isr;
+  }
+
+  get replicaCount(): number {
+    return this.role.replicas.length;
+  }
+
+  /** Leader: how many records the furthest-behind follower lacks (0 when none is known). */
+  maxFollowerLag(): number {
+    let lag = 0;
+    for (const follower of this.followers.values()) {
+      if (follower.logEndOffset >= 0) lag = Math.max(lag, this.log.logEndOffset - follower.logEndOffset);
+    }
+    return lag;
+  }
+
   get isLeader(): boolean {
     return this.role.leaderId === this.selfId;
   }
@@ -70,10 +122,25 @@ export class Partition {
   /** Takes the role the metadata gives; a leader epoch never goes back. */
   updateRole(role: PartitionRole): void {
     assert(role.leaderEpoch >= this.role.leaderEpoch, () => `leader epoch of ${this.topic}-${this.index} went back from ${this.role.leaderEpoch} to ${role.leaderEpoch}`);
+    const becameLeader = role.leaderId === this.selfId && (!this.isLeader || role.leaderEpoch !== this.role.leaderEpoch);
     this.role = { ...role };
+    if (becameLeader) this.resetFollowers();
+    this.maybeAdvanceHighWatermark();
+    // Writes waiting for replication under an older role learn that it changed.
+    for (const listener of [...this.hwListeners]) listener(this);
   }
 
-  /** Only the leader answers clients; anyone else says where the leader is. */
+  /** A new leader gives every follower a full lag window before it may leave the ISR. */
+  private resetFollowers(): void {
+    const now = this.nowMs();
+    this.followers = new Map(
+      this.role.replicas
+        .filter((id) => id !== this.selfId)
+        .map((id) => [id, { logEndOffset: -1, lastCaughtUpMs: now, lastFetchMs: 0, leaderEndAtLastFetch: 0 }]),
+    );
+  }
+
+  /** Only the leader answers clients; anyone else says who leads. */
   requireLeader(): void {
     if (this.isLeader) return;
     throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${this.selfId} is not the leader of ${this.topic}-${this.index}; the leader is ${this.role.leaderId}.`);
@@ -89,26 +156,107 @@ export class Partition {
   }
 
   /**
-   * Appends as leader. The returned promise resolves once the records are as durable as the
-   * topic's flush policy promises; `awaitDurable` false (acks=0) skips that wait, not the write.
+   * Appends as leader and waits as `acks` asks: 0 for nothing, 1 for this replica's durability
+   * (per the flush policy), -1 for the high watermark to pass the batch.
    */
-  async append(batches: Buffer, awaitDurable: boolean): Promise<AppendInfo> {
+  async append(batches: Buffer, acks: number): Promise<AppendInfo> {
     this.requireLeader();
+    if (acks === -1 && this.role.isr.length < this.role.minInsyncReplicas) {
+      throw new RiffleError('NOT_ENOUGH_REPLICAS', `${this.topic}-${this.index} has ${this.role.isr.length} in-sync replicas; min.insync.replicas is ${this.role.minInsyncReplicas}.`);
+    }
     // [idempotence] Sequences are checked before the write and recorded after it, with nothing in
     // between; a retried batch is not written again and answers with its original offsets.
     const producerPlan = this.producerState.check(batches, this.log);
     const info = producerPlan.duplicate ?? this.log.append(batches, this.role.leaderEpoch);
     if (producerPlan.duplicate === null) this.producerState.record(producerPlan, info);
-    const durable = this.log.waitDurable(info.lastOffset + 1).then(() => this.advanceHighWatermark(info.lastOffset + 1));
-    if (awaitDurable) await durable;
-    else durable.catch(() => undefined);
+    for (const listener of this.appendListeners) listener(this);
+    const end = info.lastOffset + 1;
+    const durable = this.log.waitDurable(end).then(() => {
+      if (end > this.durableEnd) this.durableEnd = end;
+      this.maybeAdvanceHighWatermark();
+    });
+    if (acks === 0) {
+      durable.catch(() => undefined);
+      return info;
+    }
+    await durable;
+    if (acks === -1) await this.waitForHighWatermark(end);
     return info;
   }
 
-  private advanceHighWatermark(offset: number): void {
-    if (offset <= this.highWatermarkOffset || offset > this.log.logEndOffset) return;
-    this.highWatermarkOffset = offset;
-    for (const listener of this.listeners) listener(this);
+  /** Resolves once the high watermark reaches `offset`; rejects if this replica stops leading. */
+  private waitForHighWatermark(offset: number): Promise<void> {
+    if (this.highWatermarkOffset >= offset) return Promise.resolve();
+    const epoch = this.role.leaderEpoch;
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.highWatermarkOffset >= offset) {
+          this.hwListeners.delete(check);
+          resolve();
+        } else if (!this.isLeader || this.role.leaderEpoch !== epoch) {
+          this.hwListeners.delete(check);
+          reject(new RiffleError('NOT_LEADER_OR_FOLLOWER', `${this.topic}-${this.index} changed leader before the write was replicated; its outcome is unknown.`));
+        }
+      };
+      this.hwListeners.add(check);
+    });
+  }
+
+  /** Leader: records a follower's fetch (its log end) and moves the high watermark. */
+  recordFollowerFetch(replicaId: number, fetchOffset: number): void {
+    if (!this.isLeader) return;
+    const follower = this.followers.get(replicaId);
+    if (!follower) return;
+    const now = this.nowMs();
+    const leaderEnd = this.log.logEndOffset;
+    // Kafka's rule: caught up now if it has everything; caught up as of its previous fetch if it
+    // has everything the leader had then.
+    if (fetchOffset >= leaderEnd) follower.lastCaughtUpMs = now;
+    else if (fetchOffset >= follower.leaderEndAtLastFetch && follower.lastFetchMs > 0) follower.lastCaughtUpMs = Math.max(follower.lastCaughtUpMs, follower.lastFetchMs);
+    follower.logEndOffset = fetchOffset;
+    follower.lastFetchMs = now;
+    follower.leaderEndAtLastFetch = leaderEnd;
+    this.maybeAdvanceHighWatermark();
+  }
+
+  /** The high watermark: the smallest durable log end in the ISR, while the ISR is big enough. */
+  private maybeAdvanceHighWatermark(): void {
+    if (!this.isLeader || this.role.isr.length < this.role.minInsyncReplicas) return;
+    let candidate = this.durableEnd;
+    for (const id of this.role.isr) {
+      if (id === this.selfId) continue;
+      candidate = Math.min(candidate, this.followers.get(id)?.logEndOffset ?? -1);
+    }
+    this.setHighWatermark(candidate);
+  }
+
+  private setHighWatermark(offset: number): void {
+    const bounded = Math.min(offset, this.log.logEndOffset);
+    if (bounded <= this.highWatermarkOffset) return;
+    this.highWatermarkOffset = bounded;
+    for (const listener of [...this.hwListeners]) listener(this);
+  }
+
+  /**
+   * Leader: the ISR this partition should have now, or null when it is right. Followers behind
+   * for longer than lagMs leave; followers that have reached the high watermark rejoin.
+   */
+  wantedIsr(lagMs = REPLICA_LAG_TIME_MS_MAX): number[] | null {
+    if (!this.isLeader) return null;
+    const now = this.nowMs();
+    const isr = new Set(this.role.isr);
+    let changed = false;
+    for (const [id, follower] of this.followers) {
+      if (isr.has(id) && now - follower.lastCaughtUpMs > lagMs) {
+        isr.delete(id);
+        changed = true;
+      } else if (!isr.has(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
+        isr.add(id);
+        changed = true;
+      }
+    }
+    isr.add(this.selfId);
+    return changed ? [...isr].sort((a, b) => a - b) : null;
   }
 
   /** [idempotence] A follower's appended batches update its producer state; call after each follower append. */
@@ -116,26 +264,63 @@ export class Partition {
     this.producerState.observeReplicated(batches);
   }
 
-  /** Reads whole batches from fetchOffset, never past the high watermark. */
-  read(fetchOffset: number, maxBytes: number): Buffer {
-    this.requireLeader();
-    if (fetchOffset < this.log.logStartOffset || fetchOffset > this.highWatermarkOffset) {
-      throw new RiffleError(
-        'OFFSET_OUT_OF_RANGE',
-        `Offset ${fetchOffset} is outside [${this.log.logStartOffset}, ${this.highWatermarkOffset}] of ${this.topic}-${this.index}.`,
-      );
-    }
-    if (fetchOffset === this.highWatermarkOffset) return EMPTY;
-    return this.log.read(fetchOffset, maxBytes, this.highWatermarkOffset).records;
+  /** Follower: appends batches from the leader and takes its high watermark. */
+  appendAsFollower(batches: Buffer, leaderHighWatermark: number): AppendInfo | null {
+    const info = batches.length > 0 ? this.log.appendAsFollower(batches) : null;
+    if (info) this.observeFollowerAppend(batches);
+    const bounded = Math.min(leaderHighWatermark, this.log.logEndOffset);
+    if (bounded > this.highWatermarkOffset) this.setHighWatermark(bounded);
+    return info;
   }
 
-  onHighWatermark(listener: HighWatermarkListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** Follower: cuts a diverged tail (leader-epoch truncation). */
+  truncateTo(offset: number): void {
+    this.log.truncateTo(offset);
+    if (this.durableEnd > this.log.logEndOffset) this.durableEnd = this.log.logEndOffset;
+    if (this.highWatermarkOffset > this.log.logEndOffset) this.highWatermarkOffset = this.log.logEndOffset;
+  }
+
+  /** Reads committed batches for consumers: from fetchOffset, never past the high watermark. */
+  read(fetchOffset: number, maxBytes: number): Buffer {
+    this.requireLeader();
+    return this.readUpTo(fetchOffset, maxBytes, this.highWatermarkOffset);
+  }
+
+  /** Reads for a follower: everything the leader has, committed or not. */
+  readForReplica(fetchOffset: number, maxBytes: number): Buffer {
+    return this.readUpTo(fetchOffset, maxBytes, this.log.logEndOffset);
+  }
+
+  private readUpTo(fetchOffset: number, maxBytes: number, limit: number): Buffer {
+    if (fetchOffset < this.log.logStartOffset || fetchOffset > this.log.logEndOffset) {
+      throw new RiffleError(
+        'OFFSET_OUT_OF_RANGE',
+        `Offset ${fetchOffset} is outside [${this.log.logStartOffset}, ${this.log.logEndOffset}] of ${this.topic}-${this.index}.`,
+      );
+    }
+    // Between the high watermark and the log end there is nothing to read yet, which is no error.
+    if (fetchOffset >= limit) return EMPTY;
+    return this.log.read(fetchOffset, maxBytes, limit).records;
+  }
+
+  onHighWatermark(listener: PartitionListener): () => void {
+    this.hwListeners.add(listener);
+    return () => this.hwListeners.delete(listener);
+  }
+
+  onAppend(listener: PartitionListener): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
   }
 
   async close(): Promise<void> {
-    this.listeners.clear();
+    // Anyone waiting for replication learns the outcome is unknown.
+    const wasLeader = this.role.leaderId;
+    this.role = { ...this.role, leaderId: -1 };
+    for (const listener of [...this.hwListeners]) listener(this);
+    this.role = { ...this.role, leaderId: wasLeader };
+    this.hwListeners.clear();
+    this.appendListeners.clear();
     await this.log.close();
   }
 }

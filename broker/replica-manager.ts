@@ -4,13 +4,14 @@
 // the image no longer assigns here (deleted topics, moved replicas) are closed and removed.
 // Image changes are applied one at a time, in order. Retention runs here too.
 import path from 'node:path';
-import type { MetadataImage, PartitionInfo, TopicInfo } from '../controller/index.js';
+import { minInsyncReplicasOf, type MetadataImage, type PartitionInfo, type TopicInfo } from '../controller/index.js';
+import type { ReplicaFetcherManager } from './replica-fetcher.js';
 import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, parseLogConfig, type LogConfig } from './log/index.js';
 import { Partition } from './partition.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
-import { Gauge, type Registry } from '../src/metrics/index.js';
+import { Counter, Gauge, type Registry } from '../src/metrics/index.js';
 
 export interface ReplicaManagerOptions {
   selfId: number;
@@ -20,13 +21,23 @@ export interface ReplicaManagerOptions {
   registry: Registry;
   /** Log settings for topics that do not override them. */
   logDefaults?: LogConfig;
+  /** Followers fetch through this; absent in tests that only lead. */
+  fetchers?: ReplicaFetcherManager;
+  /** Proposes an ISR change of a partition this broker leads to the controller. */
+  alterIsr?: (partition: Partition, isr: number[]) => Promise<void>;
 }
+
+/** How often leaders check whether their ISR should shrink or grow. */
+export const ISR_CHECK_INTERVAL_MS = 1_000;
 
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly logMetrics: LogMetrics;
   readonly logDefaults: LogConfig;
   private syncing: Promise<void> = Promise.resolve();
+  private isrTimer?: NodeJS.Timeout;
+  private readonly isrChangesInFlight = new Set<string>();
+  private readonly isrChanges: Counter<'direction'>;
   private syncedOffset = 0;
   private readonly syncWaiters = new Set<() => void>();
   private closed = false;
@@ -44,6 +55,32 @@ export class ReplicaManager {
       },
     });
     new Gauge({
+      name: 'riffle_broker_under_replicated_partitions',
+      help: 'Partitions this broker leads whose ISR is smaller than their replica set.',
+      registers: [options.registry],
+      collect() {
+        let count = 0;
+        for (const partition of partitions.values()) if (partition.isLeader && partition.isr.length < partition.replicaCount) count++;
+        this.set(count);
+      },
+    });
+    new Gauge({
+      name: 'riffle_broker_follower_lag_records_max',
+      help: 'The largest number of records any follower is behind, over the partitions this broker leads.',
+      registers: [options.registry],
+      collect() {
+        let lag = 0;
+        for (const partition of partitions.values()) if (partition.isLeader) lag = Math.max(lag, partition.maxFollowerLag());
+        this.set(lag);
+      },
+    });
+    this.isrChanges = new Counter({
+      name: 'riffle_broker_isr_change_proposals_total',
+      help: 'ISR changes this broker proposed as a leader, by direction (shrink or expand).',
+      labelNames: ['direction'],
+      registers: [options.registry],
+    });
+    new Gauge({
       name: 'riffle_broker_leader_partitions',
       help: 'Partitions this broker leads.',
       registers: [options.registry],
@@ -57,6 +94,28 @@ export class ReplicaManager {
 
   get logsDir(): string {
     return path.join(this.options.dataDir, 'logs');
+  }
+
+  /** Starts the periodic ISR check of the partitions this broker leads. */
+  startIsrMaintenance(intervalMs = ISR_CHECK_INTERVAL_MS): void {
+    this.isrTimer = setInterval(() => this.maintainIsr(), intervalMs);
+    this.isrTimer.unref();
+  }
+
+  private maintainIsr(): void {
+    const alterIsr = this.options.alterIsr;
+    if (!alterIsr) return;
+    for (const [key, partition] of this.partitions) {
+      if (this.isrChangesInFlight.has(key)) continue;
+      const wanted = partition.wantedIsr();
+      if (!wanted) continue;
+      this.isrChangesInFlight.add(key);
+      this.isrChanges.inc({ direction: wanted.length < partition.isr.length ? 'shrink' : 'expand' });
+      this.options.logger.info(`broker ${this.options.selfId} proposes ISR [${wanted.join(',')}] for ${partition.topic}-${partition.index} (was [${partition.isr.join(',')}])`);
+      alterIsr(partition, wanted)
+        .catch((error: unknown) => this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'ISR change not committed'))
+        .finally(() => this.isrChangesInFlight.delete(key));
+    }
   }
 
   /** The log settings of a topic: its overrides on top of the broker defaults. */
@@ -108,7 +167,8 @@ export class ReplicaManager {
         const key = keyOf(topic.name, partition.partition);
         wanted.add(key);
         try {
-          await this.ensureReplica(topic, partition, key);
+          const replica = await this.ensureReplica(topic, partition, key);
+          this.followOrLead(image, replica, partition);
         } catch (error) {
           this.options.logger.error({ err: error, topic: topic.name, partition: partition.partition }, 'opening a partition replica failed');
         }
@@ -117,21 +177,39 @@ export class ReplicaManager {
     for (const [key, partition] of this.partitions) {
       if (wanted.has(key)) continue;
       this.partitions.delete(key);
+      this.options.fetchers?.unfollow(partition);
       await partition.close();
       await partition.log.delete();
       this.options.logger.info(`broker ${this.options.selfId} removed replica ${partition.topic}-${partition.index}`);
     }
   }
 
-  private async ensureReplica(topic: TopicInfo, info: PartitionInfo, key: string): Promise<void> {
-    const role = { leaderId: info.leader, leaderEpoch: info.leaderEpoch, partitionEpoch: info.partitionEpoch };
+  /** A follower fetches from its leader; a leader (or a replica without one) does not fetch. */
+  private followOrLead(image: MetadataImage, replica: Partition, info: PartitionInfo): void {
+    const fetchers = this.options.fetchers;
+    if (!fetchers) return;
+    const leader = info.leader >= 0 && info.leader !== this.options.selfId ? image.broker(info.leader) : undefined;
+    if (leader?.listener) fetchers.follow(replica, info.leader, `${leader.listener.host}:${leader.listener.port}`);
+    else fetchers.unfollow(replica);
+  }
+
+  private async ensureReplica(topic: TopicInfo, info: PartitionInfo, key: string): Promise<Partition> {
+    const role = {
+      leaderId: info.leader,
+      leaderEpoch: info.leaderEpoch,
+      partitionEpoch: info.partitionEpoch,
+      replicas: info.replicas,
+      isr: info.isr,
+      minInsyncReplicas: minInsyncReplicasOf(topic.configs, topic.replicationFactor),
+    };
     const existing = this.partitions.get(key);
     if (existing && existing.topicId === topic.topicId) {
-      if (existing.leaderEpoch !== role.leaderEpoch || existing.leaderId !== role.leaderId) {
+      if (existing.partitionEpoch !== role.partitionEpoch || existing.leaderEpoch !== role.leaderEpoch) {
+        const roleChanged = existing.leaderEpoch !== role.leaderEpoch;
         existing.updateRole(role);
-        this.options.logger.info(`broker ${this.options.selfId} is ${existing.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
+        if (roleChanged) this.options.logger.info(`broker ${this.options.selfId} is ${existing.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
       }
-      return;
+      return existing;
     }
     if (existing) {
       // A topic of the same name was deleted and created again: the old replica goes first.
@@ -151,6 +229,7 @@ export class ReplicaManager {
     const partition = new Partition(topic.name, topic.topicId, info.partition, log, this.options.selfId, role);
     this.partitions.set(key, partition);
     this.options.logger.info(`broker ${this.options.selfId} is ${partition.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
+    return partition;
   }
 
   /** The hosted replica, or UNKNOWN_TOPIC_OR_PARTITION. */
@@ -183,6 +262,8 @@ export class ReplicaManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.isrTimer);
+    this.options.fetchers?.close();
     await this.syncing.catch(() => undefined);
     const partitions = [...this.partitions.values()];
     this.partitions.clear();

@@ -6,13 +6,14 @@ import { serviceClient } from './proto.js';
 
 export const CLIENT_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
 
-export type ServiceName = 'riffle.v1.Kafka' | 'riffle.v1.Admin' | 'riffle.v1.Kinesis' | 'riffle.internal.Controller';
+export type ServiceName = 'riffle.v1.Kafka' | 'riffle.v1.Admin' | 'riffle.v1.Kinesis' | 'riffle.internal.Controller' | 'riffle.internal.Replication';
 
 const PROTO_OF: Record<ServiceName, string> = {
   'riffle.v1.Kafka': 'riffle/v1/kafka.proto',
   'riffle.v1.Admin': 'riffle/v1/admin.proto',
   'riffle.v1.Kinesis': 'riffle/v1/kinesis.proto',
   'riffle.internal.Controller': 'riffle/internal/controller.proto',
+  'riffle.internal.Replication': 'riffle/internal/replication.proto',
 };
 
 export function channelOptions(): grpc.ChannelOptions {

@@ -120,7 +120,13 @@ export async function startCluster(options: { subnet: string; dataDir: string; c
   };
   const ids = Array.from({ length: total }, (_, index) => index + 1);
   await Promise.all(ids.map((id) => start(id)));
-  await Promise.all([...nodes.values()].map((node) => node.waitReady(60_000)));
+  try {
+    await Promise.all([...nodes.values()].map((node) => node.waitReady(60_000)));
+  } catch (error) {
+    // A cluster that did not come up must not leave its processes behind.
+    await Promise.all([...nodes.values()].map((node) => node.kill()));
+    throw error;
+  }
   return {
     nodes,
     bootstrap: ids.map((id) => `${hostOf(id)}:${ports.grpc}`).join(','),

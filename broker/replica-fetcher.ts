@@ -1,0 +1,215 @@
+// Follower replication: one fetcher per leader broker, each keeping one bidirectional
+// ReplicaFetch stream to that leader and carrying every partition this broker follows from it.
+// A round sends each partition's log end (which tells the leader how far this replica has the
+// log, durably) and the epoch of its last record; the answer brings records to append, or a
+// divergence point to truncate to (leader-epoch truncation, KIP-101/279), and the leader's high
+// watermark. The next round starts as soon as the appended records are durable.
+import type * as grpc from '@grpc/grpc-js';
+import type { Partition } from './partition.js';
+import { ConnectionPool } from '../src/rpc/client.js';
+import { fromServiceError } from '../src/rpc/errors.js';
+import type { Logger } from '../src/util/logger.js';
+import type { ReplicaFetchRequest } from '../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
+import type { ReplicaFetchResponse__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
+import type { ReplicaFetchPartitionData__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartitionData.js';
+
+export const REPLICA_FETCH_WAIT_MS = 500;
+export const REPLICA_FETCH_BYTES_MAX = 16 * 1024 * 1024;
+export const REPLICA_FETCH_PARTITION_BYTES_MAX = 1024 * 1024;
+const RECONNECT_BACKOFF_MS = 200;
+/** A round that gets no answer for this long is abandoned and the stream reopened. */
+const ROUND_TIMEOUT_MS = REPLICA_FETCH_WAIT_MS + 10_000;
+
+export interface FetcherContext {
+  selfId: number;
+  brokerEpoch: () => number;
+  logger: Logger;
+}
+
+type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
+
+class ReplicaFetcher {
+  readonly partitions = new Map<string, Partition>();
+  private stream?: FetchStream;
+  private pending?: { resolve: (response: ReplicaFetchResponse__Output) => void; reject: (error: Error) => void };
+  private running = false;
+  private stopped = false;
+  private wake?: () => void;
+
+  constructor(
+    readonly leaderId: number,
+    private address: string,
+    private readonly pool: ConnectionPool,
+    private readonly context: FetcherContext,
+  ) {}
+
+  setAddress(address: string): void {
+    if (address === this.address) return;
+    this.address = address;
+    this.stream?.cancel();
+  }
+
+  add(partition: Partition): void {
+    this.partitions.set(keyOf(partition), partition);
+    this.wake?.();
+    if (!this.running) void this.run();
+  }
+
+  remove(partition: Partition): void {
+    this.partitions.delete(keyOf(partition));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+    this.stream?.cancel();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (!this.stopped) {
+      if (this.partitions.size === 0) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      try {
+        await this.round();
+      } catch (error) {
+        if (this.stopped) break;
+        this.context.logger.debug({ err: error, leader: this.leaderId }, 'replica fetch failed; reconnecting');
+        this.stream?.cancel();
+        this.stream = undefined;
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_BACKOFF_MS));
+      }
+    }
+    this.running = false;
+  }
+
+  private async round(): Promise<void> {
+    const partitions = [...this.partitions.values()];
+    const request: ReplicaFetchRequest = {
+      replicaId: this.context.selfId,
+      brokerEpoch: this.context.brokerEpoch(),
+      maxWaitMs: REPLICA_FETCH_WAIT_MS,
+      maxBytes: REPLICA_FETCH_BYTES_MAX,
+      partitions: partitions.map((partition) => ({
+        topic: partition.topic,
+        partition: partition.index,
+        currentLeaderEpoch: partition.leaderEpoch,
+        fetchOffset: partition.logEndOffset,
+        lastFetchedEpoch: partition.log.latestEpoch,
+        logStartOffset: partition.logStartOffset,
+        partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
+      })),
+    };
+    const response = await this.exchange(request);
+    const durable: Promise<void>[] = [];
+    for (const data of response.partitions) {
+      const partition = this.partitions.get(`${data.topic}\u0000${data.partition}`);
+      if (!partition || partition.isLeader) continue;
+      const wait = this.apply(partition, data);
+      if (wait) durable.push(wait);
+    }
+    // Report a log end only once it is durable: the leader counts it towards the high watermark.
+    await Promise.all(durable);
+  }
+
+  private apply(partition: Partition, data: ReplicaFetchPartitionData__Output): Promise<void> | undefined {
+    if (data.errorCode !== 0) {
+      // The leader moved or does not know the epoch yet: the metadata will catch up.
+      return new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (data.diverging) {
+      this.context.logger.info(`broker ${this.context.selfId} truncates ${partition.topic}-${partition.index} to ${data.divergingEndOffset} (diverged at epoch ${data.divergingEpoch})`);
+      partition.truncateTo(data.divergingEndOffset);
+      return undefined;
+    }
+    const info = partition.appendAsFollower(data.records, data.highWatermark);
+    if (!info) return undefined;
+    return partition.log.waitDurable(info.lastOffset + 1);
+  }
+
+  private exchange(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse__Output> {
+    const stream = this.openStream();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('replica fetch round timed out')), ROUND_TIMEOUT_MS);
+      this.pending = {
+        resolve: (response) => {
+          clearTimeout(timer);
+          resolve(response);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      stream.write(request);
+    });
+  }
+
+  private openStream(): FetchStream {
+    if (this.stream) return this.stream;
+    const client = this.pool.get(this.address).client('riffle.internal.Replication') as unknown as {
+      ReplicaFetch(): FetchStream;
+    };
+    const stream = client.ReplicaFetch();
+    stream.on('data', (response: ReplicaFetchResponse__Output) => {
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.resolve(response);
+    });
+    const fail = (error: Error): void => {
+      if (this.stream === stream) this.stream = undefined;
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.reject(error);
+    };
+    stream.on('error', (error: grpc.ServiceError) => fail(fromServiceError(error)));
+    stream.on('end', () => fail(new Error('replica fetch stream ended')));
+    this.stream = stream;
+    return stream;
+  }
+}
+
+/** Fetchers by leader; partitions move between them as leaders change. */
+export class ReplicaFetcherManager {
+  private readonly fetchers = new Map<number, ReplicaFetcher>();
+  private readonly pool = new ConnectionPool();
+  private readonly following = new Map<string, number>();
+
+  constructor(private readonly context: FetcherContext) {}
+
+  /** Follows `partition` from `leaderId` at `address` (host:port of its broker listener). */
+  follow(partition: Partition, leaderId: number, address: string): void {
+    const key = keyOf(partition);
+    const current = this.following.get(key);
+    if (current !== undefined && current !== leaderId) this.fetchers.get(current)?.remove(partition);
+    let fetcher = this.fetchers.get(leaderId);
+    if (!fetcher) {
+      fetcher = new ReplicaFetcher(leaderId, address, this.pool, this.context);
+      this.fetchers.set(leaderId, fetcher);
+    }
+    fetcher.setAddress(address);
+    fetcher.add(partition);
+    this.following.set(key, leaderId);
+  }
+
+  unfollow(partition: Partition): void {
+    const key = keyOf(partition);
+    const leaderId = this.following.get(key);
+    if (leaderId === undefined) return;
+    this.fetchers.get(leaderId)?.remove(partition);
+    this.following.delete(key);
+  }
+
+  close(): void {
+    for (const fetcher of this.fetchers.values()) fetcher.stop();
+    this.fetchers.clear();
+    this.pool.close();
+  }
+}
+
+function keyOf(partition: Partition): string {
+  return `${partition.topic}\u0000${partition.index}`;
+}

@@ -1,0 +1,133 @@
+// The leader side of replication: answers followers' ReplicaFetch streams. For each partition a
+// follower asks about, it checks the follower's epoch, finds where the follower's log diverged
+// from its own (the end offset of the follower's last epoch, KIP-101/279), records how far the
+// follower has the log (which may move the high watermark), and sends what follows. When no
+// partition has anything new, it waits (long poll) for an append, up to max_wait_ms.
+import type * as grpc from '@grpc/grpc-js';
+import type { Partition } from './partition.js';
+import type { ReplicaManager } from './replica-manager.js';
+import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
+import { unary, type HandlerContext } from '../src/rpc/server.js';
+import type { Logger } from '../src/util/logger.js';
+import type { ReplicaFetchRequest__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
+import type { ReplicaFetchPartition__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartition.js';
+import type { ReplicaFetchResponse } from '../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
+import type { ReplicaFetchPartitionData } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartitionData.js';
+import type { ReplicationHandlers } from '../src/rpc/generated/riffle/internal/Replication.js';
+import type { DescribeLogChecksumsRequest__Output } from '../src/rpc/generated/riffle/internal/DescribeLogChecksumsRequest.js';
+import type { DescribeLogChecksumsResponse } from '../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
+
+export const REPLICA_FETCH_WAIT_MS_MAX = 5_000;
+
+export interface ReplicationServiceDeps {
+  replicas: ReplicaManager;
+  logger: Logger;
+}
+
+export function replicationHandlers(context: HandlerContext, deps: ReplicationServiceDeps): Partial<ReplicationHandlers> {
+  return {
+    ReplicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>) => serveFetchStream(deps, call),
+    DescribeLogChecksums: unary(context, 'DescribeLogChecksums', async (request: DescribeLogChecksumsRequest__Output) => describeChecksums(deps, request)),
+  };
+}
+
+function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): void {
+  // Requests on one stream are answered in order, one at a time.
+  let chain: Promise<void> = Promise.resolve();
+  let closed = false;
+  call.on('data', (request: ReplicaFetchRequest__Output) => {
+    chain = chain.then(async () => {
+      if (closed) return;
+      try {
+        const response = await answer(deps, request, () => closed);
+        if (!closed) call.write(response);
+      } catch (error) {
+        deps.logger.error({ err: error }, 'replica fetch failed');
+        call.emit('error', toRiffleError(error).toServiceError());
+      }
+    });
+  });
+  const close = (): void => {
+    closed = true;
+  };
+  call.on('end', () => {
+    close();
+    call.end();
+  });
+  call.on('cancelled', close);
+  call.on('error', close);
+}
+
+async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, closed: () => boolean): Promise<ReplicaFetchResponse> {
+  const waitMs = Math.min(Math.max(request.maxWaitMs, 0), REPLICA_FETCH_WAIT_MS_MAX);
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted));
+    const hasData = partitions.some((data) => data.errorCode !== 0 || data.diverging || (data.records as Buffer).length > 0);
+    const remainingMs = deadline - performance.now();
+    if (hasData || remainingMs <= 0 || closed()) return { partitions };
+    const leaders = request.partitions
+      .map((wanted) => deps.replicas.findPartition(wanted.topic, wanted.partition))
+      .filter((partition): partition is Partition => partition !== undefined && partition.isLeader);
+    await waitForAppend(leaders, remainingMs);
+  }
+}
+
+function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: ReplicaFetchPartition__Output): ReplicaFetchPartitionData {
+  const base = { topic: wanted.topic, partition: wanted.partition };
+  const partition = deps.replicas.findPartition(wanted.topic, wanted.partition);
+  try {
+    if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
+    partition.requireLeader();
+    partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+    const divergence = divergenceOf(partition, wanted);
+    if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
+    partition.recordFollowerFetch(replicaId, wanted.fetchOffset);
+    const records = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
+    return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records };
+  } catch (error) {
+    const riffleError = toRiffleError(error);
+    return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
+  }
+}
+
+/**
+ * Where the follower's log stops matching ours: if our log ends the follower's last epoch before
+ * the follower's log end (or we never had that epoch), the follower must cut back to that point.
+ */
+function divergenceOf(partition: Partition, wanted: ReplicaFetchPartition__Output): Partial<ReplicaFetchPartitionData> | null {
+  if (wanted.lastFetchedEpoch < 0 || wanted.fetchOffset === 0) return null;
+  const { epoch, endOffset } = partition.log.endOffsetForEpoch(wanted.lastFetchedEpoch);
+  if (epoch === wanted.lastFetchedEpoch && endOffset >= wanted.fetchOffset) return null;
+  const truncateTo = endOffset < 0 ? partition.logStartOffset : Math.min(endOffset, wanted.fetchOffset);
+  return { diverging: true, divergingEpoch: epoch, divergingEndOffset: truncateTo };
+}
+
+function waitForAppend(partitions: Partition[], waitMs: number): Promise<void> {
+  if (partitions.length === 0) return new Promise((resolve) => setTimeout(resolve, waitMs));
+  return new Promise((resolve) => {
+    const unsubscribes: (() => void)[] = [];
+    const finish = (): void => {
+      clearTimeout(timer);
+      for (const unsubscribe of unsubscribes) unsubscribe();
+      resolve();
+    };
+    const timer = setTimeout(finish, waitMs);
+    for (const partition of partitions) unsubscribes.push(partition.onAppend(finish));
+  });
+}
+
+function describeChecksums(deps: ReplicationServiceDeps, request: DescribeLogChecksumsRequest__Output): DescribeLogChecksumsResponse {
+  return {
+    partitions: request.partitions.map((query) => {
+      const partition = deps.replicas.findPartition(query.topic, query.partition);
+      if (!partition) {
+        return { topic: query.topic, partition: query.partition, errorCode: new RiffleError('UNKNOWN_TOPIC_OR_PARTITION').code };
+      }
+      const checksum = partition.log.checksumUpTo(query.offset);
+      return { topic: query.topic, partition: query.partition, errorCode: 0, offset: checksum.offset, crc32c: checksum.crc32c, bytes: checksum.bytes };
+    }),
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
