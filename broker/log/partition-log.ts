@@ -142,9 +142,9 @@ export class PartitionLog {
     }
     const outcome = recoverSegments(options.dir, bases, readRecoveryCheckpoint(options.dir), options.config.indexIntervalBytes, logger);
     const epochs = loadLeaderEpochs(options.dir, outcome.segments, logger);
-    // Written before the log is used, so the next open finds a checkpoint that matches the log.
-    if (epochs.changed) writeLeaderEpochCheckpoint(options.dir, epochs.entries);
     const log = new PartitionLog(options, outcome.segments, epochs);
+    // Written before the log is used, so the next open finds a checkpoint that matches the log.
+    if (epochs.changed) log.writeEpochCheckpoint(epochs.entries);
     log.metrics.recoveryTruncations.inc(outcome.truncations);
     log.metrics.corruptBatches.inc(outcome.corruptBatches);
     if (epochs.rebuilt) log.metrics.leaderEpochRebuilds.inc();
@@ -258,7 +258,10 @@ export class PartitionLog {
     if (this.shouldRoll(batches.length, lastOffset, nowMs)) this.roll();
     const segment = this.active;
     const start = segment.sizeBytes;
-    for (const entry of newEpochs) this.epochs.assign(entry.epoch, entry.startOffset);
+    for (const entry of newEpochs) {
+      this.epochs.assign(entry.epoch, entry.startOffset);
+      this.logger.info({ epoch: entry.epoch, startOffset: entry.startOffset }, `partition log ${this.topic}-${this.partition} began leader epoch ${entry.epoch} at ${entry.startOffset}`);
+    }
     try {
       segment.write(batches);
     } catch (error) {
@@ -556,7 +559,7 @@ export class PartitionLog {
         result.bytes += chunk.length;
       }
     }
-    if (result.startOffset < 0) result.startOffset = result.offset = Math.max(fromOffset, this.logStartOffset);
+    if (result.startOffset < 0) result.startOffset = result.offset = fromOffset;
     assert(result.offset <= end || result.bytes === 0, 'the checksum covers only batches below its bound');
     return result;
   }
