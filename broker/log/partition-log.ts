@@ -20,7 +20,7 @@ import { systemClock, type Clock } from '../../src/util/clock.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 import { crc32c } from '../../src/util/crc32c.js';
 import { LOG_OVERHEAD_BYTES, decodeRecords, readBatchHeader, stampBatch, validateProducedBatches, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
-import { LeaderEpochCache, UNDEFINED_EPOCH, writeLeaderEpochCheckpoint, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
+import { LeaderEpochCache, writeLeaderEpochCheckpoint, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
 import { loadLeaderEpochs, type LoadedEpochs } from './leader-epoch-recovery.js';
 import { validateLogConfig, type LogConfig } from './log-config.js';
 import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log-metrics.js';
@@ -531,7 +531,6 @@ export class PartitionLog {
     return { records: chunk.subarray(0, served.bytes), nextOffset: served.nextOffset };
   }
 
-  /** Bytes of the leading whole, CRC-clean batches of `chunk` below `limit`. */
   /**
    * A CRC-32C over the stored bytes of every whole batch from `fromOffset` (default: the log
    * start) up to, not including, `offsetExclusive` (a batch straddling either bound is left out).
@@ -585,6 +584,7 @@ export class PartitionLog {
     return { from, to, firstOffset, nextOffset };
   }
 
+  /** Bytes of the leading whole, CRC-clean batches of `chunk` below `limit`. */
   private servableBytes(chunk: Buffer, limit: number): { bytes: number; nextOffset: number } {
     let position = 0;
     let nextOffset = -1;
