@@ -188,11 +188,14 @@ function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBy
       try {
         if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${fetchTopic.topic}-${wanted.partition}.`);
         partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+        const preferred = preferredReadReplica(deps, partition, request.rackId);
+        if (preferred >= 0) return { ...fetchedPartition(partition, wanted.partition, EMPTY), preferredReadReplica: preferred };
         partitions.push(partition);
         const partitionMaxBytes = wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : FETCH_PARTITION_BYTES_DEFAULT;
         // Kafka's rule: once the response is full, later partitions return no records, but the
         // first partition with data returns at least one whole batch whatever its size.
-        const records = bytes >= maxBytes ? EMPTY : partition.read(wanted.fetchOffset, Math.min(partitionMaxBytes, maxBytes - bytes));
+        const limit = Math.min(partitionMaxBytes, maxBytes - bytes);
+        const records = bytes >= maxBytes ? EMPTY : partition.isLeader ? partition.read(wanted.fetchOffset, limit) : readFromFollower(deps, partition, wanted.fetchOffset, limit);
         bytes += records.length;
         return fetchedPartition(partition, wanted.partition, records);
       } catch (error) {
@@ -213,6 +216,24 @@ function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBy
     }),
   }));
   return { response: { throttleTimeMs: 0, errorCode: 0, responses }, bytes, partitions, failed };
+}
+
+/**
+ * KIP-392: a leader sends a consumer that names its AZ (rack) to an in-sync replica in that AZ,
+ * so the bytes do not cross zones; -1 when the leader is in that AZ or no such replica is live.
+ */
+function preferredReadReplica(deps: KafkaServiceDeps, partition: Partition, rack: string): number {
+  if (!rack || !partition.isLeader) return -1;
+  const image = deps.cluster.image();
+  if (image.broker(deps.cluster.selfId)?.rack === rack) return -1;
+  const candidate = partition.isr.find((id) => id !== deps.cluster.selfId && image.isActiveBroker(id) && image.broker(id)?.rack === rack);
+  return candidate ?? -1;
+}
+
+/** A follower in the ISR serves consumers below its own high watermark (KIP-392). */
+function readFromFollower(deps: KafkaServiceDeps, partition: Partition, fetchOffset: number, maxBytes: number): Buffer {
+  if (!partition.isr.includes(deps.cluster.selfId)) partition.requireLeader();
+  return partition.readAsFollower(fetchOffset, maxBytes);
 }
 
 function fetchedPartition(partition: Partition, index: number, records: Buffer): FetchPartitionData {

@@ -286,6 +286,11 @@ export class Partition {
     return this.readUpTo(fetchOffset, maxBytes, this.highWatermarkOffset);
   }
 
+  /** Reads committed batches on a follower for a consumer in its AZ: below this replica's high watermark. */
+  readAsFollower(fetchOffset: number, maxBytes: number): Buffer {
+    return this.readUpTo(fetchOffset, maxBytes, this.highWatermarkOffset);
+  }
+
   /** Reads for a follower: everything the leader has, committed or not. */
   readForReplica(fetchOffset: number, maxBytes: number): Buffer {
     return this.readUpTo(fetchOffset, maxBytes, this.log.logEndOffset);

@@ -22,7 +22,12 @@ export interface ConsumerOptions {
   minBytes?: number;
   maxBytes?: number;
   partitionMaxBytes?: number;
+  /** The consumer's availability zone: the leader may send it to an in-sync replica there (KIP-392). */
+  rack?: string;
 }
+
+/** How long a consumer keeps fetching from the replica the leader preferred before asking again. */
+export const READ_REPLICA_MAX_AGE_MS = 5 * 60 * 1000;
 
 export interface ConsumerRecord {
   topic: string;
@@ -40,6 +45,8 @@ const LATEST = -1;
 export class PartitionConsumer {
   private readonly positions = new Map<number, number>();
   private readonly highWatermarks = new Map<number, number>();
+  /** Replicas the leader sent us to, by partition, until they fail or grow old. */
+  private readonly readReplicas = new Map<number, { nodeId: number; untilMs: number }>();
   private started = false;
   readonly topic: string;
 
@@ -130,9 +137,27 @@ export class PartitionConsumer {
   /** One fetch round: waits up to maxWaitMs for data and returns what arrived (maybe nothing). */
   async poll(): Promise<ConsumerRecord[]> {
     if (!this.started) await this.start();
-    const byLeader = await this.groupByLeader([...this.positions.keys()]);
-    const results = await Promise.all([...byLeader].map(([leader, partitions]) => this.fetchFrom(leader, partitions)));
+    const byNode = await this.groupByReadNode([...this.positions.keys()]);
+    const results = await Promise.all([...byNode].map(([node, partitions]) => this.fetchFrom(node, partitions)));
     return results.flat();
+  }
+
+  /** The leader of each partition, or the replica the leader preferred for this consumer. */
+  private async groupByReadNode(partitions: number[]): Promise<Map<number, number[]>> {
+    const byLeader = await this.groupByLeader(partitions);
+    const now = Date.now();
+    const byNode = new Map<number, number[]>();
+    for (const [leader, led] of byLeader) {
+      for (const partition of led) {
+        const preferred = this.readReplicas.get(partition);
+        const node = preferred && preferred.untilMs > now ? preferred.nodeId : leader;
+        if (preferred && preferred.untilMs <= now) this.readReplicas.delete(partition);
+        let list = byNode.get(node);
+        if (!list) byNode.set(node, (list = []));
+        list.push(partition);
+      }
+    }
+    return byNode;
   }
 
   private async fetchFrom(leader: number, partitions: number[]): Promise<ConsumerRecord[]> {
@@ -141,6 +166,7 @@ export class PartitionConsumer {
       maxWaitMs,
       minBytes: this.options.minBytes ?? 1,
       maxBytes: this.options.maxBytes ?? 50 * 1024 * 1024,
+      rackId: this.options.rack ?? '',
       topics: [
         {
           topic: this.topic,
@@ -160,6 +186,7 @@ export class PartitionConsumer {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;
       this.client.invalidate(this.topic);
+      for (const partition of partitions) this.readReplicas.delete(partition);
       return [];
     }
     const records: ConsumerRecord[] = [];
@@ -173,9 +200,15 @@ export class PartitionConsumer {
     const index = partition.partitionIndex;
     if (partition.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
+      // A preferred replica that fails sends us back to the leader.
+      if (this.readReplicas.delete(index) && error.retriable) return;
       if (error.errorName === 'OFFSET_OUT_OF_RANGE') return this.resetOffset(index, error);
       if (!error.retriable) throw error;
       this.client.invalidate(this.topic);
+      return;
+    }
+    if (partition.preferredReadReplica >= 0) {
+      this.readReplicas.set(index, { nodeId: partition.preferredReadReplica, untilMs: Date.now() + READ_REPLICA_MAX_AGE_MS });
       return;
     }
     this.highWatermarks.set(index, partition.highWatermark);

@@ -195,4 +195,26 @@ describe('replication', () => {
     await Promise.all(more);
     await producer.close();
   }, 150_000);
+
+  it('sends a consumer that names its AZ to the in-sync replica there (KIP-392)', async () => {
+    const topic = 'near';
+    topicsUsed.add(topic);
+    await new Admin(client).createTopic({ name: topic, partitions: 1, replicationFactor: 3 });
+    const producer = new Producer(client, { acks: 'all', lingerMs: 0 });
+    for (let index = 0; index < 20; index++) await producer.send({ topic, value: `n${index}` });
+    await producer.close();
+    const status = await new Admin(client).describeCluster();
+    const azOf = new Map(status.brokers.map((broker) => [broker.brokerId, broker.rack]));
+    const partition = (await new Admin(client).describeTopic(topic)).partitions[0]!;
+    const follower = partition.isrNodes.find((id) => id !== partition.leaderId && azOf.get(id) !== azOf.get(partition.leaderId));
+    expect(follower).toBeDefined();
+    const consumer = new PartitionConsumer(client, { topic, from: 'earliest', maxWaitMs: 200, rack: azOf.get(follower!) });
+    const values = new Set<string>();
+    await waitFor(async () => {
+      for (const record of await consumer.poll()) values.add(record.value!.toString());
+      return values.size >= 20;
+    }, { timeoutMs: 20_000, what: 'records from the replica in the consumer\'s AZ' });
+    const metrics = await (await fetch(`${cluster.nodes.get(follower!)!.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`riffle_broker_fetch_bytes_total\\{topic="${topic}",node="${follower}"\\} [1-9]`));
+  }, 60_000);
 });
