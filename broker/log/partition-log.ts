@@ -353,6 +353,26 @@ export class PartitionLog {
     if (this.epochs.assign(epoch, this.nextOffset)) this.logger.info({ epoch, startOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} began leader epoch ${epoch} at ${this.nextOffset}`);
   }
 
+  /**
+   * The follower's side of leader-epoch truncation. The leader said its log ends epoch
+   * `leaderEpoch` at `leaderEndOffset` (OffsetsForLeaderEpoch, or a fetch's diverging epoch).
+   * Truncates to the smaller of that and where this log ends the same epoch: when this log never
+   * had `leaderEpoch`, its own largest epoch below it may end earlier, and keeping batches past
+   * that point would keep a tail the leader does not have (KIP-279). The next fetch, carrying the
+   * new latest epoch, checks again, so divergence resolves in rounds. Returns the new log end.
+   */
+  truncateToDivergence(leaderEpoch: number, leaderEndOffset: number): number {
+    this.throwIfUnusable();
+    assert(Number.isSafeInteger(leaderEndOffset) && leaderEndOffset >= 0, () => `bad diverging end offset ${leaderEndOffset}`);
+    let target = leaderEndOffset;
+    if (leaderEpoch >= 0) {
+      const own = this.epochs.endOffsetFor(leaderEpoch, this.nextOffset);
+      if (own.endOffset >= 0) target = Math.min(target, own.endOffset);
+    }
+    this.truncateTo(target);
+    return this.nextOffset;
+  }
+
   /** The leader-epoch cache's entries, oldest first. */
   leaderEpochEntries(): EpochEntry[] {
     return this.epochs.entries();

@@ -167,6 +167,36 @@ describe('follower appends', () => {
   });
 });
 
+describe('truncateToDivergence (the follower side)', () => {
+  it('cuts back to where its own older epoch ends when it never had the leader\'s epoch (KIP-279)', async () => {
+    // Leader: epoch 0 for 0..9, epoch 2 from 10. Follower: epoch 0 for 0..4, epoch 1 for 5..14.
+    const follower = (await openLog(dir)).log;
+    follower.appendAsFollower(Buffer.concat([leaderBatch(0, 5, 0), leaderBatch(5, 10, 1, 'lost')]));
+    // The leader answers epoch 0 ending at 10; cutting at 10 would keep 5..9 of epoch 1 and the
+    // next check would give the same answer again, for ever.
+    expect(follower.truncateToDivergence(0, 10)).toBe(5);
+    expect(pairsOf(follower)).toEqual([[0, 0]]);
+    await follower.close();
+  });
+
+  it('cuts to the leader\'s end when both hold the epoch, and drops an epoch begun without data', async () => {
+    const { log } = await openLog(dir);
+    log.appendAsFollower(Buffer.concat([leaderBatch(0, 5, 0), leaderBatch(5, 5, 4)]));
+    expect(log.truncateToDivergence(4, 7)).toBe(5);
+    expect(pairsOf(log)).toEqual([[0, 0]]);
+    log.appendAsFollower(leaderBatch(5, 5, 4));
+    // A former leader that began epoch 5 and wrote nothing; the new leader never had epoch 5.
+    log.beginLeaderEpoch(5);
+    expect(log.truncateToDivergence(4, 10)).toBe(10);
+    expect(pairsOf(log)).toEqual([[0, 0], [4, 5]]);
+    expect(log.latestEpoch).toBe(4);
+    // No common epoch at all: the leader's own answer decides.
+    expect(log.truncateToDivergence(-1, 0)).toBe(0);
+    expect(log.leaderEpochEntries()).toEqual([]);
+    await log.close();
+  });
+});
+
 describe('truncation and retention', () => {
   it('truncation drops the epochs that started at or after the new end, durably', async () => {
     const { log } = await openLog(dir);
