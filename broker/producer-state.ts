@@ -354,7 +354,7 @@ function isAtOrBefore(sequence: number, reference: number): boolean {
   return behind < SEQUENCE_MODULUS / 2;
 }
 
-/** A gauge of the producers tracked over the partitions `partitions()` lists. */
+/** Gauges over the producer state of the partitions `partitions()` lists. */
 export function registerProducerStateGauge(registry: Registry, partitions: () => Iterable<{ producerState: ProducerStateManager }>): void {
   new Gauge({
     name: 'riffle_broker_producer_states',
@@ -364,6 +364,17 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
       let producers = 0;
       for (const partition of partitions()) producers += partition.producerState.producerCount;
       this.set(producers);
+    },
+  });
+  // A sum over the replicas hosted now, so it can fall when one is closed: a gauge, not a counter.
+  new Gauge({
+    name: 'riffle_broker_produce_duplicate_batches',
+    help: 'Retried batches answered as written before (not written again), over the replicas hosted now.',
+    registers: [registry],
+    collect() {
+      let duplicates = 0;
+      for (const partition of partitions()) duplicates += partition.producerState.stats.duplicates;
+      this.set(duplicates);
     },
   });
 }

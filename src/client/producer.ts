@@ -3,14 +3,25 @@
 // their partition's leader, several partitions per Produce request, with a bounded number of
 // requests in flight per broker. Retriable errors (leader moved, node down, timeouts) refresh the
 // metadata and resend until the delivery timeout; other errors fail the records of that batch.
-// Without idempotence (a later issue) a retry after a lost answer may write a batch twice, as
-// with Kafka's non-idempotent producer.
+//
+// Idempotent by default (Kafka's enable.idempotence): the producer gets a producer id and epoch
+// with InitProducerId from any broker, gives each sealed batch the next sequences of its
+// partition, keeps at most five batches per partition in flight and sends a partition's batches
+// in sequence order, so a retry after a lost answer is recognised by the broker (answered with
+// the original offsets) and a partition's records are written once and in order. Recovery from
+// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID (an epoch bump and a sequence reset) is in
+// idempotence.ts. Idempotence needs acks=all: asking for it with other acks is INVALID_CONFIG,
+// and acks 0 or 1 without asking turn it off (as Kafka does since 3.2). Without idempotence a
+// retry after a lost answer may write a batch twice, as with Kafka's non-idempotent producer.
 import type { RiffleClient, TopicMetadata } from './client.js';
 import { StickyPartitioner, partitionForKey } from './partitioner.js';
 import { withRetries } from './retry.js';
+import { PartitionSequence, sameIdentity, type ProducerIdentity } from './idempotence.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
-import { RecordBatchBuilder, type RecordHeader } from '../util/record-batch.js';
+import { assert } from '../util/assert.js';
+import { RecordBatchBuilder, readBatchHeader, type RecordBatchOptions, type RecordHeader } from '../util/record-batch.js';
 import type { ProduceResponse__Output } from '../rpc/generated/riffle/v1/ProduceResponse.js';
+import type { InitProducerIdResponse__Output } from '../rpc/generated/riffle/v1/InitProducerIdResponse.js';
 
 export type Acks = 0 | 1 | -1;
 
@@ -27,6 +38,11 @@ export interface ProducerOptions {
   bufferBytesMax?: number;
   /** How long send() waits for topic metadata (an unknown topic fails after this), as Kafka's max.block.ms. */
   maxBlockMs?: number;
+  /**
+   * Exactly-once writes per partition (default: on unless acks is 0 or 1). Needs acks=all; true
+   * with other acks is INVALID_CONFIG.
+   */
+  idempotent?: boolean;
 }
 
 export interface ProducerRecord {
@@ -60,6 +76,8 @@ interface OpenBatch {
   topic: string;
   partition: number;
   builder: RecordBatchBuilder;
+  /** Read by the builder at build(): idempotent batches get their producer fields at seal. */
+  batchOptions: RecordBatchOptions;
   waiters: Waiters;
   createdAtMs: number;
 }
@@ -68,10 +86,18 @@ interface SealedBatch {
   topic: string;
   partition: number;
   records: Buffer;
+  recordCount: number;
   waiters: Waiters;
   firstAttemptMs: number;
   attempts: number;
   retryAtMs: number;
+  /** Seal order; a partition's batches are sent in this order. */
+  sealIndex: number;
+  /** Idempotence: in a request now, and the first sequence of the batch (-1 without). */
+  inFlight: boolean;
+  baseSequence: number;
+  /** Settled for good; a batch left in a list by a late callback is skipped. */
+  done: boolean;
 }
 
 const DEFAULTS = {
@@ -87,21 +113,39 @@ const DEFAULTS = {
 const RETRY_BACKOFF_MS = 100;
 /** What one record costs in the buffer beyond its key and value (framing, headers, bookkeeping). */
 const RECORD_OVERHEAD_BYTES = 32;
+/** InitProducerId's "give me a new producer id". */
+const NO_PRODUCER_ID = -1;
+const EMPTY = Buffer.alloc(0);
 
 export class Producer {
   private readonly options: typeof DEFAULTS & { acks: Acks };
+  readonly idempotent: boolean;
   /** Open batches by topic, then by partition index (no string key built per record). */
   private readonly open = new Map<string, (OpenBatch | undefined)[]>();
   private openCount = 0;
   private ready: SealedBatch[] = [];
+  /** A retried batch went back into `ready` out of seal order. */
+  private readyUnsorted = false;
+  private sealCount = 0;
   private readonly inFlight = new Map<number, number>();
   private readonly sticky = new StickyPartitioner();
   private readonly unsettled = new Set<Promise<void>>();
   private bufferedBytes = 0;
   private readonly spaceWaiters: (() => void)[] = [];
+  /** Sends waiting on the slow path, and the last of them: later sends queue behind it. */
+  private slowSends = 0;
+  private slowTail: Promise<void> = Promise.resolve();
   private lingerTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  // Idempotence.
+  private identity: ProducerIdentity | null = null;
+  private identityRequest: Promise<void> | null = null;
+  /** Batches sealed before the producer id arrived, in seal order. */
+  private readonly awaitingIdentity: OpenBatch[] = [];
+  private readonly sequences = new Map<string, PartitionSequence<SealedBatch>>();
+  /** Set when a newer producer fenced this one (INVALID_PRODUCER_EPOCH): nothing more is sent. */
+  private fatalError: RiffleError | null = null;
 
   constructor(
     private readonly client: RiffleClient,
@@ -109,32 +153,56 @@ export class Producer {
   ) {
     const acks = options.acks === 'all' ? -1 : (options.acks ?? -1);
     if (acks !== 0 && acks !== 1 && acks !== -1) throw new RiffleError('INVALID_REQUIRED_ACKS', `acks must be 0, 1 or all, got ${String(options.acks)}.`);
-    this.options = { ...DEFAULTS, ...stripUndefined(options), acks };
+    if (options.idempotent === true && acks !== -1) {
+      // Kafka's ConfigException: an acknowledgement from the leader alone can be lost with it.
+      throw new RiffleError('INVALID_CONFIG', `An idempotent producer needs acks=all (-1), got ${acks}.`);
+    }
+    this.idempotent = options.idempotent ?? acks === -1;
+    const { idempotent: _, ...rest } = stripUndefined(options);
+    this.options = { ...DEFAULTS, ...rest, acks };
+  }
+
+  /** The producer id and epoch in use (idempotent producers, once known). */
+  get producerIdentity(): ProducerIdentity | null {
+    return this.identity;
   }
 
   /** Queues one record; resolves with its offset once the cluster acknowledged it. */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     if (this.closed) return Promise.reject(new RiffleError('INVALID_REQUEST', 'The producer is closed.'));
+    if (this.fatalError) return Promise.reject(this.fatalError);
     const key = toBuffer(record.key);
     const value = toBuffer(record.value);
     const size = (key?.length ?? 0) + (value?.length ?? 0) + RECORD_OVERHEAD_BYTES;
     const metadata = this.client.cachedTopic(record.topic);
-    // The hot path stays synchronous: known topic and room in the buffer.
-    if (metadata && this.bufferedBytes + size <= this.options.bufferBytesMax) return this.enqueue(record, key, value, size, metadata);
+    // The hot path stays synchronous: known topic, room in the buffer, and no earlier record
+    // still on the slow path (records join their batches in the order send() was called).
+    if (metadata && this.slowSends === 0 && this.bufferedBytes + size <= this.options.bufferBytesMax) return this.enqueue(record, key, value, size, metadata);
     return this.sendSlow(record, key, value, size);
   }
 
-  private async sendSlow(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number): Promise<RecordMetadata> {
-    while (this.bufferedBytes + size > this.options.bufferBytesMax && this.bufferedBytes > 0) {
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
-    }
-    // The cluster may be briefly unreachable (a node restarting): metadata lookups are retried
-    // like sends, within the delivery timeout.
-    const metadata = await withRetries(() => this.client.topicMetadata(record.topic), {
-      ...this.client.retry,
-      deadlineMs: this.options.maxBlockMs,
-    });
-    return this.enqueue(record, key, value, size, metadata);
+  /** Waits for buffer space and metadata, behind every earlier slow send, then enqueues. */
+  private sendSlow(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number): Promise<RecordMetadata> {
+    this.slowSends++;
+    const previous = this.slowTail;
+    const enqueued = (async (): Promise<{ acknowledged: Promise<RecordMetadata> }> => {
+      await previous;
+      while (this.bufferedBytes + size > this.options.bufferBytesMax && this.bufferedBytes > 0) {
+        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+      }
+      // The cluster may be briefly unreachable (a node restarting): metadata lookups are retried
+      // like sends, within the delivery timeout.
+      const metadata = await withRetries(() => this.client.topicMetadata(record.topic), {
+        ...this.client.retry,
+        deadlineMs: this.options.maxBlockMs,
+      });
+      return { acknowledged: this.enqueue(record, key, value, size, metadata) };
+    })();
+    const done = (): void => {
+      this.slowSends--;
+    };
+    this.slowTail = enqueued.then(done, done);
+    return enqueued.then(({ acknowledged }) => acknowledged);
   }
 
   private enqueue(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, metadata: TopicMetadata): Promise<RecordMetadata> {
@@ -167,7 +235,8 @@ export class Producer {
     if (!byPartition) this.open.set(topic, (byPartition = []));
     let batch = byPartition[partition];
     if (!batch) {
-      batch = { topic, partition, builder: new RecordBatchBuilder(), waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: Date.now() };
+      const batchOptions: RecordBatchOptions = {};
+      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: Date.now() };
       byPartition[partition] = batch;
       this.openCount++;
     }
@@ -184,9 +253,102 @@ export class Producer {
     this.open.get(batch.topic)![batch.partition] = undefined;
     this.openCount--;
     if (partitionCount !== undefined) this.sticky.batchSealed(batch.topic, batch.partition, partitionCount);
-    const now = Date.now();
-    this.ready.push({ topic: batch.topic, partition: batch.partition, records: batch.builder.build(), waiters: batch.waiters, firstAttemptMs: now, attempts: 0, retryAtMs: 0 });
+    if (this.idempotent && this.identity === null) {
+      // Sequences need the producer id: the batch waits for it, in seal order.
+      this.awaitingIdentity.push(batch);
+      this.requestIdentity();
+      return;
+    }
+    this.ready.push(this.build(batch));
     this.drain();
+  }
+
+  /** Builds a sealed batch; an idempotent one gets its partition's next sequences. */
+  private build(batch: OpenBatch): SealedBatch {
+    const sealed: SealedBatch = {
+      topic: batch.topic, partition: batch.partition, records: EMPTY, recordCount: batch.builder.count, waiters: batch.waiters,
+      firstAttemptMs: Date.now(), attempts: 0, retryAtMs: 0, sealIndex: this.sealCount++, inFlight: false, baseSequence: -1, done: false,
+    };
+    if (!this.idempotent) {
+      sealed.records = batch.builder.build();
+      return sealed;
+    }
+    assert(this.identity !== null, 'sealing an idempotent batch without a producer id');
+    const { identity, baseSequence } = this.sequenceOf(batch.topic, batch.partition).assign(sealed, this.identity);
+    Object.assign(batch.batchOptions, { producerId: identity.producerId, producerEpoch: identity.epoch, baseSequence });
+    sealed.records = batch.builder.build();
+    assert(readBatchHeader(sealed.records).baseSequence === baseSequence, 'the builder did not take the sequence');
+    return sealed;
+  }
+
+  private sequenceOf(topic: string, partition: number): PartitionSequence<SealedBatch> {
+    const key = `${topic}\u0000${partition}`;
+    let sequence = this.sequences.get(key);
+    if (!sequence) this.sequences.set(key, (sequence = new PartitionSequence<SealedBatch>(this.identity!)));
+    return sequence;
+  }
+
+  /** Gets the first producer id; batches sealed meanwhile wait in `awaitingIdentity`. */
+  private requestIdentity(): void {
+    if (this.identityRequest) return;
+    this.identityRequest = this.initProducerId(NO_PRODUCER_ID, -1)
+      .then(
+        (identity) => {
+          this.identity = identity;
+          for (const batch of this.awaitingIdentity.splice(0)) this.ready.push(this.build(batch));
+          this.drain();
+        },
+        (error: unknown) => {
+          const riffleError = toRiffleError(error);
+          for (const batch of this.awaitingIdentity.splice(0)) this.settleWaiters(batch.waiters, riffleError);
+        },
+      )
+      .finally(() => {
+        this.unsettled.delete(this.identityRequest!);
+        this.identityRequest = null;
+      });
+    this.unsettled.add(this.identityRequest);
+  }
+
+  /**
+   * A newer epoch for partitions whose sequences must restart (KIP-360's bump). A partition
+   * already behind the newest identity restarts under it without another bump.
+   */
+  private bumpEpoch(): void {
+    if (this.identityRequest || this.identity === null) return;
+    const current = this.identity;
+    this.identityRequest = this.initProducerId(current.producerId, current.epoch)
+      .catch((error: unknown) => {
+        // The id is unknown where we asked (never allocated there yet): start over with a new one.
+        if (toRiffleError(error).errorName === 'UNKNOWN_PRODUCER_ID') return this.initProducerId(NO_PRODUCER_ID, -1);
+        throw error;
+      })
+      .then(
+        (identity) => {
+          assert(!sameIdentity(identity, current), 'an epoch bump returned the same epoch');
+          this.identity = identity;
+        },
+        (error: unknown) => {
+          // Held batches wait for the next try (drain retries the bump) or their delivery timeout.
+          this.scheduleRetry();
+          void error;
+        },
+      )
+      .finally(() => {
+        this.unsettled.delete(this.identityRequest!);
+        this.identityRequest = null;
+        this.drain();
+      });
+    this.unsettled.add(this.identityRequest);
+  }
+
+  private async initProducerId(producerId: number, epoch: number): Promise<ProducerIdentity> {
+    return withRetries(async () => {
+      const response = await this.client.callAny<InitProducerIdResponse__Output>('riffle.v1.Kafka', 'InitProducerId', { transactionalId: '', producerId, producerEpoch: epoch });
+      if (response.errorCode !== 0) throw new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
+      assert(response.producerId >= 0 && response.producerEpoch >= 0, () => `InitProducerId answered ${response.producerId}/${response.producerEpoch}`);
+      return { producerId: response.producerId, epoch: response.producerEpoch };
+    }, { ...this.client.retry, deadlineMs: this.options.deliveryTimeoutMs });
   }
 
   private scheduleLinger(): void {
@@ -203,15 +365,26 @@ export class Producer {
 
   /** Sends ready batches to their leaders while in-flight slots are free. */
   private drain(): void {
+    if (this.idempotent) this.resetSequences();
+    if (this.readyUnsorted) {
+      this.ready.sort((a, b) => a.sealIndex - b.sealIndex);
+      this.readyUnsorted = false;
+    }
     const now = Date.now();
     const byLeader = new Map<number, SealedBatch[]>();
     const waiting: SealedBatch[] = [];
     for (const batch of this.ready) {
+      if (batch.done) continue;
+      if (this.idempotent && !this.sendableNow(batch, now)) {
+        if (!this.expireHeld(batch, now)) waiting.push(batch);
+        continue;
+      }
       const leader = batch.retryAtMs <= now ? this.leaderOf(batch) : undefined;
       if (leader === undefined || (this.inFlight.get(leader) ?? 0) >= this.options.inFlightRequestsPerBrokerMax) {
         waiting.push(batch);
         continue;
       }
+      if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markSent(batch);
       let list = byLeader.get(leader);
       if (!list) byLeader.set(leader, (list = []));
       list.push(batch);
@@ -221,6 +394,32 @@ export class Producer {
       for (const request of chunkByBytes(batches, this.options.requestBytesMax)) this.sendRequest(leader, request);
     }
     if (this.ready.length > 0) this.scheduleRetry();
+  }
+
+  private sendableNow(batch: SealedBatch, now: number): boolean {
+    return batch.retryAtMs <= now && this.sequenceOf(batch.topic, batch.partition).sendable(batch);
+  }
+
+  /** A batch held back (behind a retry, or waiting for a reset) still has a delivery deadline. */
+  private expireHeld(batch: SealedBatch, now: number): boolean {
+    if (now - batch.firstAttemptMs < this.options.deliveryTimeoutMs) return false;
+    this.finish(batch, new RiffleError('REQUEST_TIMED_OUT', `Not delivered within ${this.options.deliveryTimeoutMs} ms.`));
+    return true;
+  }
+
+  /** Restarts the sequences of partitions that need it, once nothing of theirs is in flight. */
+  private resetSequences(): void {
+    if (this.identity === null) return;
+    for (const sequence of this.sequences.values()) {
+      if (!sequence.needsReset || sequence.inFlightCount > 0) continue;
+      if (sequence.unacked.length === 0) {
+        // Everything held failed meanwhile: the next batch starts under the newest identity.
+        sequence.needsReset = false;
+        continue;
+      }
+      if (sameIdentity(sequence.identity, this.identity)) this.bumpEpoch();
+      else sequence.reset(this.identity);
+    }
   }
 
   private leaderOf(batch: SealedBatch): number | undefined {
@@ -248,23 +447,26 @@ export class Producer {
   private sendRequest(leader: number, batches: SealedBatch[]): void {
     this.inFlight.set(leader, (this.inFlight.get(leader) ?? 0) + 1);
     for (const batch of batches) batch.attempts++;
-    const topics = new Map<string, { index: number; records: Buffer }[]>();
+    // One partition entry per batch: a partition's batches keep their order in the request, and
+    // answers are matched to batches by position.
+    const topics = new Map<string, SealedBatch[]>();
     for (const batch of batches) {
       let list = topics.get(batch.topic);
       if (!list) topics.set(batch.topic, (list = []));
-      list.push({ index: batch.partition, records: batch.records });
+      list.push(batch);
     }
+    const grouped = [...topics];
     const request = {
       acks: this.options.acks,
       timeoutMs: this.options.requestTimeoutMs,
-      topicData: [...topics].map(([name, partitionData]) => ({ name, partitionData })),
+      topicData: grouped.map(([name, list]) => ({ name, partitionData: list.map((batch) => ({ index: batch.partition, records: batch.records })) })),
     };
     const settled = this.call(leader, request)
       .then(
-        (response) => this.handleResponse(batches, response),
+        (response) => this.handleResponse(grouped, response),
         (error: unknown) => {
           const riffleError = toRiffleError(error);
-          for (const batch of batches) this.failOrRetry(batch, riffleError);
+          for (const batch of batches) this.answered(batch, riffleError);
         },
       )
       .finally(() => {
@@ -280,37 +482,97 @@ export class Producer {
     return this.client.connectionTo(leader).call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', request, this.options.requestTimeoutMs + 5_000);
   }
 
-  private handleResponse(batches: SealedBatch[], response: ProduceResponse__Output): void {
-    for (const batch of batches) {
-      const result = response.responses
-        .find((topic) => topic.name === batch.topic)
-        ?.partitionResponses.find((partition) => partition.index === batch.partition);
-      if (!result) {
-        this.failOrRetry(batch, new RiffleError('UNKNOWN_SERVER_ERROR', `No answer for ${batch.topic}-${batch.partition}.`));
-      } else if (result.errorCode !== 0) {
-        this.failOrRetry(batch, new RiffleError(errorNameOf(result.errorCode), result.errorMessage || undefined));
-      } else {
-        const base = this.options.acks === 0 ? -1 : result.baseOffset;
-        this.releaseBytes(batch.waiters.bytes);
-        const { resolvers } = batch.waiters;
-        for (let index = 0; index < resolvers.length; index++) {
-          resolvers[index]!({ topic: batch.topic, partition: batch.partition, offset: base < 0 ? -1 : base + index });
+  private handleResponse(grouped: [string, SealedBatch[]][], response: ProduceResponse__Output): void {
+    grouped.forEach(([name, batches], topicIndex) => {
+      const topic = response.responses[topicIndex];
+      batches.forEach((batch, index) => {
+        const result = topic?.name === name ? topic.partitionResponses[index] : undefined;
+        if (!result || result.index !== batch.partition) {
+          this.answered(batch, new RiffleError('UNKNOWN_SERVER_ERROR', `No answer for ${batch.topic}-${batch.partition}.`));
+        } else if (result.errorCode !== 0) {
+          this.answered(batch, new RiffleError(errorNameOf(result.errorCode), result.errorMessage || undefined));
+        } else {
+          this.answered(batch, null, this.options.acks === 0 ? -1 : result.baseOffset);
         }
-      }
+      });
+    });
+  }
+
+  /** One batch's answer: success (error null), a retry, a sequence reset, or a failure. */
+  private answered(batch: SealedBatch, error: RiffleError | null, baseOffset = -1): void {
+    if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markAnswered(batch);
+    // DUPLICATE_SEQUENCE_NUMBER: written before; the broker no longer knows the offsets.
+    if (error === null || (this.idempotent && error.errorName === 'DUPLICATE_SEQUENCE_NUMBER')) {
+      this.finish(batch, null, baseOffset);
+    } else if (this.idempotent && (error.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || error.errorName === 'UNKNOWN_PRODUCER_ID')) {
+      this.sequenceRejected(batch, error);
+    } else if (this.idempotent && error.errorName === 'INVALID_PRODUCER_EPOCH') {
+      this.fenced(error);
+      this.finish(batch, error);
+    } else {
+      this.failOrRetry(batch, error);
     }
+  }
+
+  private sequenceRejected(batch: SealedBatch, error: RiffleError): void {
+    const sequence = this.sequenceOf(batch.topic, batch.partition);
+    if (Date.now() - batch.firstAttemptMs >= this.options.deliveryTimeoutMs) {
+      this.finish(batch, error);
+      return;
+    }
+    // Behind an unacknowledged batch, this is that batch's failure showing: retry after it.
+    // First in line, the broker's state and ours disagree: restart the sequences.
+    if (!sequence.hasEarlierUnacked(batch)) sequence.needsReset = true;
+    batch.retryAtMs = 0;
+    this.requeue(batch);
+  }
+
+  /** A newer epoch of this producer exists: fail everything not yet acknowledged. */
+  private fenced(error: RiffleError): void {
+    if (this.fatalError) return;
+    this.fatalError = error;
+    const held = this.ready.splice(0);
+    for (const batch of held) this.finish(batch, error);
+    for (const batch of this.awaitingIdentity.splice(0)) this.settleWaiters(batch.waiters, error);
   }
 
   private failOrRetry(batch: SealedBatch, error: RiffleError): void {
     const elapsedMs = Date.now() - batch.firstAttemptMs;
-    if (error.retriable && !this.closed && elapsedMs + RETRY_BACKOFF_MS < this.options.deliveryTimeoutMs) {
+    if (error.retriable && !this.closed && !this.fatalError && elapsedMs + RETRY_BACKOFF_MS < this.options.deliveryTimeoutMs) {
       this.client.invalidate(batch.topic);
       batch.retryAtMs = Date.now() + RETRY_BACKOFF_MS * Math.min(10, batch.attempts);
-      if (!this.ready.includes(batch)) this.ready.push(batch);
+      this.requeue(batch);
       this.scheduleRetry();
       return;
     }
+    this.finish(batch, error);
+  }
+
+  private requeue(batch: SealedBatch): void {
+    if (batch.done || this.ready.includes(batch)) return;
+    this.ready.push(batch);
+    this.readyUnsorted = true;
+  }
+
+  /** Settles a batch for good: resolves its records (error null) or rejects them. */
+  private finish(batch: SealedBatch, error: RiffleError | null, baseOffset = -1): void {
+    if (batch.done) return;
+    batch.done = true;
+    if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).remove(batch);
+    if (error) {
+      this.settleWaiters(batch.waiters, error);
+      return;
+    }
     this.releaseBytes(batch.waiters.bytes);
-    for (const reject of batch.waiters.rejecters) reject(error);
+    const { resolvers } = batch.waiters;
+    for (let index = 0; index < resolvers.length; index++) {
+      resolvers[index]!({ topic: batch.topic, partition: batch.partition, offset: baseOffset < 0 ? -1 : baseOffset + index });
+    }
+  }
+
+  private settleWaiters(waiters: Waiters, error: RiffleError): void {
+    this.releaseBytes(waiters.bytes);
+    for (const reject of waiters.rejecters) reject(error);
   }
 
   private releaseBytes(size: number): void {
@@ -321,7 +583,7 @@ export class Producer {
   /** Sends everything queued and waits until each record is acknowledged or has failed. */
   async flush(): Promise<void> {
     for (const batch of this.openBatches()) this.seal(batch);
-    while (this.unsettled.size > 0 || this.ready.length > 0 || this.openCount > 0) {
+    while (this.unsettled.size > 0 || this.ready.some((batch) => !batch.done) || this.openCount > 0 || this.awaitingIdentity.length > 0) {
       for (const batch of this.openBatches()) this.seal(batch);
       if (this.unsettled.size > 0) await Promise.race(this.unsettled);
       else await new Promise((resolve) => setTimeout(resolve, RETRY_BACKOFF_MS));
