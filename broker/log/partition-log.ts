@@ -214,15 +214,18 @@ export class PartitionLog {
 
   /**
    * Appends batches whose offsets the leader assigned; they must continue this log exactly, and
-   * their leader epochs must not go below the log's latest (truncate the divergent tail first).
-   * Each batch that starts a newer epoch is recorded in the leader-epoch cache.
+   * their leader epochs must not go below the epoch of this log's last batch (truncate the
+   * divergent tail first). Each batch that starts a newer epoch is recorded in the leader-epoch
+   * cache. An epoch this replica began as leader without writing anything is dropped: it holds
+   * no batch, and the leader's batches, whatever their epochs, replace it.
    */
   appendAsFollower(batches: Buffer): AppendInfo {
     this.throwIfUnusable();
     if (batches.length === 0) throw new RiffleError('INVALID_RECORD', 'no record batch to append');
     const headers: BatchHeader[] = [];
     const newEpochs: EpochEntry[] = [];
-    let latestEpoch = this.epochs.latestEpoch();
+    const lastBatchEpoch = this.epochs.epochForOffset(this.nextOffset - 1);
+    let latestEpoch = lastBatchEpoch;
     let expected = this.nextOffset;
     for (let position = 0; position < batches.length; position += LOG_OVERHEAD_BYTES + headers[headers.length - 1]!.batchLength) {
       const header = readBatchHeader(batches, position);
@@ -238,7 +241,7 @@ export class PartitionLog {
       headers.push(header);
       expected = header.baseOffset + header.lastOffsetDelta + 1;
     }
-    return this.writeBatches(batches, headers, newEpochs);
+    return this.writeBatches(batches, headers, newEpochs, this.epochs.latestEpoch() !== lastBatchEpoch);
   }
 
   private fencedEpoch(epoch: number, latestEpoch: number, offset: number): RiffleError {
@@ -248,9 +251,10 @@ export class PartitionLog {
   /**
    * Writes stamped batches at the log end. New epochs are persisted in the leader-epoch
    * checkpoint before the batches are written, so no batch on disk has an epoch the checkpoint
-   * lacks; a failed write takes them back out.
+   * lacks; a failed write takes them back out. `dropBegunEpochs` first forgets epochs begun at
+   * the log end without data (a follower's).
    */
-  private writeBatches(batches: Buffer, headers: BatchHeader[], newEpochs: readonly EpochEntry[]): AppendInfo {
+  private writeBatches(batches: Buffer, headers: BatchHeader[], newEpochs: readonly EpochEntry[], dropBegunEpochs = false): AppendInfo {
     const nowMs = this.clock.nowMs();
     const firstOffset = headers[0]!.baseOffset;
     const last = headers[headers.length - 1]!;
@@ -258,6 +262,7 @@ export class PartitionLog {
     if (this.shouldRoll(batches.length, lastOffset, nowMs)) this.roll();
     const segment = this.active;
     const start = segment.sizeBytes;
+    if (dropBegunEpochs) this.epochs.truncateFromEnd(this.nextOffset);
     for (const entry of newEpochs) {
       this.epochs.assign(entry.epoch, entry.startOffset);
       this.logger.info({ epoch: entry.epoch, startOffset: entry.startOffset }, `partition log ${this.topic}-${this.partition} began leader epoch ${entry.epoch} at ${entry.startOffset}`);

@@ -47,6 +47,11 @@ function modelLatestEpoch(model: Model): number {
   return expectedEntries(model).at(-1)?.epoch ?? -1;
 }
 
+/** The epoch of the last batch: what a follower append must not go below. */
+function modelLastBatchEpoch(model: Model): number {
+  return expectedEntries({ batches: model.batches, pending: null }).at(-1)?.epoch ?? -1;
+}
+
 /** OffsetsForLeaderEpoch by a linear walk, written independently of the cache's binary search. */
 function naiveEndOffset(entries: EpochEntry[], requested: number, logEndOffset: number): EpochEndOffset {
   if (requested === -1 || entries.length === 0) return { epoch: -1, endOffset: -1 };
@@ -155,7 +160,8 @@ function leaderAppend(log: PartitionLog, model: Model, prng: Prng, step: number,
 }
 
 function followerAppend(log: PartitionLog, model: Model, prng: Prng, step: number, what: string): void {
-  let epoch = modelLatestEpoch(model);
+  // Below an epoch begun without data now and then: the follower append replaces it.
+  let epoch = model.pending !== null && prng.chance(0.5) ? modelLastBatchEpoch(model) : modelLatestEpoch(model);
   if (epoch < 0) epoch = prng.int(-1, 2);
   const stale = epoch > 0 && prng.chance(0.1);
   const buffers: Buffer[] = [];
@@ -170,14 +176,14 @@ function followerAppend(log: PartitionLog, model: Model, prng: Prng, step: numbe
     appended.push({ base, count, epoch: batchEpoch });
     base += count;
   }
-  const latestBefore = modelLatestEpoch(model);
+  const latestBefore = modelLastBatchEpoch(model);
   if (stale && appended.at(-1)!.epoch < Math.max(latestBefore, appended.at(-2)?.epoch ?? -1)) {
     expect(() => log.appendAsFollower(Buffer.concat(buffers)), what).toThrow(expect.objectContaining({ errorName: 'FENCED_LEADER_EPOCH' }));
     return;
   }
   log.appendAsFollower(Buffer.concat(buffers));
   model.batches.push(...appended);
-  if (appended.some((batch) => batch.epoch >= 0)) model.pending = null;
+  model.pending = null;
 }
 
 function checkQueries(log: PartitionLog, model: Model, prng: Prng, what: string): void {

@@ -146,6 +146,20 @@ describe('follower appends', () => {
     await log.close();
   });
 
+  it('replaces an epoch it began as leader without writing, even with older epochs', async () => {
+    const { log } = await openLog(dir);
+    log.appendAsFollower(leaderBatch(0, 2, 1));
+    log.beginLeaderEpoch(3);
+    // Deposed before writing; the new leader's log continues with epoch 2, which it led.
+    log.appendAsFollower(Buffer.concat([leaderBatch(2, 2, 2), leaderBatch(4, 1, 4)]));
+    expect(pairsOf(log)).toEqual([[1, 0], [2, 2], [4, 4]]);
+    expect(() => log.appendAsFollower(leaderBatch(5, 1, 3))).toThrow(expect.objectContaining({ errorName: 'FENCED_LEADER_EPOCH' }));
+    await log.close();
+    const reopened = await openLog(dir);
+    expect(pairsOf(reopened.log)).toEqual([[1, 0], [2, 2], [4, 4]]);
+    await reopened.log.close();
+  });
+
   it('truncates a divergent tail by leader epoch and then follows the leader (KIP-101 scenario)', async () => {
     // Leader: epoch 0 for 0..9, epoch 2 from 10. Follower: epoch 0 for 0..9, epoch 1 for 10..14.
     const leader = (await openLog(path.join(dir, 'leader'))).log;
