@@ -6,6 +6,10 @@
 //   - A batch may be sent only when every earlier unacknowledged batch of its partition is in
 //     flight, and at most IN_FLIGHT_BATCHES_PER_PARTITION_MAX are in flight: the broker keeps the
 //     last five batches per producer, so a retry of any in-flight batch is still recognised.
+//   - A partition's in-flight batches travel in one request (one entry each, in order), and its
+//     next request leaves only when that one is answered. Kafka gets order from one connection
+//     processed in order; gRPC multiplexes calls on HTTP/2, where a small later call can overtake
+//     a large earlier one, and every overtaking would cost an OUT_OF_ORDER answer and a retry.
 //   - OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID on a batch with an earlier batch still
 //     unacknowledged is a consequence of that batch's failure: retry after it. On the first
 //     unacknowledged batch it means the broker's state and ours disagree: once nothing of the
@@ -46,6 +50,9 @@ export class PartitionSequence<Batch extends SequencedBatch> {
   inFlightCount = 0;
   /** The broker disagrees with our sequences: restart them once nothing is in flight. */
   needsReset = false;
+  /** The drain pass filling the partition's request in flight, and its bytes. */
+  private requestPass = -1;
+  private requestBytes = 0;
 
   constructor(public identity: ProducerIdentity) {}
 
@@ -62,9 +69,13 @@ export class PartitionSequence<Batch extends SequencedBatch> {
     return { identity: this.identity, baseSequence };
   }
 
-  /** Whether `batch` may go now: all earlier unacknowledged batches are in flight. */
-  sendable(batch: Batch): boolean {
+  /**
+   * Whether `batch` may join the request drain pass `pass` builds: all earlier unacknowledged
+   * batches are in flight, in a request of this same pass (or none is in flight), within bytesMax.
+   */
+  sendable(batch: Batch, pass: number, bytesMax: number): boolean {
     if (this.needsReset || this.inFlightCount >= IN_FLIGHT_BATCHES_PER_PARTITION_MAX) return false;
+    if (this.inFlightCount > 0 && (this.requestPass !== pass || this.requestBytes + batch.records.length > bytesMax)) return false;
     // In-flight batches lead the list except after a failure, so this loop is short.
     for (const earlier of this.unacked) {
       if (earlier === batch) return true;
@@ -73,8 +84,14 @@ export class PartitionSequence<Batch extends SequencedBatch> {
     return false;
   }
 
-  markSent(batch: Batch): void {
+  markSent(batch: Batch, pass: number): void {
     assert(!batch.inFlight, 'batch sent twice at once');
+    if (this.inFlightCount === 0) {
+      this.requestPass = pass;
+      this.requestBytes = 0;
+    }
+    assert(this.requestPass === pass, 'a partition in two requests at once');
+    this.requestBytes += batch.records.length;
     batch.inFlight = true;
     this.inFlightCount++;
     assert(this.inFlightCount <= IN_FLIGHT_BATCHES_PER_PARTITION_MAX, 'too many batches in flight for one partition');

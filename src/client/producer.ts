@@ -127,6 +127,8 @@ export class Producer {
   /** A retried batch went back into `ready` out of seal order. */
   private readyUnsorted = false;
   private sealCount = 0;
+  /** Counts drain passes; a partition's batches sent in one pass share one request. */
+  private drainPass = 0;
   private readonly inFlight = new Map<number, number>();
   private readonly sticky = new StickyPartitioner();
   private readonly unsettled = new Set<Promise<void>>();
@@ -371,11 +373,12 @@ export class Producer {
       this.readyUnsorted = false;
     }
     const now = Date.now();
+    const pass = ++this.drainPass;
     const byLeader = new Map<number, SealedBatch[]>();
     const waiting: SealedBatch[] = [];
     for (const batch of this.ready) {
       if (batch.done) continue;
-      if (this.idempotent && !this.sendableNow(batch, now)) {
+      if (this.idempotent && !this.sendableNow(batch, now, pass)) {
         if (!this.expireHeld(batch, now)) waiting.push(batch);
         continue;
       }
@@ -384,20 +387,22 @@ export class Producer {
         waiting.push(batch);
         continue;
       }
-      if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markSent(batch);
+      if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markSent(batch, pass);
       let list = byLeader.get(leader);
       if (!list) byLeader.set(leader, (list = []));
       list.push(batch);
     }
     this.ready = waiting;
     for (const [leader, batches] of byLeader) {
-      for (const request of chunkByBytes(batches, this.options.requestBytesMax)) this.sendRequest(leader, request);
+      // A partition's batches of this pass stay in one request (see idempotence.ts).
+      const groups = this.idempotent ? groupByPartition(batches) : batches.map((batch) => [batch]);
+      for (const request of chunkByBytes(groups, this.options.requestBytesMax)) this.sendRequest(leader, request.flat());
     }
     if (this.ready.length > 0) this.scheduleRetry();
   }
 
-  private sendableNow(batch: SealedBatch, now: number): boolean {
-    return batch.retryAtMs <= now && this.sequenceOf(batch.topic, batch.partition).sendable(batch);
+  private sendableNow(batch: SealedBatch, now: number, pass: number): boolean {
+    return batch.retryAtMs <= now && this.sequenceOf(batch.topic, batch.partition).sendable(batch, pass, this.options.requestBytesMax);
   }
 
   /** A batch held back (behind a retry, or waiting for a reset) still has a delivery deadline. */
@@ -598,21 +603,35 @@ export class Producer {
   }
 }
 
-function chunkByBytes(batches: SealedBatch[], bytesMax: number): SealedBatch[][] {
-  const chunks: SealedBatch[][] = [];
-  let current: SealedBatch[] = [];
+/** Requests of at most bytesMax (or one group), never splitting a group. */
+function chunkByBytes(groups: SealedBatch[][], bytesMax: number): SealedBatch[][][] {
+  const chunks: SealedBatch[][][] = [];
+  let current: SealedBatch[][] = [];
   let bytes = 0;
-  for (const batch of batches) {
-    if (current.length > 0 && bytes + batch.records.length > bytesMax) {
+  for (const group of groups) {
+    const groupBytes = group.reduce((sum, batch) => sum + batch.records.length, 0);
+    if (current.length > 0 && bytes + groupBytes > bytesMax) {
       chunks.push(current);
       current = [];
       bytes = 0;
     }
-    current.push(batch);
-    bytes += batch.records.length;
+    current.push(group);
+    bytes += groupBytes;
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
+}
+
+/** Batches grouped by partition, groups in order of first appearance, batches in order. */
+function groupByPartition(batches: SealedBatch[]): SealedBatch[][] {
+  const groups = new Map<string, SealedBatch[]>();
+  for (const batch of batches) {
+    const key = `${batch.topic}\u0000${batch.partition}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push(batch);
+  }
+  return [...groups.values()];
 }
 
 /** An upper bound of the bytes a record's headers take in a batch. */
