@@ -37,7 +37,7 @@ import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
 import { systemClock, type Clock } from '../src/util/clock.js';
 import { Gauge, type Registry } from '../src/metrics/index.js';
-import { ATTRIBUTE_TRANSACTIONAL, iterateBatches, type BatchHeader } from '../src/util/record-batch.js';
+import { ATTRIBUTE_TRANSACTIONAL, LOG_OVERHEAD_BYTES, iterateBatches, type BatchHeader } from '../src/util/record-batch.js';
 
 /** Batches kept per producer for recognising retries (Kafka's NUM_BATCHES_TO_RETAIN). */
 export const PRODUCER_BATCHES_RETAINED = 5;
@@ -166,12 +166,16 @@ export class ProducerStateManager {
     const verdicts: Verdict[] = [];
     const transient = new Map<number, { epoch: number; lastSequence: number }>();
     let records = 0;
-    for (const { header } of iterateBatches(batches)) {
+    let end = 0;
+    for (const { position, header } of iterateBatches(batches)) {
       const verdict = this.classify(header, records, transient);
       if (verdict.kind === 'append') transient.set(header.producerId, { epoch: verdict.batch.epoch, lastSequence: verdict.batch.lastSequence });
       verdicts.push(verdict);
       records += header.lastOffsetDelta + 1;
+      end = position + LOG_OVERHEAD_BYTES + header.batchLength;
     }
+    // A duplicate is answered without the log's validation, so the framing is checked here.
+    if (end !== batches.length) throw new RiffleError('CORRUPT_MESSAGE', `trailing ${batches.length - end} bytes are not a whole record batch`);
     return this.plan(verdicts, records);
   }
 

@@ -173,6 +173,12 @@ describe('requests with several batches', () => {
     expect(produce(batch(7, 0, 0)).baseOffset).toBe(0);
   });
 
+  it('refuses trailing bytes that are not a whole batch, even behind a retry', () => {
+    const first = batch(7, 0, 0);
+    produce(Buffer.from(first));
+    expect(produceError(Buffer.concat([first, Buffer.alloc(20, 1)]))).toBe('CORRUPT_MESSAGE');
+  });
+
   it('refuses a request mixing a retried batch with a new one', () => {
     const first = batch(7, 0, 0);
     produce(Buffer.from(first));
