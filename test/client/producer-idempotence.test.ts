@@ -62,18 +62,30 @@ class FlakyBroker {
   private nextProducerId = 1000;
   lostAfterWrite = 0;
   outOfOrder = 0;
+  unknownProducer = 0;
 
-  constructor(private readonly random: Prng) {}
+  constructor(
+    private readonly random: Prng,
+    private readonly faults = true,
+  ) {}
+
+  /** The partition loses its producer state, as when every record of it is past expiration. */
+  forget(index: number): void {
+    const log = this.logs[index]!;
+    const state = new ProducerStateManager();
+    state.loadFromLog({ logStartOffset: 0, logEndOffset: log.logEndOffset, read: (offset) => log.read(offset), offsetForTimestamp: () => ({ offset: log.logEndOffset }) });
+    this.states[index] = state;
+  }
 
   async produce(request: ProduceRequest): Promise<object> {
     await this.delay();
-    if (this.random.chance(0.05)) throw new RiffleError('NETWORK_EXCEPTION', 'lost on the way in');
+    if (this.faults && this.random.chance(0.05)) throw new RiffleError('NETWORK_EXCEPTION', 'lost on the way in');
     const responses = request.topicData.map((topic) => ({
       name: topic.name,
       partitionResponses: topic.partitionData.map((data) => this.produceTo(data.index, Buffer.from(data.records))),
     }));
     await this.delay();
-    if (this.random.chance(0.15)) {
+    if (this.faults && this.random.chance(0.15)) {
       this.lostAfterWrite++;
       throw new RiffleError('NETWORK_EXCEPTION', 'answer lost');
     }
@@ -81,7 +93,7 @@ class FlakyBroker {
   }
 
   private produceTo(index: number, records: Buffer): object {
-    if (this.random.chance(0.05)) return { index, errorCode: ERRORS.NOT_LEADER_OR_FOLLOWER.code, errorMessage: 'moved', baseOffset: -1 };
+    if (this.faults && this.random.chance(0.05)) return { index, errorCode: ERRORS.NOT_LEADER_OR_FOLLOWER.code, errorMessage: 'moved', baseOffset: -1 };
     try {
       const plan = this.states[index]!.check(records, this.logs[index]!);
       const info = plan.duplicate ?? this.logs[index]!.append(records);
@@ -90,6 +102,7 @@ class FlakyBroker {
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (riffleError.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER') this.outOfOrder++;
+      if (riffleError.errorName === 'UNKNOWN_PRODUCER_ID') this.unknownProducer++;
       return { index, errorCode: riffleError.code, errorMessage: riffleError.message, baseOffset: -1 };
     }
   }
@@ -164,4 +177,19 @@ describe('idempotent producer against a flaky broker', () => {
     expect(lostAfterWrite).toBeGreaterThan(0);
     expect(outOfOrder).toBeGreaterThan(0);
   }, 120_000);
+
+  it('recovers when a partition forgot the producer: UNKNOWN_PRODUCER_ID, epoch bump, sequences from 0', async () => {
+    const broker = new FlakyBroker(new Prng(1), false);
+    const producer = new Producer(fakeClient(broker), { lingerMs: 0, batchBytesMax: 300 });
+    const first = Array.from({ length: 50 }, (_, index) => `a-${index}`);
+    const second = Array.from({ length: 50 }, (_, index) => `b-${index}`);
+    await Promise.all(first.map((value) => producer.send({ topic: 'events', partition: 0, value })));
+    const before = producer.producerIdentity!;
+    broker.forget(0);
+    await Promise.all(second.map((value) => producer.send({ topic: 'events', partition: 0, value })));
+    await producer.close();
+    expect(broker.unknownProducer).toBeGreaterThan(0);
+    expect(producer.producerIdentity).toEqual({ producerId: before.producerId, epoch: before.epoch + 1 });
+    expect(broker.logs[0]!.values()).toEqual([...first, ...second]);
+  });
 });
