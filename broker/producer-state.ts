@@ -214,7 +214,8 @@ export class ProducerStateManager {
 
   /** Rebuilds the state from the batch headers of `log`, within the expiration window. */
   loadFromLog(log: ProducerStateLog): void {
-    this.producers.clear();
+    // Until the load completes the state reflects nothing, so a failed read leaves it unusable.
+    this.forgetAll();
     const nowMs = this.clock.nowMs();
     const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
     let offset = Math.max(log.logStartOffset, windowStart);
