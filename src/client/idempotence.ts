@@ -18,6 +18,8 @@
 //     batches are re-stamped and sent again in order. The producer never gets stuck.
 //   - A partition moves to a newer epoch only when it has nothing unacknowledged (or in a
 //     reset), so it never sends an older epoch after a newer one and fences itself.
+// A non-idempotent producer keeps the ordering rules (one request per partition in flight, in
+// seal order), without sequences: its records are written in send() order unless retried.
 import { assert } from '../util/assert.js';
 import { decodeRecords, encodeRecordBatch, readBatchHeader } from '../util/record-batch.js';
 
@@ -67,6 +69,11 @@ export class PartitionSequence<Batch extends SequencedBatch> {
     batch.baseSequence = baseSequence;
     this.unacked.push(batch);
     return { identity: this.identity, baseSequence };
+  }
+
+  /** Queues a batch without sequences (a non-idempotent producer keeps the same order rules). */
+  track(batch: Batch): void {
+    this.unacked.push(batch);
   }
 
   /**

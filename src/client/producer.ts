@@ -115,6 +115,8 @@ const RETRY_BACKOFF_MS = 100;
 const RECORD_OVERHEAD_BYTES = 32;
 /** InitProducerId's "give me a new producer id". */
 const NO_PRODUCER_ID = -1;
+/** The identity of a non-idempotent producer's partitions, which still keep their batches in order. */
+const NO_IDENTITY: ProducerIdentity = { producerId: NO_PRODUCER_ID, epoch: -1 };
 const EMPTY = Buffer.alloc(0);
 
 export class Producer {
@@ -265,13 +267,17 @@ export class Producer {
     this.drain();
   }
 
-  /** Builds a sealed batch; an idempotent one gets its partition's next sequences. */
+  /**
+   * Builds a sealed batch and queues it in its partition's order; an idempotent one gets the
+   * partition's next sequences.
+   */
   private build(batch: OpenBatch): SealedBatch {
     const sealed: SealedBatch = {
       topic: batch.topic, partition: batch.partition, records: EMPTY, recordCount: batch.builder.count, waiters: batch.waiters,
       firstAttemptMs: Date.now(), attempts: 0, retryAtMs: 0, sealIndex: this.sealCount++, inFlight: false, baseSequence: -1, done: false,
     };
     if (!this.idempotent) {
+      this.sequenceOf(batch.topic, batch.partition).track(sealed);
       sealed.records = batch.builder.build();
       return sealed;
     }
@@ -286,7 +292,7 @@ export class Producer {
   private sequenceOf(topic: string, partition: number): PartitionSequence<SealedBatch> {
     const key = `${topic}\u0000${partition}`;
     let sequence = this.sequences.get(key);
-    if (!sequence) this.sequences.set(key, (sequence = new PartitionSequence<SealedBatch>(this.identity!)));
+    if (!sequence) this.sequences.set(key, (sequence = new PartitionSequence<SealedBatch>(this.identity ?? NO_IDENTITY)));
     return sequence;
   }
 
@@ -378,7 +384,7 @@ export class Producer {
     const waiting: SealedBatch[] = [];
     for (const batch of this.ready) {
       if (batch.done) continue;
-      if (this.idempotent && !this.sendableNow(batch, now, pass)) {
+      if (!this.sendableNow(batch, now, pass)) {
         if (!this.expireHeld(batch, now)) waiting.push(batch);
         continue;
       }
@@ -387,7 +393,7 @@ export class Producer {
         waiting.push(batch);
         continue;
       }
-      if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markSent(batch, pass);
+      this.sequenceOf(batch.topic, batch.partition).markSent(batch, pass);
       let list = byLeader.get(leader);
       if (!list) byLeader.set(leader, (list = []));
       list.push(batch);
@@ -395,8 +401,7 @@ export class Producer {
     this.ready = waiting;
     for (const [leader, batches] of byLeader) {
       // A partition's batches of this pass stay in one request (see idempotence.ts).
-      const groups = this.idempotent ? groupByPartition(batches) : batches.map((batch) => [batch]);
-      for (const request of chunkByBytes(groups, this.options.requestBytesMax)) this.sendRequest(leader, request.flat());
+      for (const request of chunkByBytes(groupByPartition(batches), this.options.requestBytesMax)) this.sendRequest(leader, request.flat());
     }
     if (this.ready.length > 0) this.scheduleRetry();
   }
@@ -505,7 +510,7 @@ export class Producer {
 
   /** One batch's answer: success (error null), a retry, a sequence reset, or a failure. */
   private answered(batch: SealedBatch, error: RiffleError | null, baseOffset = -1): void {
-    if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).markAnswered(batch);
+    this.sequenceOf(batch.topic, batch.partition).markAnswered(batch);
     // DUPLICATE_SEQUENCE_NUMBER: written before; the broker no longer knows the offsets.
     if (error === null || (this.idempotent && error.errorName === 'DUPLICATE_SEQUENCE_NUMBER')) {
       this.finish(batch, null, baseOffset);
@@ -563,7 +568,7 @@ export class Producer {
   private finish(batch: SealedBatch, error: RiffleError | null, baseOffset = -1): void {
     if (batch.done) return;
     batch.done = true;
-    if (this.idempotent) this.sequenceOf(batch.topic, batch.partition).remove(batch);
+    this.sequenceOf(batch.topic, batch.partition).remove(batch);
     if (error) {
       this.settleWaiters(batch.waiters, error);
       return;
