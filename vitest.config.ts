@@ -1,13 +1,24 @@
 import { defineConfig } from 'vitest/config';
 
-// Unit suites run in parallel worker threads; integration suites start real server processes
-// on loopback addresses of their own, so they can run beside the unit suites.
+// Two projects. Unit suites (simulators, codecs, state machines, in-process servers) run in
+// parallel workers. Integration suites start clusters of real server processes whose timing
+// (heartbeats, session timeouts, elections) must not starve on a 2-core machine, so their files
+// run one at a time; each file uses loopback addresses of its own.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     pool: 'forks',
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/integration/**'] },
+      },
+      {
+        extends: true,
+        test: { name: 'integration', include: ['test/integration/**/*.test.ts'], fileParallelism: false },
+      },
+    ],
   },
 });

@@ -129,7 +129,12 @@ async function produceToPartition(
   } catch (error) {
     const riffleError = toRiffleError(error);
     if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') deps.logger.error({ err: error, topic, partition: index }, 'produce failed');
-    return { index, errorCode: riffleError.code, errorMessage: riffleError.message, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+    // KIP-951: say who leads now, so the client can re-route without a metadata round trip.
+    const leader = riffleError.errorName === 'NOT_LEADER_OR_FOLLOWER' ? deps.cluster.image().topicByName(topic)?.partitions[index] : undefined;
+    return {
+      index, errorCode: riffleError.code, errorMessage: riffleError.message, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1,
+      currentLeaderId: leader?.leader ?? -1, currentLeaderEpoch: leader?.leaderEpoch ?? -1,
+    };
   }
 }
 

@@ -156,7 +156,10 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   };
   const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr });
   replicas.startIsrMaintenance();
+  // Replicas act only on an image that has caught up with the controller: the intermediate images
+  // a restarting broker replays hold roles long superseded (as Kafka brokers wait to catch up).
   metadata.onChange((image) => {
+    if (!metadata.caughtUp) return;
     replicas.sync(image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
   });
   const deliveries = new Counter({

@@ -70,7 +70,7 @@ export class Partition {
     // partition's is its own durable end at once).
     this.durableEnd = log.logEndOffset;
     this.highWatermarkOffset = log.logStartOffset;
-    if (this.isLeader) this.resetFollowers();
+    if (this.isLeader) this.takeLeadership();
     this.maybeAdvanceHighWatermark();
   }
 
@@ -124,13 +124,22 @@ export class Partition {
     assert(role.leaderEpoch >= this.role.leaderEpoch, () => `leader epoch of ${this.topic}-${this.index} went back from ${this.role.leaderEpoch} to ${role.leaderEpoch}`);
     const becameLeader = role.leaderId === this.selfId && (!this.isLeader || role.leaderEpoch !== this.role.leaderEpoch);
     this.role = { ...role };
-    if (becameLeader) this.resetFollowers();
+    if (becameLeader) this.takeLeadership();
     this.maybeAdvanceHighWatermark();
     // Writes waiting for replication under an older role learn that it changed.
     for (const listener of [...this.hwListeners]) listener(this);
   }
 
-  /** A new leader gives every follower a full lag window before it may leave the ISR. */
+  /**
+   * A new leader records where its epoch begins (as Kafka does on election), so followers from
+   * any earlier epoch find their divergence point, and gives every follower a full lag window
+   * before it may leave the ISR.
+   */
+  private takeLeadership(): void {
+    this.log.beginLeaderEpoch(this.role.leaderEpoch);
+    this.resetFollowers();
+  }
+
   private resetFollowers(): void {
     const now = this.nowMs();
     this.followers = new Map(
@@ -241,7 +250,7 @@ export class Partition {
    * Leader: the ISR this partition should have now, or null when it is right. Followers behind
    * for longer than lagMs leave; followers that have reached the high watermark rejoin.
    */
-  wantedIsr(lagMs = REPLICA_LAG_TIME_MS_MAX): number[] | null {
+  wantedIsr(isEligible: (brokerId: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_MAX): number[] | null {
     if (!this.isLeader) return null;
     const now = this.nowMs();
     const isr = new Set(this.role.isr);
@@ -250,7 +259,7 @@ export class Partition {
       if (isr.has(id) && now - follower.lastCaughtUpMs > lagMs) {
         isr.delete(id);
         changed = true;
-      } else if (!isr.has(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
+      } else if (!isr.has(id) && isEligible(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
         isr.add(id);
         changed = true;
       }
@@ -273,9 +282,12 @@ export class Partition {
     return info;
   }
 
-  /** Follower: cuts a diverged tail (leader-epoch truncation). */
-  truncateTo(offset: number): void {
-    this.log.truncateTo(offset);
+  /**
+   * Follower: cuts a diverged tail (leader-epoch truncation): the leader's log ends `leaderEpoch`
+   * at `leaderEndOffset`; the log keeps what matches and drops the rest.
+   */
+  truncateToDivergence(leaderEpoch: number, leaderEndOffset: number): void {
+    this.log.truncateToDivergence(leaderEpoch, leaderEndOffset);
     if (this.durableEnd > this.log.logEndOffset) this.durableEnd = this.log.logEndOffset;
     if (this.highWatermarkOffset > this.log.logEndOffset) this.highWatermarkOffset = this.log.logEndOffset;
   }

@@ -122,7 +122,7 @@ class ReplicaFetcher {
     }
     if (data.diverging) {
       this.context.logger.info(`broker ${this.context.selfId} truncates ${partition.topic}-${partition.index} to ${data.divergingEndOffset} (diverged at epoch ${data.divergingEpoch})`);
-      partition.truncateTo(data.divergingEndOffset);
+      partition.truncateToDivergence(data.divergingEpoch, data.divergingEndOffset);
       return undefined;
     }
     const info = partition.appendAsFollower(data.records, data.highWatermark);

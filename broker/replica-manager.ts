@@ -35,6 +35,8 @@ export class ReplicaManager {
   private readonly logMetrics: LogMetrics;
   readonly logDefaults: LogConfig;
   private syncing: Promise<void> = Promise.resolve();
+  private latestImage?: MetadataImage;
+  private pendingImage?: MetadataImage;
   private isrTimer?: NodeJS.Timeout;
   private readonly isrChangesInFlight = new Set<string>();
   private readonly isrChanges: Counter<'direction'>;
@@ -107,13 +109,13 @@ export class ReplicaManager {
     if (!alterIsr) return;
     for (const [key, partition] of this.partitions) {
       if (this.isrChangesInFlight.has(key)) continue;
-      const wanted = partition.wantedIsr();
+      const wanted = partition.wantedIsr((id) => this.latestImage?.isActiveBroker(id) ?? false);
       if (!wanted) continue;
       this.isrChangesInFlight.add(key);
       this.isrChanges.inc({ direction: wanted.length < partition.isr.length ? 'shrink' : 'expand' });
       this.options.logger.info(`broker ${this.options.selfId} proposes ISR [${wanted.join(',')}] for ${partition.topic}-${partition.index} (was [${partition.isr.join(',')}])`);
       alterIsr(partition, wanted)
-        .catch((error: unknown) => this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'ISR change not committed'))
+        .catch((error: unknown) => this.options.logger.debug({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'ISR change not committed'))
         .finally(() => this.isrChangesInFlight.delete(key));
     }
   }
@@ -126,7 +128,13 @@ export class ReplicaManager {
 
   /** Brings the hosted replicas in line with `image`; changes are applied in order. */
   sync(image: MetadataImage): Promise<void> {
-    const run = (): Promise<void> => this.syncNow(image);
+    // Images that arrive while a sync runs are coalesced: the next run takes only the newest.
+    this.pendingImage = image;
+    const run = async (): Promise<void> => {
+      const next = this.pendingImage;
+      this.pendingImage = undefined;
+      if (next) await this.syncNow(next);
+    };
     this.syncing = this.syncing.then(run, run);
     return this.syncing;
   }
@@ -151,6 +159,7 @@ export class ReplicaManager {
 
   private async syncNow(image: MetadataImage): Promise<void> {
     if (this.closed) return;
+    this.latestImage = image;
     try {
       await this.syncReplicas(image);
     } finally {

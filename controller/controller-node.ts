@@ -17,6 +17,9 @@ import { RpcMetrics } from '../src/rpc/server.js';
 import { systemClock, type Clock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
 
+/** How long a stopping active controller waits for its successor to take over. */
+export const LEADERSHIP_HANDOFF_WAIT_MS = 2_000;
+
 /** How often the active controller checks sessions and leaderless partitions. */
 export const CONTROLLER_TICK_MS = 200;
 
@@ -97,9 +100,28 @@ export class ControllerNode {
     return status.leader > 0 && status.applied >= status.commit && this.controller.image.cluster !== null;
   }
 
+  /**
+   * Stops the controller. An active controller first hands Raft leadership to another voter
+   * (TimeoutNow), so the quorum has a new active controller within a heartbeat or two instead of
+   * an election timeout after this node goes quiet.
+   */
   async stop(): Promise<void> {
     clearInterval(this.tickTimer);
+    await this.handOffLeadership();
     await this.raft.stop();
     this.logger.info('controller stopped');
+  }
+
+  private async handOffLeadership(): Promise<void> {
+    const status = this.raft.status();
+    if (status.role !== 'leader') return;
+    const matches = this.raft.voterMatches();
+    const successor = [...(matches ?? new Map<number, number>())]
+      .filter(([id]) => id !== status.id)
+      .sort((a, b) => b[1] - a[1])[0];
+    if (!successor || !this.raft.transferLeadership(successor[0])) return;
+    const deadline = Date.now() + LEADERSHIP_HANDOFF_WAIT_MS;
+    while (Date.now() < deadline && this.raft.status().role === 'leader') await new Promise((resolve) => setTimeout(resolve, 10));
+    this.logger.info(`controller handed leadership to node ${successor[0]}`);
   }
 }

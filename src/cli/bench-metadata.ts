@@ -2,16 +2,12 @@
 // broker's metadata cache reflects it, and what that costs each broker in memory. It starts its
 // own three-node cluster (combined controller+broker nodes on 127.0.5.1-3, a temporary data
 // directory), prints JSON and stops the cluster.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { Admin, RiffleClient } from '../client/index.js';
-import { NodeProcess } from './node-process.js';
+import type { NodeProcess } from './node-process.js';
+import { BenchCluster, rssMegabytes } from './bench-cluster.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
-const SUBNET = '127.0.5';
-const PORTS = { grpc: 19094, controller: 19093, http: 19644 };
 
 export function registerMetadataBench(bench: Command): void {
   bench
@@ -20,23 +16,14 @@ export function registerMetadataBench(bench: Command): void {
     .option('--partitions <n>', 'partitions of the topic', parseIntegerOption, 1_000)
     .option('--replication-factor <n>', 'replicas per partition', parseIntegerOption, 3)
     .action(async (options: { partitions: number; replicationFactor: number }) => {
-      const dataDir = mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-metadata-'));
-      const quorum = [1, 2, 3].map((id) => `${id}@${SUBNET}.${id}:${PORTS.controller}`).join(',');
-      const nodes = [1, 2, 3].map(
-        (id) =>
-          new NodeProcess({
-            nodeId: id, dataDir: path.join(dataDir, `node-${id}`), host: `${SUBNET}.${id}`, grpcPort: PORTS.grpc, controllerPort: PORTS.controller,
-            httpPort: PORTS.http, az: ['a', 'b', 'c'][id - 1], extraArgs: ['--log-level', 'warn', '--controller-quorum', quorum], stdio: 'inherit',
-          }),
-      );
+      let cluster: BenchCluster | undefined;
       try {
-        await Promise.all(nodes.map((node) => node.waitReady(60_000)));
-        printJson(await measure(nodes, options.partitions, options.replicationFactor));
+        cluster = await BenchCluster.start();
+        printJson(await measure([...cluster.nodes.values()], options.partitions, options.replicationFactor));
       } catch (error) {
         reportError('bench metadata', error);
       } finally {
-        await Promise.all(nodes.map((node) => node.stop()));
-        rmSync(dataDir, { recursive: true, force: true });
+        await cluster?.stop();
       }
     });
 }
@@ -86,8 +73,3 @@ async function timeUntilBrokerKnows(node: NodeProcess, partitions: number): Prom
   }
 }
 
-function rssMegabytes(node: NodeProcess): number {
-  const status = readFileSync(`/proc/${node.child.pid}/status`, 'utf8');
-  const match = /VmRSS:\s+(\d+) kB/.exec(status);
-  return match ? Math.round(Number(match[1]) / 1024) : -1;
-}

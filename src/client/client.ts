@@ -8,6 +8,8 @@ import type { MetadataResponse__Output } from '../rpc/generated/riffle/v1/Metada
 
 export const DEFAULT_BOOTSTRAP = '127.0.0.1:9094';
 export const METADATA_MAX_AGE_MS = 30_000;
+/** The longest one node gets to answer a request any node could answer before the next is tried. */
+export const CALL_ANY_ATTEMPT_MS_MAX = 10_000;
 
 export interface RiffleClientOptions {
   /** One or more `host:port` gRPC addresses of any nodes, comma-separated or as a list. */
@@ -45,6 +47,7 @@ export class RiffleClient {
   private brokers = new Map<number, BrokerAddress>();
   private readonly topics = new Map<string, { metadata: TopicMetadata; fetchedAtMs: number }>();
   clusterId = '';
+  private lastGoodAddress?: string;
 
   constructor(options: RiffleClientOptions = {}) {
     const bootstrap = options.bootstrap ?? process.env.RIFFLE_BOOTSTRAP ?? DEFAULT_BOOTSTRAP;
@@ -70,17 +73,24 @@ export class RiffleClient {
   }
 
   /**
-   * Calls a method on any reachable node: known brokers first, then the bootstrap list. Used
-   * for requests any node can answer (metadata, admin).
+   * Calls a method on any reachable node, for requests any node can answer (metadata, admin):
+   * the node that answered last first, then the bootstrap list, then every other known broker.
+   * A node that refuses the connection or does not answer within an attempt's share of the time
+   * (a crashed or paused process) is skipped for the next one.
    */
   async callAny<Response>(service: ServiceName, method: string, request: object, timeoutMs = this.requestTimeoutMs): Promise<Response> {
-    const addresses = [...new Set([...this.knownBrokers().map((broker) => broker.address), ...this.bootstrap])];
+    const known = this.knownBrokers().map((broker) => broker.address);
+    const addresses = [...new Set([...(this.lastGoodAddress ? [this.lastGoodAddress] : []), ...this.bootstrap, ...known])];
+    const attemptMs = Math.min(timeoutMs, CALL_ANY_ATTEMPT_MS_MAX);
     let lastError: RiffleError | undefined;
     for (const address of addresses) {
       try {
-        return await this.pool.get(address).call<Response>(service, method, request, timeoutMs);
+        const response = await this.pool.get(address).call<Response>(service, method, request, attemptMs);
+        this.lastGoodAddress = address;
+        return response;
       } catch (error) {
-        if (!(error instanceof RiffleError) || error.errorName !== 'NETWORK_EXCEPTION') throw error;
+        if (!(error instanceof RiffleError) || (error.errorName !== 'NETWORK_EXCEPTION' && error.errorName !== 'REQUEST_TIMED_OUT')) throw error;
+        if (this.lastGoodAddress === address) this.lastGoodAddress = undefined;
         lastError = error;
       }
     }
@@ -130,6 +140,19 @@ export class RiffleClient {
   /** Cached topic metadata, if any, without asking the cluster. */
   cachedTopic(topic: string): TopicMetadata | undefined {
     return this.topics.get(topic)?.metadata;
+  }
+
+  /**
+   * Takes a leader a broker reported (KIP-951's current leader in an error answer) into the cache,
+   * if it is newer than what the cache has; returns whether it did.
+   */
+  noteLeader(topic: string, partition: number, leaderId: number, leaderEpoch: number): boolean {
+    const entry = this.topics.get(topic);
+    const known = entry?.metadata.partitions.find((candidate) => candidate.partition === partition);
+    if (!entry || !known || leaderId < 0 || leaderEpoch <= known.leaderEpoch || !this.brokers.has(leaderId)) return false;
+    const partitions = entry.metadata.partitions.map((candidate) => (candidate.partition === partition ? { ...candidate, leaderId, leaderEpoch } : candidate));
+    this.topics.set(topic, { metadata: { ...entry.metadata, partitions }, fetchedAtMs: entry.fetchedAtMs });
+    return true;
   }
 
   /** Forgets cached metadata of a topic, so the next lookup asks the cluster. */

@@ -150,18 +150,23 @@ describe('replication', () => {
     leader.child.kill('SIGSTOP');
     const survivor = [1, 2, 3, 4, 5].find((id) => id !== leaderId)!;
     const survivorClient = new RiffleClient({ bootstrap: `127.0.8.${survivor}:19094` });
-    await waitFor(async () => (await new Admin(survivorClient).describeTopic(topic)).partitions[0]!.leaderId !== leaderId, { timeoutMs: 20_000, what: 'a new leader' });
-    // A write goes straight to the resumed old leader, which may still believe it leads.
     const zombie = new NodeConnection(`127.0.8.${leaderId}:19094`);
-    const zombieWrite = zombie.call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', {
-      acks: -1,
-      timeoutMs: 3_000,
-      topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from('zombie') }]) }] }],
-    }, 10_000);
-    leader.child.kill('SIGCONT');
-    const answer = (await zombieWrite).responses[0]!.partitionResponses[0]!;
-    expect(answer.errorCode).not.toBe(0);
-    zombie.close();
+    try {
+      await waitFor(async () => (await new Admin(survivorClient).describeTopic(topic)).partitions[0]!.leaderId !== leaderId, { timeoutMs: 30_000, what: 'a new leader' });
+      // A write goes straight to the resumed old leader, which may still believe it leads.
+      const zombieWrite = zombie.call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', {
+        acks: -1,
+        timeoutMs: 3_000,
+        topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from('zombie') }]) }] }],
+      }, 10_000);
+      leader.child.kill('SIGCONT');
+      const answer = (await zombieWrite).responses[0]!.partitionResponses[0]!;
+      expect(answer.errorCode).not.toBe(0);
+    } finally {
+      // Never leave a stopped process behind, whatever failed above.
+      leader.child.kill('SIGCONT');
+      zombie.close();
+    }
     const producer = new Producer(survivorClient, { acks: 'all', lingerMs: 0 });
     await producer.send({ topic, value: 'fresh' });
     await producer.close();
