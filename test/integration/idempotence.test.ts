@@ -1,4 +1,4 @@
-// Idempotent producers against a real `riffle server` process on 127.0.7.1: a produce request
+// Idempotent producers against a real `riffle server` process on 127.0.7.10: a produce request
 // sent twice is written once and both answers carry the original offset; a zombie producer is
 // fenced after an epoch bump; the SDK producer rides through a restart of the node (SIGTERM)
 // with every record in the log exactly once and in order; and it recovers by itself when the
@@ -14,7 +14,7 @@ import type { ProduceResponse__Output } from '../../src/rpc/generated/riffle/v1/
 import type { FetchResponse__Output } from '../../src/rpc/generated/riffle/v1/FetchResponse.js';
 import type { InitProducerIdResponse__Output } from '../../src/rpc/generated/riffle/v1/InitProducerIdResponse.js';
 
-const HOST = '127.0.7.1';
+const HOST = '127.0.7.10';
 const CALL_TIMEOUT_MS = 10_000;
 const data = temporaryDir('riffle-idempotence-');
 let node: NodeProcess;
