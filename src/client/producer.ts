@@ -111,6 +111,8 @@ const DEFAULTS = {
   maxBlockMs: 60_000,
 };
 const RETRY_BACKOFF_MS = 100;
+/** Wait after a failed epoch bump (its request already retried retriable errors). */
+const BUMP_RETRY_BACKOFF_MS = 1_000;
 /** What one record costs in the buffer beyond its key and value (framing, headers, bookkeeping). */
 const RECORD_OVERHEAD_BYTES = 32;
 /** InitProducerId's "give me a new producer id". */
@@ -148,6 +150,8 @@ export class Producer {
   /** Batches sealed before the producer id arrived, in seal order. */
   private readonly awaitingIdentity: OpenBatch[] = [];
   private readonly sequences = new Map<string, PartitionSequence<SealedBatch>>();
+  /** After a failed epoch bump, the next try waits until this time. */
+  private bumpRetryAtMs = 0;
   /** Set when a newer producer fenced this one (INVALID_PRODUCER_EPOCH): nothing more is sent. */
   private fatalError: RiffleError | null = null;
 
@@ -323,7 +327,7 @@ export class Producer {
    * already behind the newest identity restarts under it without another bump.
    */
   private bumpEpoch(): void {
-    if (this.identityRequest || this.identity === null) return;
+    if (this.identityRequest || this.identity === null || Date.now() < this.bumpRetryAtMs) return;
     const current = this.identity;
     this.identityRequest = this.initProducerId(current.producerId, current.epoch)
       .catch((error: unknown) => {
@@ -336,10 +340,10 @@ export class Producer {
           assert(!sameIdentity(identity, current), 'an epoch bump returned the same epoch');
           this.identity = identity;
         },
-        (error: unknown) => {
+        () => {
           // Held batches wait for the next try (drain retries the bump) or their delivery timeout.
+          this.bumpRetryAtMs = Date.now() + BUMP_RETRY_BACKOFF_MS;
           this.scheduleRetry();
-          void error;
         },
       )
       .finally(() => {
