@@ -27,6 +27,8 @@ export class BrokerLifecycle {
   private wantShutdown = false;
   private shutdownDone?: () => void;
   private inFlight = false;
+  private caughtUpOnce = false;
+  private readonly caughtUpListeners = new Set<() => void>();
 
   constructor(
     private readonly config: NodeConfig,
@@ -43,6 +45,19 @@ export class BrokerLifecycle {
 
   get brokerEpoch(): number {
     return this.epoch;
+  }
+
+  /**
+   * True once the active controller has said this broker caught up with the metadata log (in a
+   * heartbeat answer). Until then the broker's image may come from a controller that is itself
+   * behind, so the broker must not act on the roles it holds.
+   */
+  get hasCaughtUp(): boolean {
+    return this.caughtUpOnce;
+  }
+
+  onCaughtUp(listener: () => void): void {
+    this.caughtUpListeners.add(listener);
   }
 
   start(): void {
@@ -98,6 +113,11 @@ export class BrokerLifecycle {
       metadataOffset: this.metadataOffset(),
       wantShutdown: this.wantShutdown,
     });
+    if (response.isCaughtUp && !this.caughtUpOnce) {
+      this.caughtUpOnce = true;
+      this.logger.info(`broker ${this.config.nodeId} caught up with the metadata log at offset ${this.metadataOffset()}`);
+      for (const listener of this.caughtUpListeners) listener();
+    }
     if (this.wantShutdown) {
       if (response.shouldShutDown) this.shutdownDone?.();
       return;

@@ -158,10 +158,14 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   replicas.startIsrMaintenance();
   // Replicas act only on an image that has caught up with the controller: the intermediate images
   // a restarting broker replays hold roles long superseded (as Kafka brokers wait to catch up).
-  metadata.onChange((image) => {
-    if (!metadata.caughtUp) return;
-    replicas.sync(image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
-  });
+  // The active controller's word that the broker caught up (a heartbeat answer) opens the gate:
+  // the image may come from a controller that is itself behind, whose own idea of "committed"
+  // is stale.
+  const syncReplicas = (): void => {
+    if (!metadata.caughtUp || !lifecycle?.hasCaughtUp) return;
+    replicas.sync(metadata.image).catch((error: unknown) => logger.error({ err: error }, 'replica sync failed'));
+  };
+  metadata.onChange(syncReplicas);
   const deliveries = new Counter({
     name: 'riffle_broker_metadata_deliveries_total',
     help: 'Metadata deliveries applied from the controller, by kind (snapshot or batch).',
@@ -173,6 +177,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : 'batch' });
   });
   lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
+  lifecycle.onCaughtUp(syncReplicas);
   lifecycle.start();
   const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());
   const purgatory = new FetchPurgatory();

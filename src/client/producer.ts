@@ -504,7 +504,9 @@ export class Producer {
         if (!result || result.index !== batch.partition) {
           this.answered(batch, new RiffleError('UNKNOWN_SERVER_ERROR', `No answer for ${batch.topic}-${batch.partition}.`));
         } else if (result.errorCode !== 0) {
-          this.answered(batch, new RiffleError(errorNameOf(result.errorCode), result.errorMessage || undefined));
+          // KIP-951: a broker that is no longer the leader says who is; resend there at once.
+          const movedTo = result.currentLeaderId > 0 && this.client.noteLeader(batch.topic, batch.partition, result.currentLeaderId, result.currentLeaderEpoch);
+          this.answered(batch, new RiffleError(errorNameOf(result.errorCode), result.errorMessage || undefined), -1, movedTo);
         } else {
           this.answered(batch, null, this.options.acks === 0 ? -1 : result.baseOffset);
         }
@@ -513,7 +515,7 @@ export class Producer {
   }
 
   /** One batch's answer: success (error null), a retry, a sequence reset, or a failure. */
-  private answered(batch: SealedBatch, error: RiffleError | null, baseOffset = -1): void {
+  private answered(batch: SealedBatch, error: RiffleError | null, baseOffset = -1, leaderKnown = false): void {
     this.sequenceOf(batch.topic, batch.partition).markAnswered(batch);
     // DUPLICATE_SEQUENCE_NUMBER: written before; the broker no longer knows the offsets.
     if (error === null || (this.idempotent && error.errorName === 'DUPLICATE_SEQUENCE_NUMBER')) {
@@ -524,7 +526,7 @@ export class Producer {
       this.fenced(error);
       this.finish(batch, error);
     } else {
-      this.failOrRetry(batch, error);
+      this.failOrRetry(batch, error, leaderKnown);
     }
   }
 
@@ -550,11 +552,12 @@ export class Producer {
     for (const batch of this.awaitingIdentity.splice(0)) this.settleWaiters(batch.waiters, error);
   }
 
-  private failOrRetry(batch: SealedBatch, error: RiffleError): void {
+  /** Retries a retriable failure after a backoff (at once when the new leader is already known). */
+  private failOrRetry(batch: SealedBatch, error: RiffleError, leaderKnown = false): void {
     const elapsedMs = Date.now() - batch.firstAttemptMs;
     if (error.retriable && !this.closed && !this.fatalError && elapsedMs + RETRY_BACKOFF_MS < this.options.deliveryTimeoutMs) {
-      this.client.invalidate(batch.topic);
-      batch.retryAtMs = Date.now() + RETRY_BACKOFF_MS * Math.min(10, batch.attempts);
+      if (!leaderKnown) this.client.invalidate(batch.topic);
+      batch.retryAtMs = leaderKnown ? 0 : Date.now() + RETRY_BACKOFF_MS * Math.min(10, batch.attempts);
       this.requeue(batch);
       this.scheduleRetry();
       return;
