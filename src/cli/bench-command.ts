@@ -38,10 +38,10 @@ function benchOptions(command: Command): Command {
     .option('--record-size <bytes>', 'value size of each record', parseIntegerOption, 100)
     .option('--batch-bytes <bytes>', 'producer batch size', parseIntegerOption, 256 * 1024)
     .option('--linger-ms <ms>', 'producer linger', parseIntegerOption, 5)
-    .option('--partitions <n>', 'partitions of a new topic', parseIntegerOption, 4)
+    .option('--partitions <n>', 'partitions of a new topic', parseIntegerOption, 8)
     .option('--acks <acks>', '0, 1 or all', '1')
     .option('--flush-policy <policy>', 'flush.policy of a new topic: ack, interval or os', 'os')
-    .option('--window-bytes <bytes>', 'record bytes the producer keeps outstanding at most', parseIntegerOption, 4 * 1024 * 1024)
+    .option('--window-bytes <bytes>', 'record bytes the producer keeps outstanding at most', parseIntegerOption, 16 * 1024 * 1024)
     .option('--start-node', 'start a fresh single node on loopback for the run')
     .option('--no-progress', 'no progress bar');
 }
