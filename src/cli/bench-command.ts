@@ -28,6 +28,7 @@ interface BenchOptions {
   startNode?: boolean;
   progress: boolean;
   windowBytes: number;
+  rate?: number;
 }
 
 function benchOptions(command: Command): Command {
@@ -42,6 +43,7 @@ function benchOptions(command: Command): Command {
     .option('--acks <acks>', '0, 1 or all', '1')
     .option('--flush-policy <policy>', 'flush.policy of a new topic: ack, interval or os', 'os')
     .option('--window-bytes <bytes>', 'record bytes the producer keeps outstanding at most', parseIntegerOption, 16 * 1024 * 1024)
+    .option('--rate <records-per-second>', 'send at this pace instead of as fast as possible (latency at a given load)', parseIntegerOption)
     .option('--start-node', 'start a fresh single node on loopback for the run')
     .option('--no-progress', 'no progress bar');
 }
@@ -78,7 +80,7 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
       const topic = options.topic ?? `bench-${Date.now()}`;
       await ensureTopic(client, topic, options);
       const result = await body(client, topic);
-      printJson({ benchmark: name, topic, records: options.records, recordSizeBytes: options.recordSize, partitions: options.partitions, acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result });
+      printJson({ benchmark: name, topic, records: options.records, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions, acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result });
     } finally {
       client.close();
     }
@@ -140,6 +142,7 @@ async function benchProduce(client: RiffleClient, topic: string, options: BenchO
   };
   const started = performance.now();
   for (let index = 0; index < options.records && failure === undefined; index++) {
+    if (options.rate !== undefined && index % PACE_STEP_RECORDS === 0) await pace(started, index, options.rate);
     if (outstanding >= windowMax) await new Promise<void>((resolve) => (wake = resolve));
     outstanding++;
     // The send time goes where the latency will, so the callback captures only the index.
@@ -190,6 +193,16 @@ async function benchConsume(client: RiffleClient, topic: string, options: BenchO
     elapsedSeconds: round(elapsedSeconds),
     recordsRead: records,
   };
+}
+
+/** A paced run sleeps in steps of this many records. */
+const PACE_STEP_RECORDS = 500;
+
+/** Sleeps until record `index` is due at `rate` records per second from `startedMs`. */
+async function pace(startedMs: number, index: number, rate: number): Promise<void> {
+  const dueMs = startedMs + (index / rate) * 1000;
+  const waitMs = dueMs - performance.now();
+  if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
 function round(value: number): number {
