@@ -27,6 +27,8 @@ export class BrokerLifecycle {
   private wantShutdown = false;
   private shutdownDone?: () => void;
   private inFlight = false;
+  /** Set when a request (the controlled-shutdown heartbeat) must go as soon as the current one returns. */
+  private urgent = false;
   private caughtUpOnce = false;
   private readonly caughtUpListeners = new Set<() => void>();
 
@@ -77,7 +79,11 @@ export class BrokerLifecycle {
   }
 
   private async tick(): Promise<void> {
-    if (this.inFlight) return;
+    if (this.inFlight) {
+      // A request is on its way; the urgent one goes right after it, not a heartbeat later.
+      this.urgent = true;
+      return;
+    }
     this.inFlight = true;
     try {
       if (this.currentState === 'registering') await this.register();
@@ -87,7 +93,9 @@ export class BrokerLifecycle {
       else this.logger.debug({ err: error }, 'controller request failed; retrying');
     } finally {
       this.inFlight = false;
-      this.schedule(this.heartbeatIntervalMs);
+      clearTimeout(this.timer);
+      this.schedule(this.urgent ? 0 : this.heartbeatIntervalMs);
+      this.urgent = false;
     }
   }
 
