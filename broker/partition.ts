@@ -106,6 +106,15 @@ export class Partition {
     return this.role.replicas.length;
   }
 
+  /** Leader: how long ago the least caught-up ISR follower was last caught up (0 with none). */
+  maxFollowerLagMs(): number {
+    if (!this.isLeader) return 0;
+    const now = this.nowMs();
+    let lag = 0;
+    for (const [id, follower] of this.followers) if (this.role.isr.includes(id)) lag = Math.max(lag, now - follower.lastCaughtUpMs);
+    return lag;
+  }
+
   /** Leader: how many records the furthest-behind follower lacks (0 when none is known). */
   maxFollowerLag(): number {
     let lag = 0;

@@ -82,6 +82,37 @@ export class ReplicaManager {
       labelNames: ['direction'],
       registers: [options.registry],
     });
+    // Per-partition series for the partitions this broker leads: bounded by the partitions hosted.
+    new Gauge({
+      name: 'riffle_broker_partition_high_watermark',
+      help: 'High watermark of each partition this broker leads.',
+      labelNames: ['topic', 'partition'],
+      registers: [options.registry],
+      collect() {
+        this.reset();
+        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.highWatermark);
+      },
+    });
+    new Gauge({
+      name: 'riffle_broker_partition_replication_lag_records',
+      help: 'Records the furthest-behind follower lacks, per partition this broker leads.',
+      labelNames: ['topic', 'partition'],
+      registers: [options.registry],
+      collect() {
+        this.reset();
+        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.maxFollowerLag());
+      },
+    });
+    new Gauge({
+      name: 'riffle_broker_partition_replication_lag_seconds',
+      help: 'Time since the least caught-up in-sync follower was last caught up, per partition this broker leads.',
+      labelNames: ['topic', 'partition'],
+      registers: [options.registry],
+      collect() {
+        this.reset();
+        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.maxFollowerLagMs() / 1000);
+      },
+    });
     new Gauge({
       name: 'riffle_broker_leader_partitions',
       help: 'Partitions this broker leads.',

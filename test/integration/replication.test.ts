@@ -221,5 +221,8 @@ describe('replication', () => {
     }, { timeoutMs: 20_000, what: 'records from the replica in the consumer\'s AZ' });
     const metrics = await (await fetch(`${cluster.nodes.get(follower!)!.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`riffle_broker_fetch_bytes_total\\{topic="${topic}",node="${follower}"\\} [1-9]`));
+    const leaderMetrics = await (await fetch(`${cluster.nodes.get(partition.leaderId)!.httpUrl}/metrics`)).text();
+    expect(leaderMetrics).toContain(`riffle_broker_partition_high_watermark{topic="${topic}",partition="0",node="${partition.leaderId}"} 20`);
+    expect(leaderMetrics).toMatch(new RegExp(`riffle_broker_partition_replication_lag_records\\{topic="${topic}",partition="0",node="${partition.leaderId}"\\} 0`));
   }, 60_000);
 });
