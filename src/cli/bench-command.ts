@@ -55,6 +55,9 @@ export function registerBenchCommands(program: Command): void {
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
   });
+  benchOptions(bench.command('e2e').description('End-to-end latency: produce at --rate and consume at once; time from send to receipt.')).action(async (options: BenchOptions) => {
+    await runBench('bench e2e', options, async (client, topic) => ({ endToEnd: await benchEndToEnd(client, topic, options) }));
+  });
   benchOptions(bench.command('consume').description('Produce records, then consume them from the beginning.')).action(async (options: BenchOptions) => {
     await runBench('bench consume', options, async (client, topic) => {
       const produced = await benchProduce(client, topic, { ...options, progress: false });
@@ -203,6 +206,43 @@ async function pace(startedMs: number, index: number, rate: number): Promise<voi
   const dueMs = startedMs + (index / rate) * 1000;
   const waitMs = dueMs - performance.now();
   if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
+}
+
+/**
+ * Each record carries its send time (performance.now() of this process) in its first 8 bytes; a
+ * consumer in the same process, started at the end of the topic, measures send-to-receipt.
+ */
+async function benchEndToEnd(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
+  const rate = options.rate ?? 10_000;
+  const consumer = new PartitionConsumer(client, { topic, from: 'latest', maxWaitMs: 100 });
+  await consumer.poll();
+  const latenciesMs = new Float64Array(options.records);
+  let received = 0;
+  let stopped = false;
+  const consuming = (async () => {
+    const deadline = performance.now() + 600_000;
+    while (!stopped && received < options.records && performance.now() < deadline) {
+      for (const record of await consumer.poll()) {
+        if (received < options.records && record.value && record.value.length >= 8) latenciesMs[received++] = performance.now() - record.value.readDoubleLE(0);
+      }
+    }
+  })();
+  const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
+  const started = performance.now();
+  const sends: Promise<unknown>[] = [];
+  for (let index = 0; index < options.records; index++) {
+    if (index % PACE_STEP_RECORDS === 0) await pace(started, index, rate);
+    const value = Buffer.alloc(Math.max(8, options.recordSize), 'x');
+    value.writeDoubleLE(performance.now(), 0);
+    sends.push(producer.send({ topic, key: null, value }));
+  }
+  await Promise.all(sends);
+  await producer.close();
+  await Promise.race([consuming, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+  stopped = true;
+  const sorted = latenciesMs.subarray(0, received).sort();
+  const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
+  return { rate, received, latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: quantile(1) } };
 }
 
 function round(value: number): number {
