@@ -45,6 +45,11 @@ const LATEST = -1;
 export class PartitionConsumer {
   private readonly positions = new Map<number, number>();
   private readonly highWatermarks = new Map<number, number>();
+  /** Fetches in flight by node, the partitions they carry, and what they brought back. */
+  private readonly fetches = new Map<number, Promise<void>>();
+  private readonly partitionsInFlight = new Set<number>();
+  private buffered: ConsumerRecord[] = [];
+  private failure?: RiffleError;
   /** Replicas the leader sent us to, by partition, until they fail or grow old. */
   private readonly readReplicas = new Map<number, { nodeId: number; untilMs: number }>();
   private started = false;
@@ -134,12 +139,47 @@ export class PartitionConsumer {
     return byLeader;
   }
 
-  /** One fetch round: waits up to maxWaitMs for data and returns what arrived (maybe nothing). */
+  /**
+   * Returns the records that have arrived, waiting up to about maxWaitMs when none have. Each
+   * node (leader or preferred replica) has its own fetch in flight, as in Kafka's consumer: a
+   * node with data answers at once and its records are returned without waiting for the nodes
+   * that are still long-polling.
+   */
   async poll(): Promise<ConsumerRecord[]> {
     if (!this.started) await this.start();
-    const byNode = await this.groupByReadNode([...this.positions.keys()]);
-    const results = await Promise.all([...byNode].map(([node, partitions]) => this.fetchFrom(node, partitions)));
-    return results.flat();
+    await this.launchFetches();
+    if (this.buffered.length === 0 && this.fetches.size > 0) await Promise.race([...this.fetches.values()]);
+    if (this.failure) {
+      const failure = this.failure;
+      this.failure = undefined;
+      throw failure;
+    }
+    const records = this.buffered;
+    this.buffered = [];
+    return records;
+  }
+
+  /** Starts a fetch for every node that has partitions to read and no fetch in flight. */
+  private async launchFetches(): Promise<void> {
+    const idle = [...this.positions.keys()].filter((partition) => !this.partitionsInFlight.has(partition));
+    if (idle.length === 0) return;
+    const byNode = await this.groupByReadNode(idle);
+    for (const [node, partitions] of byNode) {
+      if (this.fetches.has(node)) continue;
+      for (const partition of partitions) this.partitionsInFlight.add(partition);
+      const fetch = this.fetchFrom(node, partitions)
+        .then((records) => {
+          for (const record of records) this.buffered.push(record);
+        })
+        .catch((error: unknown) => {
+          this.failure ??= toRiffleError(error);
+        })
+        .finally(() => {
+          this.fetches.delete(node);
+          for (const partition of partitions) this.partitionsInFlight.delete(partition);
+        });
+      this.fetches.set(node, fetch);
+    }
   }
 
   /** The leader of each partition, or the replica the leader preferred for this consumer. */
@@ -179,6 +219,7 @@ export class PartitionConsumer {
         },
       ],
     };
+    const sentPositions = new Map(partitions.map((partition) => [partition, this.positions.get(partition)!]));
     let response: FetchResponse__Output;
     try {
       response = await this.client.connectionTo(leader).call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', request, maxWaitMs + this.client.requestTimeoutMs);
@@ -191,6 +232,8 @@ export class PartitionConsumer {
     }
     const records: ConsumerRecord[] = [];
     for (const partition of response.responses[0]?.partitions ?? []) {
+      // A seek while the fetch was out makes its answer for that partition stale.
+      if (this.positions.get(partition.partitionIndex) !== sentPositions.get(partition.partitionIndex)) continue;
       await this.handlePartition(partition, records);
     }
     return records;
