@@ -175,7 +175,7 @@ async function benchProduce(client: RiffleClient, topic: string, options: BenchO
 }
 
 async function benchConsume(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
-  const consumer = new PartitionConsumer(client, { topic, from: 'earliest', maxWaitMs: 100, partitionMaxBytes: 4 * 1024 * 1024 });
+  const consumer = new PartitionConsumer(client, { topic, from: 'earliest', maxWaitMs: 100, partitionMaxBytes: 1024 * 1024 });
   const bar = progressBar(options.progress, options.records, 'consume');
   let records = 0;
   let bytes = 0;
