@@ -104,6 +104,8 @@ describe('replication', () => {
     const { values, offsets } = await readAll(topic, new Set(acknowledged).size);
     const stored = new Set(values);
     for (const value of acknowledged) expect(stored.has(value), `${value} was acknowledged`).toBe(true);
+    // The producer is idempotent (acks=all): retries across the failover wrote nothing twice.
+    expect(values.length).toBe(stored.size);
     const partitionOffsets = offsets.get(0)!;
     partitionOffsets.forEach((offset, index) => expect(offset).toBe(index));
     await (await cluster.start(leaderId)).waitReady(30_000);
