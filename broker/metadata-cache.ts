@@ -4,6 +4,7 @@
 // controller's log had committed when it last heard, to know when it has caught up.
 import { MetadataImage } from '../controller/index.js';
 import { assert } from '../src/util/assert.js';
+import { Conditions } from '../src/util/conditions.js';
 import type { MetadataDelivery__Output } from '../src/rpc/generated/riffle/internal/MetadataDelivery.js';
 
 export type ImageListener = (image: MetadataImage, previous: MetadataImage) => void;
@@ -12,7 +13,7 @@ export class MetadataCache {
   private current = MetadataImage.EMPTY;
   private committed = -1;
   private readonly listeners = new Set<ImageListener>();
-  private readonly waiters = new Set<() => void>();
+  private readonly conditions = new Conditions();
 
   get image(): MetadataImage {
     return this.current;
@@ -46,7 +47,7 @@ export class MetadataCache {
     }
     this.committed = Math.max(this.committed, delivery.committedOffset);
     if (this.current !== previous) for (const listener of this.listeners) listener(this.current, previous);
-    for (const waiter of this.waiters) waiter();
+    this.conditions.changed();
   }
 
   onChange(listener: ImageListener): () => void {
@@ -56,19 +57,6 @@ export class MetadataCache {
 
   /** Resolves true once the image satisfies `predicate`, false after timeoutMs. */
   waitFor(predicate: (image: MetadataImage) => boolean, timeoutMs: number): Promise<boolean> {
-    if (predicate(this.current)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (!predicate(this.current)) return;
-        finish(true);
-      };
-      const finish = (result: boolean): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve(result);
-      };
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      this.waiters.add(check);
-    });
+    return this.conditions.waitFor(() => predicate(this.current), timeoutMs);
   }
 }

@@ -10,6 +10,7 @@ import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, parseLog
 import { Partition } from './partition.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
+import { Conditions } from '../src/util/conditions.js';
 import type { Logger } from '../src/util/logger.js';
 import { Counter, Gauge, type Registry } from '../src/metrics/index.js';
 
@@ -41,7 +42,7 @@ export class ReplicaManager {
   private readonly isrChangesInFlight = new Set<string>();
   private readonly isrChanges: Counter<'direction'>;
   private syncedOffset = 0;
-  private readonly syncWaiters = new Set<() => void>();
+  private readonly synced = new Conditions();
   private closed = false;
 
   constructor(private readonly options: ReplicaManagerOptions) {
@@ -83,36 +84,27 @@ export class ReplicaManager {
       registers: [options.registry],
     });
     // Per-partition series for the partitions this broker leads: bounded by the partitions hosted.
-    new Gauge({
-      name: 'riffle_broker_partition_high_watermark',
-      help: 'High watermark of each partition this broker leads.',
-      labelNames: ['topic', 'partition'],
-      registers: [options.registry],
-      collect() {
-        this.reset();
-        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.highWatermark);
-      },
-    });
-    new Gauge({
-      name: 'riffle_broker_partition_replication_lag_records',
-      help: 'Records the furthest-behind follower lacks, per partition this broker leads.',
-      labelNames: ['topic', 'partition'],
-      registers: [options.registry],
-      collect() {
-        this.reset();
-        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.maxFollowerLag());
-      },
-    });
-    new Gauge({
-      name: 'riffle_broker_partition_replication_lag_seconds',
-      help: 'Time since the least caught-up in-sync follower was last caught up, per partition this broker leads.',
-      labelNames: ['topic', 'partition'],
-      registers: [options.registry],
-      collect() {
-        this.reset();
-        for (const partition of partitions.values()) if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, partition.maxFollowerLagMs() / 1000);
-      },
-    });
+    const perLeaderPartition = (name: string, help: string, valueOf: (partition: Partition) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['topic', 'partition'],
+        registers: [options.registry],
+        collect() {
+          this.reset();
+          for (const partition of partitions.values()) {
+            if (partition.isLeader) this.set({ topic: partition.topic, partition: String(partition.index) }, valueOf(partition));
+          }
+        },
+      });
+    };
+    perLeaderPartition('riffle_broker_partition_high_watermark', 'High watermark of each partition this broker leads.', (partition) => partition.highWatermark);
+    perLeaderPartition('riffle_broker_partition_replication_lag_records', 'Records the furthest-behind follower lacks, per partition this broker leads.', (partition) => partition.maxFollowerLag());
+    perLeaderPartition(
+      'riffle_broker_partition_replication_lag_seconds',
+      'Time since the least caught-up in-sync follower was last caught up, per partition this broker leads.',
+      (partition) => partition.maxFollowerLagMs() / 1000,
+    );
     new Gauge({
       name: 'riffle_broker_leader_partitions',
       help: 'Partitions this broker leads.',
@@ -172,20 +164,7 @@ export class ReplicaManager {
 
   /** Resolves once the replicas reflect an image at or past `offset` (false after timeoutMs). */
   whenSynced(offset: number, timeoutMs: number): Promise<boolean> {
-    if (this.syncedOffset >= offset) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.syncedOffset < offset) return;
-        clearTimeout(timer);
-        this.syncWaiters.delete(check);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.syncWaiters.delete(check);
-        resolve(false);
-      }, timeoutMs);
-      this.syncWaiters.add(check);
-    });
+    return this.synced.waitFor(() => this.syncedOffset >= offset, timeoutMs);
   }
 
   private async syncNow(image: MetadataImage): Promise<void> {
@@ -195,7 +174,7 @@ export class ReplicaManager {
       await this.syncReplicas(image);
     } finally {
       this.syncedOffset = Math.max(this.syncedOffset, image.offset);
-      for (const waiter of [...this.syncWaiters]) waiter();
+      this.synced.changed();
     }
   }
 
