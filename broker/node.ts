@@ -23,7 +23,7 @@ import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
-import { replicationHandlers } from './replication-service.js';
+import { FetchStreams, replicationHandlers } from './replication-service.js';
 import type { Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
@@ -49,6 +49,7 @@ export const CONTROLLED_SHUTDOWN_WAIT_MS = 10_000;
 
 interface BrokerParts {
   server: grpc.Server;
+  fetchStreams: FetchStreams;
   port: number;
   controllerClient: ControllerClient;
   metadata: MetadataCache;
@@ -184,6 +185,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   registerBrokerGauges(registry, purgatory, metadata);
   registerProducerStateGauge(registry, () => replicas.allPartitions());
   const server = new grpc.Server(serverOptions(config.requestBytesMax));
+  const fetchStreams = new FetchStreams();
   server.addService(
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
     kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
@@ -197,7 +199,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: fetchStreams }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, config.listen.host, config.listen.port);
   const retentionTimer = setInterval(() => {
@@ -205,13 +207,15 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, port, controllerClient, metadata, replicas, lifecycle, retentionTimer };
+  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
   const moved = await broker.lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_WAIT_MS);
   if (!moved) logger.warn('controlled shutdown did not complete; stopping anyway');
   clearInterval(broker.retentionTimer);
+  // Followers' fetch streams never end by themselves; they would hold the server for the grace.
+  broker.fetchStreams.endAll();
   await shutdownServer(broker.server, config.shutdownGraceMs);
   broker.lifecycle.stop();
   broker.controllerClient.close();
