@@ -27,7 +27,7 @@ import { FetchStreams, replicationHandlers } from './replication-service.js';
 import type { Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
-import type { NodeConfig } from '../src/config/node-config.js';
+import { dialAddress, type NodeConfig } from '../src/config/node-config.js';
 import { Counter, createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
 import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
 import { serviceClient } from '../src/rpc/proto.js';
@@ -139,10 +139,11 @@ async function startController(options: RiffleNodeOptions, registry: Registry, r
 
 async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMetrics: RpcMetrics, clock: Clock): Promise<BrokerParts> {
   const { config, logger } = options;
-  const controllerClient = new ControllerClient(config.controllerQuorum, logger);
+  const dial = (address: string): string => dialAddress(config, address);
+  const controllerClient = new ControllerClient(config.controllerQuorum, logger, dial);
   const metadata = new MetadataCache();
   let lifecycle: BrokerLifecycle | undefined;
-  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger });
+  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial });
   const alterIsr = async (partition: Partition, isr: number[]): Promise<void> => {
     const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {
       brokerId: config.nodeId,

@@ -28,6 +28,8 @@ export interface FetcherContext {
   selfId: number;
   brokerEpoch: () => number;
   logger: Logger;
+  /** The address to dial for a leader's advertised one (--dial-overrides); identity by default. */
+  dial?: (address: string) => string;
 }
 
 type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
@@ -203,7 +205,8 @@ export class ReplicaFetcherManager {
   constructor(private readonly context: FetcherContext) {}
 
   /** Follows `partition` from `leaderId` at `address` (host:port of its broker listener). */
-  follow(partition: Partition, leaderId: number, address: string): void {
+  follow(partition: Partition, leaderId: number, advertised: string): void {
+    const address = this.context.dial?.(advertised) ?? advertised;
     const key = keyOf(partition);
     const current = this.following.get(key);
     if (current !== undefined && current !== leaderId) this.fetchers.get(current)?.remove(partition);

@@ -66,6 +66,7 @@ function describeSetting(key: string): string {
     retentionCheckIntervalMs: 'how often retention runs',
     shutdownGraceMs: 'how long shutdown waits for requests in flight',
     metadataSnapshotEntries: 'controller snapshots the metadata and compacts its log every this many entries',
+    dialOverrides: 'advertised=dialed host:port pairs, comma-separated: addresses this node dials instead of advertised ones (NAT, fault proxies)',
   };
   return descriptions[key] ?? key;
 }

@@ -40,6 +40,12 @@ export interface NodeConfig {
   shutdownGraceMs: number;
   /** A controller snapshots the metadata image and compacts its Raft log every this many entries. */
   metadataSnapshotEntries: number;
+  /**
+   * Addresses this node dials instead of the ones other nodes advertise (advertised host:port to
+   * the host:port to dial), for networks where the way to a node depends on who dials it: NAT, or
+   * the chaos harness's per-link fault proxies.
+   */
+  dialOverrides: ReadonlyMap<string, string>;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -71,6 +77,7 @@ export const SETTINGS = {
   retentionCheckIntervalMs: { env: 'RIFFLE_RETENTION_CHECK_INTERVAL_MS', yaml: 'retention-check-interval-ms', defaultValue: '300000' },
   shutdownGraceMs: { env: 'RIFFLE_SHUTDOWN_GRACE_MS', yaml: 'shutdown-grace-ms', defaultValue: '5000' },
   metadataSnapshotEntries: { env: 'RIFFLE_METADATA_SNAPSHOT_ENTRIES', yaml: 'metadata-snapshot-entries', defaultValue: '10000' },
+  dialOverrides: { env: 'RIFFLE_DIAL_OVERRIDES', yaml: 'dial-overrides', defaultValue: '' },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -130,6 +137,7 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     retentionCheckIntervalMs: parseInteger('retention-check-interval-ms', raw.retentionCheckIntervalMs, 10, 86_400_000),
     shutdownGraceMs: parseInteger('shutdown-grace-ms', raw.shutdownGraceMs, 0, 600_000),
     metadataSnapshotEntries: parseInteger('metadata-snapshot-entries', raw.metadataSnapshotEntries, 10, 10_000_000),
+    dialOverrides: parseDialOverrides(raw.dialOverrides ?? ''),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)
@@ -164,6 +172,23 @@ export function parseEndpoint(name: string, value: string): Endpoint {
   const port = Number(match[3]);
   if (port > 65_535) throw new ConfigError(`--${name}: port ${port} is out of range`);
   return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function parseDialOverrides(value: string): Map<string, string> {
+  const overrides = new Map<string, string>();
+  for (const part of value.split(',').map((text) => text.trim()).filter((text) => text !== '')) {
+    const [from, to, extra] = part.split('=');
+    if (from === undefined || to === undefined || extra !== undefined) throw new ConfigError(`--dial-overrides: expected advertised=dialed, got '${part}'`);
+    const advertised = parseEndpoint('dial-overrides', from);
+    const dialed = parseEndpoint('dial-overrides', to);
+    overrides.set(`${advertised.host}:${advertised.port}`, `${dialed.host}:${dialed.port}`);
+  }
+  return overrides;
+}
+
+/** The address to dial for an advertised one, after this node's --dial-overrides. */
+export function dialAddress(config: Pick<NodeConfig, 'dialOverrides'>, address: string): string {
+  return config.dialOverrides.get(address) ?? address;
 }
 
 function parseQuorum(value: string): QuorumVoter[] {
