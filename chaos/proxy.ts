@@ -21,6 +21,8 @@ export interface DirectionState {
 class Pump {
   private readonly queue: Buffer[] = [];
   private timerPending = false;
+  /** Set when the connection is gone: queued bytes are dropped and no timer runs again. */
+  closed = false;
 
   constructor(
     private readonly from: net.Socket,
@@ -59,6 +61,10 @@ class Pump {
     this.timerPending = true;
     setTimeout(() => {
       this.timerPending = false;
+      if (this.closed || this.to.destroyed) {
+        this.queue.length = 0;
+        return;
+      }
       if (this.state().mode === 'blackhole') {
         this.schedule(Math.max(10, this.state().delayMs));
         return;
@@ -70,6 +76,7 @@ class Pump {
   }
 
   private whenDrained(action: () => void): void {
+    if (this.closed) return;
     if (this.queue.length === 0) {
       action();
       return;
@@ -173,6 +180,7 @@ export class FaultProxy {
 }
 
 function destroyConnection(connection: Connection): void {
+  for (const pump of connection.pumps) pump.closed = true;
   if (!connection.client.destroyed) connection.client.resetAndDestroy();
   if (!connection.upstream.destroyed) connection.upstream.resetAndDestroy();
 }
