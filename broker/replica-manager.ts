@@ -43,6 +43,7 @@ export class ReplicaManager {
   private readonly isrChanges: Counter<'direction'>;
   private syncedOffset = 0;
   private readonly synced = new Conditions();
+  private readonly syncListeners = new Set<() => void>();
   private closed = false;
 
   constructor(private readonly options: ReplicaManagerOptions) {
@@ -175,7 +176,14 @@ export class ReplicaManager {
     } finally {
       this.syncedOffset = Math.max(this.syncedOffset, image.offset);
       this.synced.changed();
+      for (const listener of this.syncListeners) listener();
     }
+  }
+
+  /** Called after every sync, once the replicas reflect the image (e.g. to notice new leaderships). */
+  onSynced(listener: () => void): () => void {
+    this.syncListeners.add(listener);
+    return () => this.syncListeners.delete(listener);
   }
 
   private async syncReplicas(image: MetadataImage): Promise<void> {
