@@ -237,6 +237,7 @@ async function consumeAsGroup(client: RiffleClient, topic: string, options: Cons
   let printed = 0;
   let lastRecordAt = Date.now();
   let failure: unknown;
+  let timer: NodeJS.Timeout | undefined;
   const finished = new Promise<void>((resolve) => {
     const done = (): void => resolve();
     process.once('SIGINT', done);
@@ -244,7 +245,7 @@ async function consumeAsGroup(client: RiffleClient, topic: string, options: Cons
       failure ??= error;
       done();
     });
-    const timer = setInterval(() => {
+    timer = setInterval(() => {
       if (options.timeoutMs !== undefined && Date.now() - lastRecordAt >= options.timeoutMs) done();
     }, 50);
     void consumer.run({
@@ -263,9 +264,9 @@ async function consumeAsGroup(client: RiffleClient, topic: string, options: Cons
       failure ??= error;
       done();
     });
-    void finished.then(() => clearInterval(timer));
   });
   await finished;
+  clearInterval(timer);
   await consumer.stop();
   if (failure) throw failure;
 }
