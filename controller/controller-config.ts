@@ -16,7 +16,7 @@ export interface ControllerConfig {
   readonly defaultReplicationFactor: number;
   /** Producer ids handed to a broker per AllocateProducerIds. */
   readonly producerIdBlockSize: number;
-  /** Partitions of the internal __consumer_offsets topic (Kafka's offsets.topic.num.partitions). */
+  /** Partitions of the internal __consumer_offsets topic (Kafka's offsets.topic.num.partitions); 0: never created. */
   readonly offsetsTopicPartitions: number;
   /** Its replication factor, capped at the active brokers when it is created. */
   readonly offsetsTopicReplicationFactor: number;
@@ -57,7 +57,7 @@ export function resolveControllerConfig(overrides: Partial<ControllerConfig> = {
   requireInteger('defaultPartitions', config.defaultPartitions, 1, TOPIC_PARTITIONS_MAX);
   requireInteger('defaultReplicationFactor', config.defaultReplicationFactor, 1, 1_000);
   requireInteger('producerIdBlockSize', config.producerIdBlockSize, 1, PRODUCER_ID_BLOCK_SIZE_MAX);
-  requireInteger('offsetsTopicPartitions', config.offsetsTopicPartitions, 1, 1_000);
+  requireInteger('offsetsTopicPartitions', config.offsetsTopicPartitions, 0, 1_000);
   requireInteger('offsetsTopicReplicationFactor', config.offsetsTopicReplicationFactor, 1, 16);
   requireInteger('offsetsTopicCreateWaitMs', config.offsetsTopicCreateWaitMs, 0, SESSION_TIMEOUT_MS_MAX);
   // A session must survive at least one lost heartbeat, or a single delay fences a healthy broker.

@@ -417,7 +417,7 @@ export class QuorumController {
    * means the first consumer group does not wait for 50 partitions to be placed and elected.
    */
   private async createOffsetsTopicIfDue(nowMs: number): Promise<void> {
-    if (this.current.topicByName(OFFSETS_TOPIC)) return;
+    if (this.config.offsetsTopicPartitions === 0 || this.current.topicByName(OFFSETS_TOPIC)) return;
     const active = this.current.activeBrokers().length;
     if (active === 0) return;
     this.firstActiveBrokerSeenMs ??= nowMs;
