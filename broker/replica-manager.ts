@@ -280,6 +280,8 @@ export class ReplicaManager {
     for (const partition of this.partitions.values()) {
       try {
         deleted += partition.log.applyRetention(nowMs);
+        // Compacted topics (the offsets topic) also drop superseded keys from closed segments.
+        partition.log.compact(nowMs);
       } catch (error) {
         this.options.logger.error({ err: error, topic: partition.topic, partition: partition.index }, 'retention failed');
       }
