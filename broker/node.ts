@@ -24,6 +24,7 @@ import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { FetchStreams, replicationHandlers } from './replication-service.js';
+import { GroupCoordinator, GroupMetrics, LagSampler, groupHandlers } from './groups/index.js';
 import type { Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
@@ -56,6 +57,7 @@ interface BrokerParts {
   replicas: ReplicaManager;
   lifecycle: BrokerLifecycle;
   retentionTimer: NodeJS.Timeout;
+  groups: GroupCoordinator;
 }
 
 interface ControllerParts {
@@ -131,7 +133,8 @@ async function startController(options: RiffleNodeOptions, registry: Registry, r
   const { config, logger } = options;
   const server = new grpc.Server(serverOptions(64 * 1024 * 1024));
   const node = await ControllerNode.start({
-    config, server, logger, registry, rpcMetrics, clock, controllerConfig: options.controllerConfig, raftTiming: options.raftTiming,
+    config, server, logger, registry, rpcMetrics, clock,
+    controllerConfig: { offsetsTopicPartitions: config.offsetsTopicPartitions, ...options.controllerConfig }, raftTiming: options.raftTiming,
   });
   const port = await bindServer(server, config.controllerListen.host, config.controllerListen.port);
   return { server, port, node };
@@ -185,14 +188,26 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const purgatory = new FetchPurgatory();
   registerBrokerGauges(registry, purgatory, metadata);
   registerProducerStateGauge(registry, () => replicas.allPartitions());
+  const groups = new GroupCoordinator({
+    selfId: config.nodeId, replicas, image: () => metadata.image, logger, metrics: new GroupMetrics(registry),
+    lag: new LagSampler(config.nodeId, replicas, () => metadata.image, logger),
+    config: { sessionTimeoutMs: config.groupSessionTimeoutMs, heartbeatIntervalMs: config.groupHeartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs },
+  });
+  // A new leadership of an offsets partition loads its groups; a lost one drops them.
+  replicas.onSynced(() => groups.syncLeadership());
+  groups.start();
   const server = new grpc.Server(serverOptions(config.requestBytesMax));
   const fetchStreams = new FetchStreams();
+  const kafkaContext = { service: 'kafka', metrics: rpcMetrics, logger };
   server.addService(
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
-    kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
-      cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
-      producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
-    }) as grpc.UntypedServiceImplementation,
+    {
+      ...kafkaHandlers(kafkaContext, {
+        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
+        producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
+      }),
+      ...groupHandlers(kafkaContext, { coordinator: groups, cluster }),
+    } as grpc.UntypedServiceImplementation,
   );
   server.addService(
     serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
@@ -208,7 +223,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer };
+  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
@@ -218,6 +233,7 @@ async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logge
   // Followers' fetch streams never end by themselves; they would hold the server for the grace.
   broker.fetchStreams.endAll();
   await shutdownServer(broker.server, config.shutdownGraceMs);
+  broker.groups.close();
   broker.lifecycle.stop();
   broker.controllerClient.close();
   await broker.replicas.close();

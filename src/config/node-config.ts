@@ -46,6 +46,14 @@ export interface NodeConfig {
    * the chaos harness's per-link fault proxies.
    */
   dialOverrides: ReadonlyMap<string, string>;
+  /** Partitions of __consumer_offsets, used when the cluster creates it. */
+  offsetsTopicPartitions: number;
+  /** A consumer group member not heard from for this long is removed (group.consumer.session.timeout.ms). */
+  groupSessionTimeoutMs: number;
+  /** How often members heartbeat (group.consumer.heartbeat.interval.ms). */
+  groupHeartbeatIntervalMs: number;
+  /** Committed offsets of a group without members expire this long after its last commit. */
+  offsetsRetentionMs: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -78,6 +86,10 @@ export const SETTINGS = {
   shutdownGraceMs: { env: 'RIFFLE_SHUTDOWN_GRACE_MS', yaml: 'shutdown-grace-ms', defaultValue: '5000' },
   metadataSnapshotEntries: { env: 'RIFFLE_METADATA_SNAPSHOT_ENTRIES', yaml: 'metadata-snapshot-entries', defaultValue: '10000' },
   dialOverrides: { env: 'RIFFLE_DIAL_OVERRIDES', yaml: 'dial-overrides', defaultValue: '' },
+  offsetsTopicPartitions: { env: 'RIFFLE_OFFSETS_TOPIC_PARTITIONS', yaml: 'offsets-topic-partitions', defaultValue: '50' },
+  groupSessionTimeoutMs: { env: 'RIFFLE_GROUP_SESSION_TIMEOUT_MS', yaml: 'group-session-timeout-ms', defaultValue: '10000' },
+  groupHeartbeatIntervalMs: { env: 'RIFFLE_GROUP_HEARTBEAT_INTERVAL_MS', yaml: 'group-heartbeat-interval-ms', defaultValue: '1000' },
+  offsetsRetentionMs: { env: 'RIFFLE_OFFSETS_RETENTION_MS', yaml: 'offsets-retention-ms', defaultValue: String(7 * 24 * 60 * 60 * 1000) },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -138,6 +150,10 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     shutdownGraceMs: parseInteger('shutdown-grace-ms', raw.shutdownGraceMs, 0, 600_000),
     metadataSnapshotEntries: parseInteger('metadata-snapshot-entries', raw.metadataSnapshotEntries, 10, 10_000_000),
     dialOverrides: parseDialOverrides(raw.dialOverrides ?? ''),
+    offsetsTopicPartitions: parseInteger('offsets-topic-partitions', raw.offsetsTopicPartitions, 1, 1_000),
+    groupSessionTimeoutMs: parseInteger('group-session-timeout-ms', raw.groupSessionTimeoutMs, 100, 3_600_000),
+    groupHeartbeatIntervalMs: parseInteger('group-heartbeat-interval-ms', raw.groupHeartbeatIntervalMs, 10, 3_600_000),
+    offsetsRetentionMs: parseInteger('offsets-retention-ms', raw.offsetsRetentionMs, 1_000, Number.MAX_SAFE_INTEGER),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)
@@ -153,6 +169,9 @@ function validateRelations(config: NodeConfig): void {
     const key = `${endpoint.host}:${endpoint.port}`;
     if (endpoint.port !== 0 && seen.has(key)) throw new ConfigError(`two listeners share ${key}`);
     seen.add(key);
+  }
+  if (config.groupSessionTimeoutMs <= config.groupHeartbeatIntervalMs) {
+    throw new ConfigError(`--group-session-timeout-ms (${config.groupSessionTimeoutMs}) must be more than --group-heartbeat-interval-ms (${config.groupHeartbeatIntervalMs})`);
   }
   if (config.roles.includes('controller') && !config.controllerQuorum.some((voter) => voter.nodeId === config.nodeId)) {
     throw new ConfigError(`node ${config.nodeId} has the controller role but is not in --controller-quorum`);
