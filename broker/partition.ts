@@ -48,6 +48,8 @@ export class Partition {
   private readonly appendListeners = new Set<PartitionListener>();
   private role: PartitionRole;
   private followers = new Map<number, FollowerState>();
+  /** The log end when this replica last became leader: everything below came from earlier epochs. */
+  private leaderEpochStartOffset = 0;
 
   /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
   readonly producerState = new ProducerStateManager();
@@ -146,7 +148,17 @@ export class Partition {
    */
   private takeLeadership(): void {
     this.log.beginLeaderEpoch(this.role.leaderEpoch);
+    this.leaderEpochStartOffset = this.log.logEndOffset;
     this.resetFollowers();
+  }
+
+  /**
+   * KIP-207: a new leader's high watermark may trail the one its predecessor exposed, until the
+   * ISR's fetches move it past where this leader's epoch began. Until then the end of the log it
+   * would report could go backwards, so ListOffsets answers OFFSET_NOT_AVAILABLE meanwhile.
+   */
+  get highWatermarkSettled(): boolean {
+    return this.highWatermarkOffset >= this.leaderEpochStartOffset;
   }
 
   private resetFollowers(): void {
@@ -323,7 +335,16 @@ export class Partition {
   /** Follower: appends batches from the leader and takes its high watermark. */
   appendAsFollower(batches: Buffer, leaderHighWatermark: number): AppendInfo | null {
     const info = batches.length > 0 ? this.log.appendAsFollower(batches) : null;
-    if (info) this.observeFollowerAppend(batches);
+    if (info) {
+      this.observeFollowerAppend(batches);
+      // The durable end counts towards the high watermark once this replica leads; without this a
+      // follower promoted during a quiet spell would hold back what its predecessor committed.
+      const end = info.lastOffset + 1;
+      this.log.waitDurable(end).then(() => {
+        if (end > this.durableEnd && end <= this.log.logEndOffset) this.durableEnd = end;
+        this.maybeAdvanceHighWatermark();
+      }, () => undefined);
+    }
     const bounded = Math.min(leaderHighWatermark, this.log.logEndOffset);
     if (bounded > this.highWatermarkOffset) this.setHighWatermark(bounded);
     return info;

@@ -83,7 +83,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS);
     log(`full ISR after heal: ${fullIsrAfterHeal}; draining`);
     await workload.stop();
-    const logs = await workload.finalRead();
+    const logs = await workload.finalRead(acknowledgedEnds(history.ops));
     const checksums = await workload.replicaChecksums((id) => cluster.clientAddress(id));
     history.flush();
     const result = check(history.ops, { logs, checksums });
@@ -109,6 +109,17 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     await cluster.shutdown();
     rmSync(path.join(directory, 'data'), { recursive: true, force: true });
   }
+}
+
+/** Per partition, one past the highest acknowledged offset. */
+function acknowledgedEnds(ops: readonly Op[]): Map<number, number> {
+  const ends = new Map<number, number>();
+  for (const op of ops) {
+    if (op.f === 'send' && op.type === 'ok' && op.partition !== undefined && op.offset !== undefined) {
+      ends.set(op.partition, Math.max(ends.get(op.partition) ?? 0, op.offset + 1));
+    }
+  }
+  return ends;
 }
 
 /** Gaps between consecutive acknowledged sends, with the faults around them. */

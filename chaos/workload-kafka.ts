@@ -184,8 +184,12 @@ export class KafkaWorkload {
     throw new Error('the end offsets of the partitions could not be read before the drain deadline');
   }
 
-  /** Reads every partition from its start to the high watermark. */
-  async finalRead(): Promise<Map<number, { offset: number; value: string }[]>> {
+  /**
+   * Reads every partition from its start to its high watermark and at least to `mustReach` (one
+   * past the highest acknowledged offset): a new leader's high watermark can trail what was
+   * acknowledged for a moment, and stopping there would make acknowledged records look lost.
+   */
+  async finalRead(mustReach: ReadonlyMap<number, number>): Promise<Map<number, { offset: number; value: string }[]>> {
     const client = this.newClient();
     const consumer = new PartitionConsumer(client, { topic: this.options.topic, from: 'earliest', maxWaitMs: 100 });
     const logs = new Map<number, { offset: number; value: string }[]>();
@@ -204,7 +208,7 @@ export class KafkaWorkload {
       const done = [...logs.keys()].every((partition) => {
         const highWatermark = consumer.highWatermark(partition);
         const position = consumer.position(partition);
-        return highWatermark !== undefined && position !== undefined && position >= highWatermark;
+        return highWatermark !== undefined && position !== undefined && position >= Math.max(highWatermark, mustReach.get(partition) ?? 0);
       });
       if (done || Date.now() - lastProgressMs > FINAL_READ_STALL_MS) break;
     }

@@ -7,6 +7,7 @@ import type { ConsumerRecord, OffsetReset } from './consumer.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll } from '../util/record-batch.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
+import { withRetries } from './retry.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
 export interface TopicPartition {
@@ -191,6 +192,11 @@ export class GroupFetcher {
 
   /** ListOffsets on the partition's leader: -1 latest, -2 earliest, or a timestamp. */
   async lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
+    // A new leader answers OFFSET_NOT_AVAILABLE until its high watermark settles (KIP-207): retried.
+    return withRetries(() => this.lookupOffsetOnce(topic, partition, timestamp), this.client.retry);
+  }
+
+  private async lookupOffsetOnce(topic: string, partition: number, timestamp: number): Promise<number> {
     const metadata = await this.client.topicMetadata(topic);
     const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
     if (leader < 0) {

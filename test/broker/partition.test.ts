@@ -46,6 +46,21 @@ describe('Partition acks', () => {
     await partition.close();
   });
 
+  it('keeps a new leader high watermark unsettled until the ISR has what earlier epochs wrote (KIP-207)', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const follower = new Partition('events', 'id', 0, log, 1, { ...LEADER, leaderId: 2 });
+    follower.appendAsFollower(batchOf(3), 1);
+    await log.waitDurable(3);
+    follower.updateRole({ ...LEADER, leaderEpoch: 5, partitionEpoch: 2 });
+    expect(follower.highWatermark).toBe(1);
+    expect(follower.highWatermarkSettled).toBe(false);
+    follower.recordFollowerFetch(2, 3);
+    follower.recordFollowerFetch(3, 3);
+    expect(follower.highWatermark).toBe(3);
+    expect(follower.highWatermarkSettled).toBe(true);
+    await follower.close();
+  });
+
   it('answers a write whose leadership moved while it waited for the ISR', async () => {
     const { log } = await openLog(dir, { flushPolicy: 'ack' });
     const partition = new Partition('events', 'id', 0, log, 1, LEADER);
