@@ -80,7 +80,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     groups.start();
     await sleep(WARMUP_MS);
     const endAt = Date.now() + options.durationMs;
-    await scenario.run({ cluster, nemesis, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
+    await scenario.run({ cluster, nemesis, groups, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
     log('healing');
     await nemesis.healAll();
     const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS);

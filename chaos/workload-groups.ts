@@ -92,6 +92,14 @@ export class GroupWorkload {
     }
   }
 
+  /** kill -9 of a random member and a new member in its place (the consumer-crash-loop scenario). */
+  async crashOne(): Promise<void> {
+    const names = [...this.members.keys()].sort();
+    if (names.length === 0 || this.stopping) return;
+    await this.kill(this.members.get(this.random.pick(names))!);
+    this.startMember();
+  }
+
   /** A crash: the member stops owning anything the moment it dies. */
   private async kill(member: Member): Promise<void> {
     member.child.kill('SIGKILL');
