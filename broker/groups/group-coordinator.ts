@@ -349,6 +349,10 @@ export class GroupCoordinator {
       }
       return { records, result: { errors, written: records.length } };
     });
+    // A group that exists only through commits (a simple consumer or an admin tool) is empty from
+    // its first commit on, so retention applies to it as to a group whose members left.
+    const committed = shard.groups.get(groupId);
+    if (committed && committed.members.size === 0 && !shard.emptySinceMs.has(groupId)) shard.emptySinceMs.set(groupId, Date.now());
     this.options.metrics.commits.inc({ outcome: 'ok' }, outcome.written);
     return outcome.errors;
   }
