@@ -121,6 +121,10 @@ describe.skipIf(!available)('the container image', () => {
     expect(id.output.trim()).toBe('10001');
     const health = await container.exec(['node', '/opt/riffle/healthcheck.mjs']);
     expect(health.exitCode).toBe(0);
+    // The CLI is on the image's PATH, as `docker compose exec riffle-1 riffle cluster status` expects.
+    const status = await container.exec(['riffle', 'cluster', 'status', '--json', '--bootstrap', `${SUBNET}.1:${PORTS.grpc}`]);
+    expect(status.exitCode, status.output).toBe(0);
+    expect((JSON.parse(status.stdout) as { brokers: { brokerId: number }[] }).brokers.map((broker) => broker.brokerId).sort()).toEqual(NODES);
     const runtime = await getContainerRuntimeClient();
     const inspected = await runtime.container.inspect(runtime.container.getById(container.getId()));
     expect(inspected.Config.Entrypoint).toEqual(['node', '/opt/riffle/dist/src/cli/main.js']);
