@@ -32,6 +32,13 @@ describe('alert rules', () => {
     }
   });
 
+  it('reach the Prometheus operator unchanged, as the PrometheusRule of deploy/k8s', () => {
+    const resource = readYaml<{ kind: string; spec: { groups: unknown } }>('deploy/k8s/prometheus-rule.yaml');
+    expect(resource.kind).toBe('PrometheusRule');
+    const groups = readYaml<{ groups: unknown }>('deploy/prometheus/riffle-alerts.yml').groups;
+    expect(resource.spec.groups, 'run node deploy/prometheus/to-prometheus-rule.mjs').toEqual(groups);
+  });
+
   it('are each explained in docs/operations.md', () => {
     const operations = readRepoFile('docs/operations.md');
     for (const rule of rules) expect(operations, rule.alert).toContain(`\`${rule.alert}\``);

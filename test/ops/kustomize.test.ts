@@ -63,7 +63,7 @@ describe('kubectl kustomize deploy/k8s', () => {
     rendered = readYamlDocuments<K8sObject>(stdout);
     expect(byKind('StatefulSet').map((set) => set.metadata.name).sort()).toEqual(['riffle-broker', 'riffle-controller']);
     expect(byKind('Service').map((service) => service.metadata.name).sort()).toEqual(['riffle', 'riffle-broker', 'riffle-controller']);
-    for (const kind of ['PodDisruptionBudget', 'ServiceMonitor', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Namespace']) expect(byKind(kind), kind).toHaveLength(1);
+    for (const kind of ['PodDisruptionBudget', 'ServiceMonitor', 'PrometheusRule', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Namespace']) expect(byKind(kind), kind).toHaveLength(1);
     const namespace = byKind('Namespace')[0]!.metadata.name;
     const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
     for (const object of rendered.filter((candidate) => !clusterScoped.has(candidate.kind))) expect(object.metadata.namespace, `${object.kind} ${object.metadata.name}`).toBe(namespace);
