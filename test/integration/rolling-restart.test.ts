@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Admin, PartitionConsumer, RiffleClient } from '../../src/client/index.js';
 import { NodeConnection } from '../../src/rpc/client.js';
 import { errorNameOf } from '../../src/rpc/errors.js';
+import type { DescribeTopicsResponse__Output } from '../../src/rpc/generated/riffle/v1/DescribeTopicsResponse.js';
 import type { ProduceResponse__Output } from '../../src/rpc/generated/riffle/v1/ProduceResponse.js';
 import { encodeRecordBatch } from '../../src/util/record-batch.js';
 import { startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
@@ -102,10 +103,20 @@ function startLoad(): { acknowledgedCount: () => number; stop: () => Promise<Loa
   };
 }
 
-/** The replica ids of every partition whose ISR lacks `nodeId`. */
+/**
+ * The partitions whose ISR lacks `nodeId`, as that node's own metadata shows them (the image its
+ * /readyz judged by; another node's metadata may be a moment behind).
+ */
 async function partitionsWithoutInIsr(nodeId: number): Promise<number[]> {
-  const description = await new Admin(client).describeTopic(TOPIC);
-  return description.partitions.filter((partition) => partition.replicaNodes.includes(nodeId) && !partition.isrNodes.includes(nodeId)).map((partition) => partition.partitionIndex);
+  const connection = new NodeConnection(`${SUBNET}.${nodeId}:19094`);
+  try {
+    const response = await connection.call<DescribeTopicsResponse__Output>('riffle.v1.Admin', 'DescribeTopics', { topicNames: [TOPIC] }, 5_000);
+    const partitions = response.topics[0]!.partitions;
+    expect(partitions).toHaveLength(PARTITIONS);
+    return partitions.filter((partition) => partition.replicaNodes.includes(nodeId) && !partition.isrNodes.includes(nodeId)).map((partition) => partition.partitionIndex);
+  } finally {
+    connection.close();
+  }
 }
 
 async function readAll(expected: ReadonlySet<string>): Promise<Set<string>> {
