@@ -23,6 +23,8 @@ export class ControllerClient {
   constructor(
     private readonly voters: QuorumVoter[],
     private readonly logger: Logger,
+    /** The address to dial for one a controller names as leader (--dial-overrides). */
+    private readonly dial: (address: string) => string = (address) => address,
   ) {}
 
   private addresses(): string[] {
@@ -56,7 +58,8 @@ export class ControllerClient {
       } catch (error) {
         lastError = toRiffleError(error);
         if (lastError.errorName === 'NOT_CONTROLLER') {
-          if (lastError.leaderHint && !tried.has(lastError.leaderHint)) queue.unshift(lastError.leaderHint);
+          const hint = lastError.leaderHint ? this.dial(lastError.leaderHint) : undefined;
+          if (hint && !tried.has(hint)) queue.unshift(hint);
           continue;
         }
         if (lastError.errorName !== 'NETWORK_EXCEPTION' && lastError.errorName !== 'REQUEST_TIMED_OUT') throw lastError;

@@ -280,6 +280,9 @@ function listOffsets(deps: KafkaServiceDeps, request: ListOffsetsRequest__Output
 }
 
 function offsetFor(partition: Partition, timestamp: number): { timestamp: number; offset: number } {
+  if (timestamp !== EARLIEST_TIMESTAMP && !partition.highWatermarkSettled) {
+    throw new RiffleError('OFFSET_NOT_AVAILABLE', `${partition.topic}-${partition.index} has a new leader whose high watermark has not yet caught up; retry shortly.`);
+  }
   if (timestamp === LATEST_TIMESTAMP) return { timestamp: -1, offset: partition.highWatermark };
   if (timestamp === EARLIEST_TIMESTAMP) return { timestamp: -1, offset: partition.logStartOffset };
   if (timestamp < 0) throw new RiffleError('INVALID_REQUEST', `timestamp must be -1 (latest), -2 (earliest) or a time in ms, got ${timestamp}.`);

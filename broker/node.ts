@@ -24,11 +24,12 @@ import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
-import { replicationHandlers } from './replication-service.js';
+import { FetchStreams, replicationHandlers } from './replication-service.js';
+import { GroupCoordinator, GroupMetrics, LagSampler, groupHandlers } from './groups/index.js';
 import type { Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
-import type { NodeConfig } from '../src/config/node-config.js';
+import { dialAddress, type NodeConfig } from '../src/config/node-config.js';
 import { Counter, createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
 import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
 import { serviceClient } from '../src/rpc/proto.js';
@@ -50,12 +51,14 @@ export const CONTROLLED_SHUTDOWN_WAIT_MS = 10_000;
 
 interface BrokerParts {
   server: grpc.Server;
+  fetchStreams: FetchStreams;
   port: number;
   controllerClient: ControllerClient;
   metadata: MetadataCache;
   replicas: ReplicaManager;
   lifecycle: BrokerLifecycle;
   retentionTimer: NodeJS.Timeout;
+  groups: GroupCoordinator;
 }
 
 interface ControllerParts {
@@ -140,7 +143,8 @@ async function startController(options: RiffleNodeOptions, registry: Registry, r
   const { config, logger } = options;
   const server = new grpc.Server(serverOptions(64 * 1024 * 1024));
   const node = await ControllerNode.start({
-    config, server, logger, registry, rpcMetrics, clock, controllerConfig: options.controllerConfig, raftTiming: options.raftTiming,
+    config, server, logger, registry, rpcMetrics, clock,
+    controllerConfig: { offsetsTopicPartitions: config.offsetsTopicPartitions, ...options.controllerConfig }, raftTiming: options.raftTiming,
   });
   const port = await bindServer(server, config.controllerListen.host, config.controllerListen.port);
   return { server, port, node };
@@ -148,10 +152,11 @@ async function startController(options: RiffleNodeOptions, registry: Registry, r
 
 async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMetrics: RpcMetrics, clock: Clock): Promise<BrokerParts> {
   const { config, logger } = options;
-  const controllerClient = new ControllerClient(config.controllerQuorum, logger);
+  const dial = (address: string): string => dialAddress(config, address);
+  const controllerClient = new ControllerClient(config.controllerQuorum, logger, dial);
   const metadata = new MetadataCache();
   let lifecycle: BrokerLifecycle | undefined;
-  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger });
+  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial });
   const alterIsr = async (partition: Partition, isr: number[]): Promise<void> => {
     const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {
       brokerId: config.nodeId,
@@ -193,13 +198,26 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const purgatory = new FetchPurgatory();
   registerBrokerGauges(registry, purgatory, metadata);
   registerProducerStateGauge(registry, () => replicas.allPartitions());
+  const groups = new GroupCoordinator({
+    selfId: config.nodeId, replicas, image: () => metadata.image, logger, metrics: new GroupMetrics(registry),
+    lag: new LagSampler(config.nodeId, replicas, () => metadata.image, logger),
+    config: { sessionTimeoutMs: config.groupSessionTimeoutMs, heartbeatIntervalMs: config.groupHeartbeatIntervalMs, offsetsRetentionMs: config.offsetsRetentionMs },
+  });
+  // A new leadership of an offsets partition loads its groups; a lost one drops them.
+  replicas.onSynced(() => groups.syncLeadership());
+  groups.start();
   const server = new grpc.Server(serverOptions(config.requestBytesMax));
+  const fetchStreams = new FetchStreams();
+  const kafkaContext = { service: 'kafka', metrics: rpcMetrics, logger };
   server.addService(
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
-    kafkaHandlers({ service: 'kafka', metrics: rpcMetrics, logger }, {
-      cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
-      producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
-    }) as grpc.UntypedServiceImplementation,
+    {
+      ...kafkaHandlers(kafkaContext, {
+        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
+        producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
+      }),
+      ...groupHandlers(kafkaContext, { coordinator: groups, cluster }),
+    } as grpc.UntypedServiceImplementation,
   );
   server.addService(
     serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
@@ -207,7 +225,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: fetchStreams }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, config.listen.host, config.listen.port);
   const retentionTimer = setInterval(() => {
@@ -215,14 +233,17 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, port, controllerClient, metadata, replicas, lifecycle, retentionTimer };
+  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
   const moved = await broker.lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_WAIT_MS);
   if (!moved) logger.warn('controlled shutdown did not complete; stopping anyway');
   clearInterval(broker.retentionTimer);
+  // Followers' fetch streams never end by themselves; they would hold the server for the grace.
+  broker.fetchStreams.endAll();
   await shutdownServer(broker.server, config.shutdownGraceMs);
+  broker.groups.close();
   broker.lifecycle.stop();
   broker.controllerClient.close();
   await broker.replicas.close();

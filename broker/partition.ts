@@ -48,6 +48,8 @@ export class Partition {
   private readonly appendListeners = new Set<PartitionListener>();
   private role: PartitionRole;
   private followers = new Map<number, FollowerState>();
+  /** The log end when this replica last became leader: everything below came from earlier epochs. */
+  private leaderEpochStartOffset = 0;
 
   /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
   readonly producerState = new ProducerStateManager();
@@ -146,7 +148,17 @@ export class Partition {
    */
   private takeLeadership(): void {
     this.log.beginLeaderEpoch(this.role.leaderEpoch);
+    this.leaderEpochStartOffset = this.log.logEndOffset;
     this.resetFollowers();
+  }
+
+  /**
+   * KIP-207: a new leader's high watermark may trail the one its predecessor exposed, until the
+   * ISR's fetches move it past where this leader's epoch began. Until then the end of the log it
+   * would report could go backwards, so ListOffsets answers OFFSET_NOT_AVAILABLE meanwhile.
+   */
+  get highWatermarkSettled(): boolean {
+    return this.highWatermarkOffset >= this.leaderEpochStartOffset;
   }
 
   private resetFollowers(): void {
@@ -184,6 +196,7 @@ export class Partition {
     }
     // [idempotence] Sequences are checked before the write and recorded after it, with nothing in
     // between; a retried batch is not written again and answers with its original offsets.
+    const epoch = this.role.leaderEpoch;
     const producerPlan = this.producerState.check(batches, this.log);
     const info = producerPlan.duplicate ?? this.log.append(batches, this.role.leaderEpoch);
     if (producerPlan.duplicate === null) this.producerState.record(producerPlan, info);
@@ -197,23 +210,60 @@ export class Partition {
       durable.catch(() => undefined);
       return info;
     }
-    await durable;
-    if (acks === -1) await this.waitForHighWatermark(end);
+    await this.whileLeading(epoch, durable);
+    if (acks === -1) await this.waitForHighWatermark(end, epoch);
     return info;
   }
 
-  /** Resolves once the high watermark reaches `offset`; rejects if this replica stops leading. */
-  private waitForHighWatermark(offset: number): Promise<void> {
-    if (this.highWatermarkOffset >= offset) return Promise.resolve();
-    const epoch = this.role.leaderEpoch;
+  private leadershipLost(epoch: number): boolean {
+    return !this.isLeader || this.role.leaderEpoch !== epoch;
+  }
+
+  private outcomeUnknown(): RiffleError {
+    return new RiffleError('NOT_LEADER_OR_FOLLOWER', `${this.topic}-${this.index} changed leader before the write was acknowledged; its outcome is unknown.`);
+  }
+
+  /**
+   * Waits for `work` (the local flush) as leader of `epoch`; a role change while waiting (the log
+   * may be truncated under the write) ends the wait at once with an unknown outcome.
+   */
+  private whileLeading(epoch: number, work: Promise<void>): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.highWatermarkOffset >= offset) {
+        if (!this.leadershipLost(epoch)) return;
+        this.hwListeners.delete(check);
+        reject(this.outcomeUnknown());
+      };
+      this.hwListeners.add(check);
+      work.then(
+        () => {
+          this.hwListeners.delete(check);
+          if (this.leadershipLost(epoch)) reject(this.outcomeUnknown());
+          else resolve();
+        },
+        (error: unknown) => {
+          this.hwListeners.delete(check);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * Resolves once the high watermark reaches `offset` while this replica still leads in `epoch`;
+   * rejects as soon as it does not (including when the role changed before the wait began).
+   */
+  private waitForHighWatermark(offset: number, epoch: number): Promise<void> {
+    if (this.leadershipLost(epoch)) return Promise.reject(this.outcomeUnknown());
+    if (this.highWatermarkOffset >= offset) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.leadershipLost(epoch)) {
+          this.hwListeners.delete(check);
+          reject(this.outcomeUnknown());
+        } else if (this.highWatermarkOffset >= offset) {
           this.hwListeners.delete(check);
           resolve();
-        } else if (!this.isLeader || this.role.leaderEpoch !== epoch) {
-          this.hwListeners.delete(check);
-          reject(new RiffleError('NOT_LEADER_OR_FOLLOWER', `${this.topic}-${this.index} changed leader before the write was replicated; its outcome is unknown.`));
         }
       };
       this.hwListeners.add(check);
@@ -285,7 +335,16 @@ export class Partition {
   /** Follower: appends batches from the leader and takes its high watermark. */
   appendAsFollower(batches: Buffer, leaderHighWatermark: number): AppendInfo | null {
     const info = batches.length > 0 ? this.log.appendAsFollower(batches) : null;
-    if (info) this.observeFollowerAppend(batches);
+    if (info) {
+      this.observeFollowerAppend(batches);
+      // The durable end counts towards the high watermark once this replica leads; without this a
+      // follower promoted during a quiet spell would hold back what its predecessor committed.
+      const end = info.lastOffset + 1;
+      this.log.waitDurable(end).then(() => {
+        if (end > this.durableEnd && end <= this.log.logEndOffset) this.durableEnd = end;
+        this.maybeAdvanceHighWatermark();
+      }, () => undefined);
+    }
     const bounded = Math.min(leaderHighWatermark, this.log.logEndOffset);
     if (bounded > this.highWatermarkOffset) this.setHighWatermark(bounded);
     return info;

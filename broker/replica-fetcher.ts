@@ -4,6 +4,10 @@
 // log, durably) and the epoch of its last record; the answer brings records to append, or a
 // divergence point to truncate to (leader-epoch truncation, KIP-101/279), and the leader's high
 // watermark. The next round starts as soon as the appended records are durable.
+//
+// A partition that joins a fetcher while a round is parked at the leader (a new leadership, say)
+// must not wait out the long poll: the fetcher writes an empty nudge on the stream, which makes
+// the leader answer the parked round at once, and the next round carries the new partition.
 import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import { ConnectionPool } from '../src/rpc/client.js';
@@ -24,6 +28,8 @@ export interface FetcherContext {
   selfId: number;
   brokerEpoch: () => number;
   logger: Logger;
+  /** The address to dial for a leader's advertised one (--dial-overrides); identity by default. */
+  dial?: (address: string) => string;
 }
 
 type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
@@ -31,7 +37,9 @@ type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResp
 class ReplicaFetcher {
   readonly partitions = new Map<string, Partition>();
   private stream?: FetchStream;
-  private pending?: { resolve: (response: ReplicaFetchResponse__Output) => void; reject: (error: Error) => void };
+  /** Requests written and not yet answered, oldest first (a round, then perhaps a nudge). */
+  private readonly pending: { resolve: (response: ReplicaFetchResponse__Output) => void; reject: (error: Error) => void }[] = [];
+  private roundInFlight = false;
   private running = false;
   private stopped = false;
   private wake?: () => void;
@@ -50,9 +58,19 @@ class ReplicaFetcher {
   }
 
   add(partition: Partition): void {
-    this.partitions.set(keyOf(partition), partition);
+    const key = keyOf(partition);
+    const isNew = this.partitions.get(key) !== partition;
+    this.partitions.set(key, partition);
     this.wake?.();
     if (!this.running) void this.run();
+    else if (isNew) this.nudge();
+  }
+
+  /** Ends a parked round early so the next one includes a partition added meanwhile. */
+  private nudge(): void {
+    if (!this.roundInFlight || !this.stream) return;
+    this.pending.push({ resolve: () => undefined, reject: () => undefined });
+    this.stream.write({ replicaId: this.context.selfId, brokerEpoch: this.context.brokerEpoch(), maxWaitMs: 0, maxBytes: 0, partitions: [] } satisfies ReplicaFetchRequest);
   }
 
   remove(partition: Partition): void {
@@ -78,8 +96,7 @@ class ReplicaFetcher {
       } catch (error) {
         if (this.stopped) break;
         this.context.logger.debug({ err: error, leader: this.leaderId }, 'replica fetch failed; reconnecting');
-        this.stream?.cancel();
-        this.stream = undefined;
+        this.dropStream(error instanceof Error ? error : new Error(String(error)));
         await new Promise((resolve) => setTimeout(resolve, RECONNECT_BACKOFF_MS));
       }
     }
@@ -103,7 +120,13 @@ class ReplicaFetcher {
         partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
       })),
     };
-    const response = await this.exchange(request);
+    this.roundInFlight = true;
+    let response: ReplicaFetchResponse__Output;
+    try {
+      response = await this.exchange(request);
+    } finally {
+      this.roundInFlight = false;
+    }
     const durable: Promise<void>[] = [];
     for (const data of response.partitions) {
       const partition = this.partitions.get(`${data.topic}\u0000${data.partition}`);
@@ -134,7 +157,7 @@ class ReplicaFetcher {
     const stream = this.openStream();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('replica fetch round timed out')), ROUND_TIMEOUT_MS);
-      this.pending = {
+      this.pending.push({
         resolve: (response) => {
           clearTimeout(timer);
           resolve(response);
@@ -143,9 +166,17 @@ class ReplicaFetcher {
           clearTimeout(timer);
           reject(error);
         },
-      };
+      });
       stream.write(request);
     });
+  }
+
+  /** Abandons the stream; whatever it still owed is failed, so answers never cross streams. */
+  private dropStream(error: Error): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
+    for (const pending of this.pending.splice(0)) pending.reject(error);
   }
 
   private openStream(): FetchStream {
@@ -154,16 +185,9 @@ class ReplicaFetcher {
       ReplicaFetch(): FetchStream;
     };
     const stream = client.ReplicaFetch();
-    stream.on('data', (response: ReplicaFetchResponse__Output) => {
-      const pending = this.pending;
-      this.pending = undefined;
-      pending?.resolve(response);
-    });
+    stream.on('data', (response: ReplicaFetchResponse__Output) => this.pending.shift()?.resolve(response));
     const fail = (error: Error): void => {
-      if (this.stream === stream) this.stream = undefined;
-      const pending = this.pending;
-      this.pending = undefined;
-      pending?.reject(error);
+      if (this.stream === stream) this.dropStream(error);
     };
     stream.on('error', (error: grpc.ServiceError) => fail(fromServiceError(error)));
     stream.on('end', () => fail(new Error('replica fetch stream ended')));
@@ -181,7 +205,8 @@ export class ReplicaFetcherManager {
   constructor(private readonly context: FetcherContext) {}
 
   /** Follows `partition` from `leaderId` at `address` (host:port of its broker listener). */
-  follow(partition: Partition, leaderId: number, address: string): void {
+  follow(partition: Partition, leaderId: number, advertised: string): void {
+    const address = this.context.dial?.(advertised) ?? advertised;
     const key = keyOf(partition);
     const current = this.following.get(key);
     if (current !== undefined && current !== leaderId) this.fetchers.get(current)?.remove(partition);

@@ -43,6 +43,7 @@ export class ReplicaManager {
   private readonly isrChanges: Counter<'direction'>;
   private syncedOffset = 0;
   private readonly synced = new Conditions();
+  private readonly syncListeners = new Set<() => void>();
   private closed = false;
 
   constructor(private readonly options: ReplicaManagerOptions) {
@@ -175,7 +176,14 @@ export class ReplicaManager {
     } finally {
       this.syncedOffset = Math.max(this.syncedOffset, image.offset);
       this.synced.changed();
+      for (const listener of this.syncListeners) listener();
     }
+  }
+
+  /** Called after every sync, once the replicas reflect the image (e.g. to notice new leaderships). */
+  onSynced(listener: () => void): () => void {
+    this.syncListeners.add(listener);
+    return () => this.syncListeners.delete(listener);
   }
 
   private async syncReplicas(image: MetadataImage): Promise<void> {
@@ -272,6 +280,8 @@ export class ReplicaManager {
     for (const partition of this.partitions.values()) {
       try {
         deleted += partition.log.applyRetention(nowMs);
+        // Compacted topics (the offsets topic) also drop superseded keys from closed segments.
+        partition.log.compact(nowMs);
       } catch (error) {
         this.options.logger.error({ err: error, topic: partition.topic, partition: partition.index }, 'retention failed');
       }

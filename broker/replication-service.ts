@@ -22,6 +22,30 @@ export const REPLICA_FETCH_WAIT_MS_MAX = 5_000;
 export interface ReplicationServiceDeps {
   replicas: ReplicaManager;
   logger: Logger;
+  streams: FetchStreams;
+}
+
+/** Followers' open fetch streams, so a stopping broker can end them instead of waiting them out. */
+export class FetchStreams {
+  private readonly calls = new Set<grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>>();
+  private closing = false;
+
+  add(call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): boolean {
+    if (this.closing) return false;
+    this.calls.add(call);
+    return true;
+  }
+
+  delete(call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): void {
+    this.calls.delete(call);
+  }
+
+  /** Ends every stream (followers reconnect elsewhere once the metadata says so) and refuses new ones. */
+  endAll(): void {
+    this.closing = true;
+    for (const call of this.calls) call.end();
+    this.calls.clear();
+  }
 }
 
 export function replicationHandlers(context: HandlerContext, deps: ReplicationServiceDeps): Partial<ReplicationHandlers> {
@@ -31,16 +55,34 @@ export function replicationHandlers(context: HandlerContext, deps: ReplicationSe
   };
 }
 
+/** What a parked answer listens to: the stream closing, or a newer request arriving. */
+interface StreamState {
+  closed: boolean;
+  /** Requests received and not yet answered. */
+  queued: number;
+  /** Ends the current long poll early. */
+  interrupt?: () => void;
+}
+
 function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): void {
-  // Requests on one stream are answered in order, one at a time.
+  // Requests on one stream are answered in order, one at a time. A request arriving while
+  // another is parked (the follower's nudge when it starts following more partitions from us)
+  // ends that long poll at once.
   let chain: Promise<void> = Promise.resolve();
-  let closed = false;
+  const state: StreamState = { closed: false, queued: 0 };
+  if (!deps.streams.add(call)) {
+    call.emit('error', new RiffleError('BROKER_NOT_AVAILABLE', 'This broker is shutting down.').toServiceError());
+    return;
+  }
   call.on('data', (request: ReplicaFetchRequest__Output) => {
+    state.queued++;
+    state.interrupt?.();
     chain = chain.then(async () => {
-      if (closed) return;
+      state.queued--;
+      if (state.closed) return;
       try {
-        const response = await answer(deps, request, () => closed);
-        if (!closed) call.write(response);
+        const response = await answer(deps, request, state);
+        if (!state.closed) call.write(response);
       } catch (error) {
         deps.logger.error({ err: error }, 'replica fetch failed');
         call.emit('error', toRiffleError(error).toServiceError());
@@ -48,7 +90,9 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
     });
   });
   const close = (): void => {
-    closed = true;
+    state.closed = true;
+    state.interrupt?.();
+    deps.streams.delete(call);
   };
   call.on('end', () => {
     close();
@@ -58,18 +102,18 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
   call.on('error', close);
 }
 
-async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, closed: () => boolean): Promise<ReplicaFetchResponse> {
+async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, stream: StreamState): Promise<ReplicaFetchResponse> {
   const waitMs = Math.min(Math.max(request.maxWaitMs, 0), REPLICA_FETCH_WAIT_MS_MAX);
   const deadline = performance.now() + waitMs;
   for (;;) {
     const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted));
     const hasData = partitions.some((data) => data.errorCode !== 0 || data.diverging || (data.records as Buffer).length > 0);
     const remainingMs = deadline - performance.now();
-    if (hasData || remainingMs <= 0 || closed()) return { partitions };
+    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions };
     const leaders = request.partitions
       .map((wanted) => deps.replicas.findPartition(wanted.topic, wanted.partition))
       .filter((partition): partition is Partition => partition !== undefined && partition.isLeader);
-    await waitForAppend(leaders, remainingMs);
+    await waitForAppend(leaders, remainingMs, stream);
   }
 }
 
@@ -103,16 +147,17 @@ function divergenceOf(partition: Partition, wanted: ReplicaFetchPartition__Outpu
   return { diverging: true, divergingEpoch: epoch, divergingEndOffset: truncateTo };
 }
 
-function waitForAppend(partitions: Partition[], waitMs: number): Promise<void> {
-  if (partitions.length === 0) return new Promise((resolve) => setTimeout(resolve, waitMs));
+function waitForAppend(partitions: Partition[], waitMs: number, stream: StreamState): Promise<void> {
   return new Promise((resolve) => {
     const unsubscribes: (() => void)[] = [];
     const finish = (): void => {
       clearTimeout(timer);
+      stream.interrupt = undefined;
       for (const unsubscribe of unsubscribes) unsubscribe();
       resolve();
     };
     const timer = setTimeout(finish, waitMs);
+    stream.interrupt = finish;
     for (const partition of partitions) unsubscribes.push(partition.onAppend(finish));
   });
 }

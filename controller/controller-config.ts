@@ -16,6 +16,15 @@ export interface ControllerConfig {
   readonly defaultReplicationFactor: number;
   /** Producer ids handed to a broker per AllocateProducerIds. */
   readonly producerIdBlockSize: number;
+  /** Partitions of the internal __consumer_offsets topic (Kafka's offsets.topic.num.partitions); 0: never created. */
+  readonly offsetsTopicPartitions: number;
+  /** Its replication factor, capped at the active brokers when it is created. */
+  readonly offsetsTopicReplicationFactor: number;
+  /**
+   * How long the controller waits, from the first active broker on, for enough brokers to give
+   * __consumer_offsets its full replication factor before creating it with fewer.
+   */
+  readonly offsetsTopicCreateWaitMs: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = Object.freeze({
@@ -25,6 +34,9 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = Object.freeze({
   defaultPartitions: 1,
   defaultReplicationFactor: 3,
   producerIdBlockSize: 1_000,
+  offsetsTopicPartitions: 50,
+  offsetsTopicReplicationFactor: 3,
+  offsetsTopicCreateWaitMs: 3_000,
 });
 
 /** Upper bounds that keep a typo from turning into a controller that never fences anyone. */
@@ -45,6 +57,9 @@ export function resolveControllerConfig(overrides: Partial<ControllerConfig> = {
   requireInteger('defaultPartitions', config.defaultPartitions, 1, TOPIC_PARTITIONS_MAX);
   requireInteger('defaultReplicationFactor', config.defaultReplicationFactor, 1, 1_000);
   requireInteger('producerIdBlockSize', config.producerIdBlockSize, 1, PRODUCER_ID_BLOCK_SIZE_MAX);
+  requireInteger('offsetsTopicPartitions', config.offsetsTopicPartitions, 0, 1_000);
+  requireInteger('offsetsTopicReplicationFactor', config.offsetsTopicReplicationFactor, 1, 16);
+  requireInteger('offsetsTopicCreateWaitMs', config.offsetsTopicCreateWaitMs, 0, SESSION_TIMEOUT_MS_MAX);
   // A session must survive at least one lost heartbeat, or a single delay fences a healthy broker.
   if (config.sessionTimeoutMs <= 2 * config.heartbeatIntervalMs) {
     throw new ControllerConfigError(

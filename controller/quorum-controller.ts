@@ -84,6 +84,18 @@ const CLUSTER_ID_BYTES = 16;
 const CLUSTER_SECRET_BYTES = 32;
 const TOPIC_ID_BYTES = 16;
 const NODE_ID_MAX = 2 ** 31 - 1;
+/** The internal topic of consumer group offsets and state (broker/groups). */
+export const OFFSETS_TOPIC = '__consumer_offsets';
+/**
+ * Its topic configs: compacted (the coordinator replays it on takeover, so only the latest record
+ * per key matters), smaller segments than data topics so closed segments get compacted early,
+ * and no time retention (group offsets expire by the coordinator's own rule, not by age).
+ */
+export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = Object.freeze({
+  'cleanup.policy': 'compact',
+  'segment.bytes': String(16 * 1024 * 1024),
+  'retention.ms': '-1',
+});
 
 interface BrokerSession {
   epoch: number;
@@ -107,6 +119,8 @@ export class QuorumController {
   private appendOutcomeUnknown = false;
   /** The id this controller bootstraps with; reused on retry so a late commit is harmless. */
   private bootstrapClusterId: string | null = null;
+  /** When this controller first saw an active broker (for the offsets topic's creation). */
+  private firstActiveBrokerSeenMs: number | undefined;
   private readonly metrics?: ControllerMetrics;
   private readonly randomBytes: (size: number) => Uint8Array;
 
@@ -353,6 +367,7 @@ export class QuorumController {
       this.options.logger.info(`controller became active at offset ${this.current.offset}`);
     }
     await this.bootstrapIfNeeded();
+    await this.createOffsetsTopicIfDue(now);
     for (const broker of this.current.liveBrokers()) {
       if (now - this.sessionOf(broker).lastContactMs > this.config.sessionTimeoutMs) await this.fence(broker, 'session expired');
     }
@@ -392,6 +407,30 @@ export class QuorumController {
     const clusterSecret = Buffer.from(this.randomBytes(CLUSTER_SECRET_BYTES));
     await this.commit([{ cluster: { clusterId, clusterSecret, createdAtMs: this.options.clock.nowMs() } }]);
     this.options.logger.info(`cluster ${clusterId} bootstrapped`);
+  }
+
+  /**
+   * Creates the internal __consumer_offsets topic once the cluster can hold it: as soon as the
+   * active brokers reach its replication factor, or with the brokers there are (RF capped, like
+   * every default) once offsetsTopicCreateWaitMs has passed since this controller first saw an
+   * active broker. Kafka creates it on the first FindCoordinator instead; creating it up front
+   * means the first consumer group does not wait for 50 partitions to be placed and elected.
+   */
+  private async createOffsetsTopicIfDue(nowMs: number): Promise<void> {
+    if (this.config.offsetsTopicPartitions === 0 || this.current.topicByName(OFFSETS_TOPIC)) return;
+    const active = this.current.activeBrokers().length;
+    if (active === 0) return;
+    this.firstActiveBrokerSeenMs ??= nowMs;
+    const wanted = this.config.offsetsTopicReplicationFactor;
+    if (active < wanted && nowMs - this.firstActiveBrokerSeenMs < this.config.offsetsTopicCreateWaitMs) return;
+    const replicationFactor = Math.min(wanted, active);
+    const topicId = Buffer.from(this.randomBytes(TOPIC_ID_BYTES)).toString('base64url');
+    const plan = planCreateTopic(this.current, {
+      name: OFFSETS_TOPIC, numPartitions: this.config.offsetsTopicPartitions, replicationFactor,
+      configs: Object.entries(OFFSETS_TOPIC_CONFIGS).map(([name, value]) => ({ name, value })),
+    }, this.config, { topicId, startIndex: this.randomIndex(), nowMs: this.options.clock.nowMs() });
+    await this.commit(plan.records);
+    this.options.logger.info(`topic ${OFFSETS_TOPIC} created with ${plan.partitions} partitions, replication factor ${plan.replicationFactor}`);
   }
 
   // ---- topics ----

@@ -25,12 +25,14 @@ const INTEGER_CONFIGS: Readonly<Record<string, IntegerRule>> = {
   'index.interval.bytes': { min: 0, max: SEGMENT_BYTES_MAX },
   'max.message.bytes': { min: BATCH_HEADER_BYTES, max: SEGMENT_BYTES_MAX },
   'min.insync.replicas': { min: 1, max: Number.MAX_SAFE_INTEGER },
+  'delete.retention.ms': { min: 0, max: Number.MAX_SAFE_INTEGER },
 };
 
 const FLUSH_POLICIES: readonly string[] = ['ack', 'interval', 'os'];
+const CLEANUP_POLICIES: readonly string[] = ['delete', 'compact'];
 
 /** Every topic config name the controller accepts. */
-export const TOPIC_CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(INTEGER_CONFIGS), 'flush.policy']);
+export const TOPIC_CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(INTEGER_CONFIGS), 'flush.policy', 'cleanup.policy']);
 
 export const MIN_INSYNC_REPLICAS_KEY = 'min.insync.replicas';
 
@@ -54,6 +56,12 @@ export function validateTopicConfig(name: string, value: string, replicationFact
   if (name === 'flush.policy') {
     if (!FLUSH_POLICIES.includes(value)) {
       throw new RiffleError('INVALID_CONFIG', `flush.policy must be one of ${FLUSH_POLICIES.join(', ')}, not '${value}'.`);
+    }
+    return;
+  }
+  if (name === 'cleanup.policy') {
+    if (!CLEANUP_POLICIES.includes(value)) {
+      throw new RiffleError('INVALID_CONFIG', `cleanup.policy must be one of ${CLEANUP_POLICIES.join(', ')}, not '${value}'.`);
     }
     return;
   }

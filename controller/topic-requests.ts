@@ -186,6 +186,7 @@ function applyConfigOperation(configs: Record<string, string>, name: string, ope
 /** A value that passes validation for a known name, so 'delete' of an unset known key is accepted. */
 function defaultFor(name: string, replicationFactor: number): string {
   if (name === MIN_INSYNC_REPLICAS_KEY) return String(defaultMinInsyncReplicas(replicationFactor));
+  if (name === 'cleanup.policy') return 'delete';
   return name === 'flush.policy' ? 'ack' : '1';
 }
 

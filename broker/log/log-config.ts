@@ -6,6 +6,8 @@ import { RiffleError } from '../../src/rpc/errors.js';
 import { BATCH_HEADER_BYTES } from '../../src/util/record-batch.js';
 
 export type FlushPolicy = 'ack' | 'interval' | 'os';
+/** Kafka's cleanup.policy: `delete` (retention only) or `compact` (also keep the last record per key). */
+export type CleanupPolicy = 'delete' | 'compact';
 
 export interface LogConfig {
   /** Roll a new segment before the active one would grow past this. */
@@ -22,6 +24,10 @@ export interface LogConfig {
   indexIntervalBytes: number;
   /** Largest record batch a producer may send (Kafka's max.message.bytes). */
   maxBatchBytes: number;
+  /** `compact`: closed segments are compacted by key (log-compaction.ts) besides retention. */
+  cleanupPolicy: CleanupPolicy;
+  /** How long a compacted-away key's tombstone stays readable (Kafka's delete.retention.ms). */
+  deleteRetentionMs: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -37,9 +43,11 @@ export const DEFAULT_LOG_CONFIG: LogConfig = Object.freeze({
   flushIntervalMs: 1000,
   indexIntervalBytes: 4096,
   maxBatchBytes: 1024 * 1024 + 12,
+  cleanupPolicy: 'delete',
+  deleteRetentionMs: DAY_MS,
 });
 
-type NumericField = Exclude<keyof LogConfig, 'flushPolicy'>;
+type NumericField = Exclude<keyof LogConfig, 'flushPolicy' | 'cleanupPolicy'>;
 
 /** Kafka config name → field, with the smallest accepted value. */
 const NUMERIC_KEYS: Record<string, { field: NumericField; min: number; max: number }> = {
@@ -50,12 +58,14 @@ const NUMERIC_KEYS: Record<string, { field: NumericField; min: number; max: numb
   'flush.interval.ms': { field: 'flushIntervalMs', min: 1, max: Number.MAX_SAFE_INTEGER },
   'index.interval.bytes': { field: 'indexIntervalBytes', min: 0, max: SEGMENT_BYTES_MAX },
   'max.message.bytes': { field: 'maxBatchBytes', min: BATCH_HEADER_BYTES, max: SEGMENT_BYTES_MAX },
+  'delete.retention.ms': { field: 'deleteRetentionMs', min: 0, max: Number.MAX_SAFE_INTEGER },
 };
 
 /** Every config name parseLogConfig understands. */
-export const LOG_CONFIG_KEYS: readonly string[] = [...Object.keys(NUMERIC_KEYS), 'flush.policy'];
+export const LOG_CONFIG_KEYS: readonly string[] = [...Object.keys(NUMERIC_KEYS), 'flush.policy', 'cleanup.policy'];
 
 const FLUSH_POLICIES: readonly FlushPolicy[] = ['ack', 'interval', 'os'];
+const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['delete', 'compact'];
 
 /** Applies Kafka-named settings over `base`; an unknown name or a bad value is INVALID_CONFIG. */
 export function parseLogConfig(entries: Record<string, string>, base: LogConfig = DEFAULT_LOG_CONFIG): LogConfig {
@@ -64,6 +74,11 @@ export function parseLogConfig(entries: Record<string, string>, base: LogConfig 
     if (key === 'flush.policy') {
       if (!FLUSH_POLICIES.includes(text as FlushPolicy)) throw new RiffleError('INVALID_CONFIG', `flush.policy must be one of ${FLUSH_POLICIES.join(', ')}, not '${text}'`);
       config.flushPolicy = text as FlushPolicy;
+      continue;
+    }
+    if (key === 'cleanup.policy') {
+      if (!CLEANUP_POLICIES.includes(text as CleanupPolicy)) throw new RiffleError('INVALID_CONFIG', `cleanup.policy must be one of ${CLEANUP_POLICIES.join(', ')}, not '${text}'`);
+      config.cleanupPolicy = text as CleanupPolicy;
       continue;
     }
     const spec = NUMERIC_KEYS[key];
@@ -91,4 +106,5 @@ export function validateLogConfig(config: LogConfig): void {
     }
   }
   if (!FLUSH_POLICIES.includes(config.flushPolicy)) throw new RiffleError('INVALID_CONFIG', `unknown flush policy ${String(config.flushPolicy)}`);
+  if (!CLEANUP_POLICIES.includes(config.cleanupPolicy)) throw new RiffleError('INVALID_CONFIG', `unknown cleanup policy ${String(config.cleanupPolicy)}`);
 }

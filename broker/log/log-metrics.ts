@@ -15,6 +15,7 @@ export class LogMetrics {
   readonly segments: Gauge<'topic' | 'partition'>;
   readonly sizeBytes: Gauge<'topic' | 'partition'>;
   readonly retentionDeletedSegments: Counter<'topic' | 'partition'>;
+  readonly compactedRecords: Counter<'topic' | 'partition'>;
   readonly recoveryTruncations: Counter<'topic' | 'partition'>;
   readonly corruptBatches: Counter<'topic' | 'partition'>;
   readonly leaderEpochRebuilds: Counter<'topic' | 'partition'>;
@@ -29,6 +30,7 @@ export class LogMetrics {
     this.segments = new Gauge({ name: 'riffle_log_segments', help: 'Segments in a partition log.', labelNames: LABELS, registers });
     this.sizeBytes = new Gauge({ name: 'riffle_log_size_bytes', help: 'Bytes of all segments of a partition log.', labelNames: LABELS, registers });
     this.retentionDeletedSegments = new Counter({ name: 'riffle_log_retention_deleted_segments_total', help: 'Segments deleted by time or size retention.', labelNames: LABELS, registers });
+    this.compactedRecords = new Counter({ name: 'riffle_log_compacted_records_total', help: 'Records removed by key compaction (cleanup.policy=compact) from closed segments.', labelNames: LABELS, registers });
     this.recoveryTruncations = new Counter({ name: 'riffle_log_recovery_truncations_total', help: 'Torn or corrupt log tails cut off during recovery.', labelNames: LABELS, registers });
     this.corruptBatches = new Counter({ name: 'riffle_log_corrupt_batches_total', help: 'Stored record batches that failed their CRC check on read or recovery.', labelNames: LABELS, registers });
     this.leaderEpochRebuilds = new Counter({ name: 'riffle_log_leader_epoch_rebuilds_total', help: 'Leader-epoch caches rebuilt from batch headers at open because their checkpoint was missing, damaged or stale.', labelNames: LABELS, registers });
@@ -46,11 +48,12 @@ export class LogMetrics {
       segments: this.segments.labels(labels),
       sizeBytes: this.sizeBytes.labels(labels),
       retentionDeletedSegments: this.retentionDeletedSegments.labels(labels),
+      compactedRecords: this.compactedRecords.labels(labels),
       recoveryTruncations: this.recoveryTruncations.labels(labels),
       corruptBatches: this.corruptBatches.labels(labels),
       leaderEpochRebuilds: this.leaderEpochRebuilds.labels(labels),
       remove: () => {
-        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.recoveryTruncations, this.corruptBatches, this.leaderEpochRebuilds]) metric.remove(labels);
+        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.compactedRecords, this.recoveryTruncations, this.corruptBatches, this.leaderEpochRebuilds]) metric.remove(labels);
         this.segments.remove(labels);
         this.sizeBytes.remove(labels);
       },
@@ -74,6 +77,7 @@ export interface PartitionLogMetrics {
   segments: GaugeChild;
   sizeBytes: GaugeChild;
   retentionDeletedSegments: CounterChild;
+  compactedRecords: CounterChild;
   recoveryTruncations: CounterChild;
   corruptBatches: CounterChild;
   leaderEpochRebuilds: CounterChild;
@@ -87,6 +91,6 @@ export const NO_LOG_METRICS: PartitionLogMetrics = (() => {
   return {
     appendedBytes: counter, appendedBatches: counter, appendedRecords: counter, flushes: counter,
     fsyncDuration: { observe: (): void => {} }, segments: gauge, sizeBytes: gauge,
-    retentionDeletedSegments: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, remove: (): void => {},
+    retentionDeletedSegments: counter, compactedRecords: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, remove: (): void => {},
   };
 })();

@@ -27,8 +27,9 @@ import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log
 import { LogSegment, RELATIVE_OFFSET_MAX, type BatchLocation } from './log-segment.js';
 import { recoverSegments } from './recovery.js';
 import { readRecoveryCheckpoint, writeRecoveryCheckpoint, type RecoveryPoint } from './recovery-checkpoint.js';
-import { listSegmentBaseOffsets, removeStrayFiles } from './segment-files.js';
+import { INDEX_SUFFIX, TIME_INDEX_SUFFIX, listSegmentBaseOffsets, removeStrayFiles, segmentPath } from './segment-files.js';
 import { DurabilityWaiters } from './durability-waiters.js';
+import { compactBatches, forEachKeyedRecord } from './log-compaction.js';
 
 export interface AppendInfo {
   baseOffset: number;
@@ -774,6 +775,73 @@ export class PartitionLog {
       this.updateGauges();
     }
     return deleted;
+  }
+
+  /**
+   * cleanup.policy=compact: drops, from closed segments already fsynced, every record a later
+   * record of the log supersedes by key, and tombstones older than delete.retention.ms
+   * (log-compaction.ts). Returns the records dropped.
+   */
+  compact(nowMs = this.clock.nowMs()): number {
+    this.throwIfUnusable();
+    if (this.config.cleanupPolicy !== 'compact' || this.segments.length < 2) return 0;
+    const latest = new Map<string, number>();
+    for (const segment of this.segments) {
+      if (segment.isEmpty) continue;
+      forEachKeyedRecord(segment.read(0, segment.sizeBytes), (record) => {
+        if (record.key) latest.set(record.key.toString('base64'), record.offset);
+      });
+    }
+    let dropped = 0;
+    for (let index = 0; index < this.segments.length - 1; index++) {
+      const segment = this.segments[index]!;
+      // Only what is on disk for sure: the recovery checkpoint never points into a rewritten file.
+      if (segment.nextOffset > this.flushedPoint.offset || segment.baseOffset === this.flushedPoint.segmentBaseOffset) break;
+      if (segment.isEmpty) continue;
+      const result = compactBatches(segment.read(0, segment.sizeBytes), (record) => record.key === null
+        || (latest.get(record.key.toString('base64')) === record.offset && (!record.isTombstone || nowMs - record.timestamp < this.config.deleteRetentionMs)));
+      if (result.dropped === 0) continue;
+      this.segments[index] = this.replaceSegment(segment, result.bytes);
+      dropped += result.dropped;
+    }
+    if (dropped > 0) {
+      this.metrics.compactedRecords.inc(dropped);
+      this.updateGauges();
+      this.logger.info({ dropped }, `partition log ${this.topic}-${this.partition} compacted`);
+    }
+    return dropped;
+  }
+
+  /** Swaps a closed segment's file for compacted bytes (written and fsynced first, then renamed over it). */
+  private replaceSegment(old: LogSegment, bytes: Buffer): LogSegment {
+    const temporary = segmentPath(this.dir, old.baseOffset, '.log.compacted.tmp');
+    const fd = fs.openSync(temporary, 'w', 0o644);
+    try {
+      let written = 0;
+      while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const nextOffset = old.nextOffset;
+    old.close();
+    this.dirtySegments.delete(old);
+    // Index files go first: a crash between the two leaves a segment that recovery re-indexes.
+    fs.rmSync(segmentPath(this.dir, old.baseOffset, INDEX_SUFFIX), { force: true });
+    fs.rmSync(segmentPath(this.dir, old.baseOffset, TIME_INDEX_SUFFIX), { force: true });
+    fs.renameSync(temporary, old.logPath);
+    this.directoryDirty = true;
+    this.requestSync();
+    const segment = LogSegment.open(this.dir, old.baseOffset);
+    segment.resetIndexes();
+    const scan = segment.scan(0, segment.sizeBytes, true, (header, position, sizeBytes) => {
+      segment.indexBatch(position, sizeBytes, header.baseOffset, header.baseOffset + header.lastOffsetDelta, header.maxTimestamp, this.config.indexIntervalBytes);
+      return null;
+    });
+    assert(scan.problem === null && segment.nextOffset === nextOffset, () => `compacted segment ${old.baseOffset} ends at ${segment.nextOffset}, not ${nextOffset}: ${scan.problem}`);
+    segment.seal();
+    this.totalBytes += segment.sizeBytes - old.sizeBytes;
+    return segment;
   }
 
   private isExpired(segment: LogSegment, nowMs: number): boolean {

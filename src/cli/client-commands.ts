@@ -3,7 +3,7 @@
 // --json where a script would want it.
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../client/index.js';
+import { Admin, GroupAdmin, GroupConsumer, PartitionConsumer, Producer, RiffleClient, type Acks, type ConsumerRecord, type OffsetResetTarget } from '../client/index.js';
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { RiffleError } from '../rpc/errors.js';
 import { collect, parseIntegerOption, parseKeyValues, printJson, printTable, reportError } from './output.js';
@@ -29,6 +29,7 @@ export function registerClientCommands(program: Command): void {
   registerTopicCommands(program);
   registerProduceCommand(program);
   registerConsumeCommand(program);
+  registerGroupCommands(program);
 }
 
 function registerClusterCommands(program: Command): void {
@@ -169,15 +170,21 @@ function registerProduceCommand(program: Command): void {
 }
 
 function registerConsumeCommand(program: Command): void {
-  bootstrapOption(program.command('consume <topic>').description('Print records of a topic, one value per line.'))
-    .option('--from-beginning', 'start at the earliest offset instead of the end')
-    .option('--offset <offset>', 'start at this offset in every partition', parseIntegerOption)
-    .option('--partition <n>', 'read only this partition', parseIntegerOption)
+  bootstrapOption(program.command('consume <topic>').description('Print records of a topic, one value per line; with --group, as a member of a consumer group that resumes where the group left off.'))
+    .option('--group <group>', 'consume as a member of this consumer group; what was printed is committed before exit')
+    .option('--from-beginning', 'start at the earliest offset instead of the end (with --group: only where the group has no committed offset)')
+    .option('--offset <offset>', 'start at this offset in every partition (not with --group)', parseIntegerOption)
+    .option('--partition <n>', 'read only this partition (not with --group)', parseIntegerOption)
     .option('--max-messages <n>', 'exit after this many records', parseIntegerOption)
     .option('--timeout-ms <ms>', 'exit when no record arrives for this long', parseIntegerOption)
     .option('--json', 'print each record as a JSON line (partition, offset, timestamp, key, value, headers)')
-    .action(async (topic: string, options: { bootstrap: string; fromBeginning?: boolean; offset?: number; partition?: number; maxMessages?: number; timeoutMs?: number; json?: boolean }) =>
+    .action(async (topic: string, options: ConsumeOptions) =>
       withClient('consume', options.bootstrap, async (client) => {
+        if (options.group !== undefined) {
+          if (options.offset !== undefined || options.partition !== undefined) throw new RiffleError('INVALID_REQUEST', '--offset and --partition do not apply with --group.');
+          await consumeAsGroup(client, topic, options);
+          return;
+        }
         const consumer = new PartitionConsumer(client, {
           topic,
           partitions: options.partition === undefined ? undefined : [options.partition],
@@ -194,7 +201,7 @@ function registerConsumeCommand(program: Command): void {
           if (records.length > 0) lastRecordAt = Date.now();
           for (const record of records) {
             if (options.maxMessages !== undefined && printed >= options.maxMessages) break;
-            process.stdout.write(options.json ? `${JSON.stringify(recordJson(record))}\n` : `${record.value?.toString('utf8') ?? ''}\n`);
+            printRecord(record, options.json);
             printed++;
           }
           if (options.maxMessages !== undefined && printed >= options.maxMessages) break;
@@ -202,6 +209,136 @@ function registerConsumeCommand(program: Command): void {
         }
       }),
     );
+}
+
+interface ConsumeOptions {
+  bootstrap: string;
+  group?: string;
+  fromBeginning?: boolean;
+  offset?: number;
+  partition?: number;
+  maxMessages?: number;
+  timeoutMs?: number;
+  json?: boolean;
+}
+
+function printRecord(record: ConsumerRecord, json: boolean | undefined): void {
+  process.stdout.write(json ? `${JSON.stringify(recordJson(record))}\n` : `${record.value?.toString('utf8') ?? ''}\n`);
+}
+
+/**
+ * `consume --group`: joins the group, prints records as the group assigns partitions, and on
+ * exit (max messages, timeout, Ctrl-C) commits exactly what it printed and leaves the group.
+ */
+async function consumeAsGroup(client: RiffleClient, topic: string, options: ConsumeOptions): Promise<void> {
+  await client.topicMetadata(topic);
+  const consumer = new GroupConsumer(client, { groupId: options.group!, autoOffsetReset: options.fromBeginning ? 'earliest' : 'latest', maxWaitMs: 500 });
+  consumer.subscribe({ topics: [topic] });
+  let printed = 0;
+  let lastRecordAt = Date.now();
+  let failure: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  const finished = new Promise<void>((resolve) => {
+    const done = (): void => resolve();
+    process.once('SIGINT', done);
+    consumer.on('error', (error) => {
+      failure ??= error;
+      done();
+    });
+    timer = setInterval(() => {
+      if (options.timeoutMs !== undefined && Date.now() - lastRecordAt >= options.timeoutMs) done();
+    }, 50);
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        printRecord(message, options.json);
+        printed++;
+        lastRecordAt = Date.now();
+        // Stopping here, inside the handler, means no later record reaches it: exactly the
+        // printed records count as processed and get committed.
+        if (options.maxMessages !== undefined && printed >= options.maxMessages) {
+          void consumer.stop();
+          done();
+        }
+      },
+    }).catch((error: unknown) => {
+      failure ??= error;
+      done();
+    });
+  });
+  await finished;
+  clearInterval(timer);
+  await consumer.stop();
+  if (failure) throw failure;
+}
+
+function registerGroupCommands(program: Command): void {
+  const group = program.command('group').description('List, describe, reset and delete consumer groups.');
+  bootstrapOption(group.command('list').description('Consumer groups of the cluster with their state.'))
+    .option('--json', 'print JSON')
+    .action(async (options: { bootstrap: string; json?: boolean }) =>
+      withClient('group list', options.bootstrap, async (client) => {
+        const groups = await new GroupAdmin(client).listGroups();
+        if (options.json) printJson(groups);
+        else printTable(['GROUP', 'STATE', 'TYPE'], groups.map((entry) => [entry.groupId, entry.groupState, entry.groupType]));
+      }),
+    );
+  bootstrapOption(group.command('describe <group>').description('Members, assignments, committed offsets and lag of a group.'))
+    .option('--json', 'print JSON')
+    .action(async (groupId: string, options: { bootstrap: string; json?: boolean }) =>
+      withClient('group describe', options.bootstrap, async (client) => {
+        const description = await new GroupAdmin(client).describeGroup(groupId);
+        if (options.json) {
+          printJson(description);
+          return;
+        }
+        process.stdout.write(`group ${description.groupId} state ${description.groupState} epoch ${description.groupEpoch} assignment epoch ${description.assignmentEpoch} assignor ${description.assignorName} coordinator ${description.coordinatorId}\n\n`);
+        printTable(['MEMBER', 'INSTANCE', 'EPOCH', 'STATE', 'ASSIGNED'], description.members.map((member) => [
+          member.memberId, member.instanceId || '-', member.memberEpoch, member.memberState,
+          (member.assignment?.topicPartitions ?? []).map((entry) => `${entry.topicName}:${entry.partitions.join(',')}`).join(' ') || '-',
+        ]));
+        process.stdout.write('\n');
+        printTable(['TOPIC', 'PARTITION', 'COMMITTED', 'LOG-END', 'LAG', 'LAG-MS', 'OWNER'], description.offsets.map((offset) => [
+          offset.topic, offset.partitionIndex, offset.committedOffset, offset.logEndOffset, offset.lag, offset.lagMs, offset.ownerMemberId || '-',
+        ]));
+      }),
+    );
+  bootstrapOption(group.command('reset-offsets <group>').description('Move the committed offsets of an inactive group (no members) for a topic.'))
+    .requiredOption('--topic <topic>', 'the topic whose offsets move')
+    .option('--to-earliest', 'to the log start')
+    .option('--to-latest', 'to the high watermark')
+    .option('--to-timestamp <ms>', 'to the first record at or after this time (ms since the epoch)', parseIntegerOption)
+    .option('--to-offset <partition=offset>', 'explicit offset of a partition, repeatable', collect, [])
+    .option('--partitions <list>', 'only these partitions (comma-separated)')
+    .option('--json', 'print JSON')
+    .action(async (groupId: string, options: { bootstrap: string; topic: string; toEarliest?: boolean; toLatest?: boolean; toTimestamp?: number; toOffset: string[]; partitions?: string; json?: boolean }) =>
+      withClient('group reset-offsets', options.bootstrap, async (client) => {
+        const target = resetTarget(options);
+        const partitions = options.partitions?.split(',').map((part) => parseIntegerOption(part.trim()));
+        const offsets = await new GroupAdmin(client).resetOffsets(groupId, options.topic, target, partitions);
+        if (options.json) printJson({ group: groupId, topic: options.topic, offsets });
+        else printTable(['TOPIC', 'PARTITION', 'NEW-OFFSET'], offsets.map((entry) => [options.topic, entry.partition, entry.offset]));
+      }),
+    );
+  bootstrapOption(group.command('delete <group>').description('Delete an inactive group and its committed offsets.'))
+    .option('--json', 'print JSON')
+    .action(async (groupId: string, options: { bootstrap: string; json?: boolean }) =>
+      withClient('group delete', options.bootstrap, async (client) => {
+        await new GroupAdmin(client).deleteGroup(groupId);
+        if (options.json) printJson({ group: groupId, deleted: true });
+        else process.stdout.write(`deleted group ${groupId}\n`);
+      }),
+    );
+}
+
+function resetTarget(options: { toEarliest?: boolean; toLatest?: boolean; toTimestamp?: number; toOffset: string[] }): OffsetResetTarget {
+  const chosen = [options.toEarliest, options.toLatest, options.toTimestamp !== undefined, options.toOffset.length > 0].filter(Boolean).length;
+  if (chosen !== 1) throw new RiffleError('INVALID_REQUEST', 'Give exactly one of --to-earliest, --to-latest, --to-timestamp, --to-offset.');
+  if (options.toEarliest) return { to: 'earliest' };
+  if (options.toLatest) return { to: 'latest' };
+  if (options.toTimestamp !== undefined) return { to: 'timestamp', timestampMs: options.toTimestamp };
+  const offsets: Record<number, number> = {};
+  for (const [partition, offset] of Object.entries(parseKeyValues(options.toOffset))) offsets[parseIntegerOption(partition)] = parseIntegerOption(offset);
+  return { to: 'offsets', offsets };
 }
 
 function recordJson(record: { partition: number; offset: number; timestamp: number; key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): object {

@@ -7,6 +7,7 @@ import { registerServerCommand } from './server-command.js';
 import { registerDevCommand } from './dev-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerBenchCommands } from './bench-command.js';
+import { registerChaosCommands } from './chaos-command.js';
 
 const program = new Command();
 program.name('riffle').description('Riffle: a replicated streaming log with Kafka-like and Kinesis-like APIs.').version('0.1.0');
@@ -14,6 +15,7 @@ registerServerCommand(program);
 registerDevCommand(program);
 registerClientCommands(program);
 registerBenchCommands(program);
+registerChaosCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`riffle: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

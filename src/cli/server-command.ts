@@ -66,6 +66,11 @@ function describeSetting(key: string): string {
     retentionCheckIntervalMs: 'how often retention runs',
     shutdownGraceMs: 'how long shutdown waits for requests in flight',
     metadataSnapshotEntries: 'controller snapshots the metadata and compacts its log every this many entries',
+    dialOverrides: 'advertised=dialed host:port pairs, comma-separated: addresses this node dials instead of advertised ones (NAT, fault proxies)',
+    offsetsTopicPartitions: 'partitions of __consumer_offsets when the cluster creates it',
+    groupSessionTimeoutMs: 'a consumer group member not heard from for this long is removed',
+    groupHeartbeatIntervalMs: 'how often consumer group members heartbeat',
+    offsetsRetentionMs: 'offsets of a group without members expire this long after its last commit',
   };
   return descriptions[key] ?? key;
 }

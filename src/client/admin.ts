@@ -12,7 +12,26 @@ import type { CreatePartitionsResponse__Output } from '../rpc/generated/riffle/v
 import type { DescribeConfigsResponse__Output } from '../rpc/generated/riffle/v1/DescribeConfigsResponse.js';
 import type { DescribedConfig__Output } from '../rpc/generated/riffle/v1/DescribedConfig.js';
 
+import type { ListGroupsResponse__Output } from '../rpc/generated/riffle/v1/ListGroupsResponse.js';
+import type { ListedGroup__Output } from '../rpc/generated/riffle/v1/ListedGroup.js';
+import type { DescribeGroupsResponse__Output } from '../rpc/generated/riffle/v1/DescribeGroupsResponse.js';
+import type { DescribedGroup__Output } from '../rpc/generated/riffle/v1/DescribedGroup.js';
+import type { DeleteGroupsResponse__Output } from '../rpc/generated/riffle/v1/DeleteGroupsResponse.js';
+import type { FindCoordinatorResponse__Output } from '../rpc/generated/riffle/v1/FindCoordinatorResponse.js';
+import type { OffsetCommitResponse__Output } from '../rpc/generated/riffle/v1/OffsetCommitResponse.js';
+import type { OffsetFetchResponse__Output } from '../rpc/generated/riffle/v1/OffsetFetchResponse.js';
+import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
+import { withRetries } from './retry.js';
+
 export type TopicDescription = TopicDescription__Output;
+export type ListedGroup = ListedGroup__Output;
+export type GroupDescription = DescribedGroup__Output;
+
+/** Where reset-offsets moves a group: the log start, the high watermark, a time, or given offsets. */
+export type OffsetResetTarget =
+  | { to: 'earliest' | 'latest' }
+  | { to: 'timestamp'; timestampMs: number }
+  | { to: 'offsets'; offsets: Record<number, number> };
 export type ListedTopic = ListedTopic__Output;
 export type ClusterDescription = DescribeClusterResponse__Output;
 
@@ -87,6 +106,111 @@ export class Admin {
   describeCluster(timeoutMs = 5_000): Promise<ClusterDescription> {
     return this.client.callAny<ClusterDescription>('riffle.v1.Admin', 'DescribeCluster', {}, timeoutMs);
   }
+}
+
+/** Consumer group administration: any node finds the coordinator; the coordinator answers. */
+export class GroupAdmin {
+  constructor(private readonly client: RiffleClient) {}
+
+  private async coordinator(groupId: string): Promise<string> {
+    const response = await this.client.callAnyWithRetries<FindCoordinatorResponse__Output>('riffle.v1.Kafka', 'FindCoordinator', { keyType: 0, coordinatorKeys: [groupId] });
+    const found = response.coordinators[0];
+    if (!found) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'FindCoordinator answered without a coordinator.');
+    throwIfError(found.errorCode, found.errorMessage);
+    return `${found.host}:${found.port}`;
+  }
+
+  /** Calls a group's coordinator, finding it again while it moves or loads. */
+  private callCoordinator<Response>(groupId: string, method: string, request: object, errorOf: (response: Response) => { code: number; message: string }): Promise<Response> {
+    return withRetries(async () => {
+      const response = await this.client.connection(await this.coordinator(groupId)).call<Response>('riffle.v1.Kafka', method, request, this.client.requestTimeoutMs);
+      const error = errorOf(response);
+      throwIfError(error.code, error.message);
+      return response;
+    }, this.client.retry);
+  }
+
+  /** Every group of the cluster: each live broker lists the groups it coordinates. */
+  async listGroups(): Promise<ListedGroup[]> {
+    await this.client.refreshMetadata([]);
+    const groups = new Map<string, ListedGroup>();
+    await Promise.all(this.client.knownBrokers().map(async (broker) => {
+      const response = await withRetries(() => this.client.connection(broker.address).call<ListGroupsResponse__Output>('riffle.v1.Kafka', 'ListGroups', {}, this.client.requestTimeoutMs), this.client.retry);
+      for (const group of response.groups) groups.set(group.groupId, group);
+    }));
+    return [...groups.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : 1));
+  }
+
+  async describeGroup(groupId: string): Promise<GroupDescription> {
+    const response = await this.callCoordinator<DescribeGroupsResponse__Output>(groupId, 'DescribeGroups', { groupIds: [groupId] },
+      (answer) => ({ code: answer.groups[0]?.errorCode ?? 0, message: answer.groups[0]?.errorMessage ?? '' }));
+    return response.groups[0]!;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.callCoordinator<DeleteGroupsResponse__Output>(groupId, 'DeleteGroups', { groupsNames: [groupId] },
+      (answer) => ({ code: answer.results[0]?.errorCode ?? 0, message: answer.results[0]?.errorMessage ?? '' }));
+  }
+
+  /** The committed offsets of a group, by topic and partition. */
+  async fetchOffsets(groupId: string): Promise<{ topic: string; partition: number; offset: number; metadata: string }[]> {
+    const response = await this.callCoordinator<OffsetFetchResponse__Output>(groupId, 'OffsetFetch', { groups: [{ groupId, memberId: '', memberEpoch: -1, topics: [] }] },
+      (answer) => ({ code: answer.groups[0]?.errorCode ?? 0, message: answer.groups[0]?.errorMessage ?? '' }));
+    return (response.groups[0]?.topics ?? []).flatMap((topic) => topic.partitions.map((partition) => ({
+      topic: topic.name, partition: partition.partitionIndex, offset: Number(partition.committedOffset), metadata: partition.metadata,
+    })));
+  }
+
+  /**
+   * Moves an inactive group's committed offsets of a topic (all its partitions, or the given
+   * ones); a group with members refuses with NON_EMPTY_GROUP. Returns the offsets committed.
+   */
+  async resetOffsets(groupId: string, topic: string, target: OffsetResetTarget, partitions?: number[]): Promise<{ partition: number; offset: number }[]> {
+    const metadata = await this.client.topicMetadata(topic, true);
+    const chosen = target.to === 'offsets' ? Object.keys(target.offsets).map(Number) : partitions ?? metadata.partitions.map((partition) => partition.partition);
+    const offsets: { partition: number; offset: number }[] = [];
+    for (const partition of chosen) {
+      if (!metadata.partitions.some((candidate) => candidate.partition === partition)) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${topic}' has no partition ${partition}.`);
+      const offset = target.to === 'offsets' ? target.offsets[partition]! : await this.lookupOffset(topic, partition, timestampOf(target));
+      offsets.push({ partition, offset });
+    }
+    await this.callCoordinator<OffsetCommitResponse__Output>(groupId, 'OffsetCommit', {
+      groupId, generationIdOrMemberEpoch: -1, memberId: '', groupInstanceId: '',
+      topics: [{ name: topic, partitions: offsets.map(({ partition, offset }) => ({ partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: -1, committedMetadata: '' })) }],
+    }, (answer) => {
+      const failed = answer.topics.flatMap((entry) => entry.partitions).find((partition) => partition.errorCode !== 0);
+      return { code: failed?.errorCode ?? 0, message: failed?.errorMessage ?? '' };
+    });
+    return offsets;
+  }
+
+  /** ListOffsets on the leader; a timestamp past the last record resolves to the high watermark. */
+  private async lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
+    return withRetries(async () => {
+      const metadata = await this.client.topicMetadata(topic);
+      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+      if (leader < 0) {
+        this.client.invalidate(topic);
+        throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
+      }
+      const response = await this.client.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', {
+        topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp }] }],
+      }, this.client.requestTimeoutMs);
+      const answer = response.topics[0]?.partitions[0];
+      if (!answer) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'ListOffsets answered without a partition.');
+      if (answer.errorCode !== 0) this.client.invalidate(topic);
+      throwIfError(answer.errorCode, answer.errorMessage);
+      const offset = Number(answer.offset);
+      return offset >= 0 ? offset : this.lookupOffset(topic, partition, -1);
+    }, this.client.retry);
+  }
+}
+
+function timestampOf(target: OffsetResetTarget): number {
+  if (target.to === 'earliest') return -2;
+  if (target.to === 'latest') return -1;
+  if (target.to === 'timestamp') return target.timestampMs;
+  throw new RiffleError('INVALID_REQUEST', 'Explicit offsets need no lookup.');
 }
 
 function throwIfError(code: number, message: string): void {

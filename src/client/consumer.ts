@@ -6,6 +6,7 @@
 import type { RiffleClient } from './client.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
+import { withRetries } from './retry.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
@@ -98,7 +99,8 @@ export class PartitionConsumer {
       else if (typeof from === 'object' && from[partition] !== undefined) this.positions.set(partition, from[partition]!);
       else needLookup.push({ partition, timestamp: from === 'earliest' ? EARLIEST : LATEST });
     }
-    await this.lookupOffsets(needLookup);
+    // A new leader answers OFFSET_NOT_AVAILABLE until its high watermark settles (KIP-207): retried.
+    await withRetries(() => this.lookupOffsets(needLookup), this.client.retry);
     this.started = true;
   }
 

@@ -3,6 +3,10 @@
 export { RiffleClient, DEFAULT_BOOTSTRAP, type RiffleClientOptions, type TopicMetadata, type PartitionMetadata } from './client.js';
 export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata, type Acks } from './producer.js';
 export { PartitionConsumer, type ConsumerOptions, type ConsumerRecord, type OffsetReset } from './consumer.js';
-export { Admin, type NewTopic, type TopicDescription, type ListedTopic, type ClusterDescription } from './admin.js';
+export { Admin, GroupAdmin, type NewTopic, type TopicDescription, type ListedTopic, type ClusterDescription, type ListedGroup, type GroupDescription, type OffsetResetTarget } from './admin.js';
+export {
+  GroupConsumer, type GroupConsumerOptions, type SubscribeOptions, type RunOptions, type EachMessagePayload, type EachBatchPayload, type OffsetToCommit, type GroupConsumerEvent,
+} from './group-consumer.js';
+export type { TopicPartition } from './group-fetcher.js';
 export { murmur2, partitionForKey, StickyPartitioner } from './partitioner.js';
 export { RiffleError, isRiffleError, type ErrorName } from '../rpc/errors.js';

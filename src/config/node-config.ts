@@ -40,6 +40,20 @@ export interface NodeConfig {
   shutdownGraceMs: number;
   /** A controller snapshots the metadata image and compacts its Raft log every this many entries. */
   metadataSnapshotEntries: number;
+  /**
+   * Addresses this node dials instead of the ones other nodes advertise (advertised host:port to
+   * the host:port to dial), for networks where the way to a node depends on who dials it: NAT, or
+   * the chaos harness's per-link fault proxies.
+   */
+  dialOverrides: ReadonlyMap<string, string>;
+  /** Partitions of __consumer_offsets, used when the cluster creates it. */
+  offsetsTopicPartitions: number;
+  /** A consumer group member not heard from for this long is removed (group.consumer.session.timeout.ms). */
+  groupSessionTimeoutMs: number;
+  /** How often members heartbeat (group.consumer.heartbeat.interval.ms). */
+  groupHeartbeatIntervalMs: number;
+  /** Committed offsets of a group without members expire this long after its last commit. */
+  offsetsRetentionMs: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -71,6 +85,11 @@ export const SETTINGS = {
   retentionCheckIntervalMs: { env: 'RIFFLE_RETENTION_CHECK_INTERVAL_MS', yaml: 'retention-check-interval-ms', defaultValue: '300000' },
   shutdownGraceMs: { env: 'RIFFLE_SHUTDOWN_GRACE_MS', yaml: 'shutdown-grace-ms', defaultValue: '5000' },
   metadataSnapshotEntries: { env: 'RIFFLE_METADATA_SNAPSHOT_ENTRIES', yaml: 'metadata-snapshot-entries', defaultValue: '10000' },
+  dialOverrides: { env: 'RIFFLE_DIAL_OVERRIDES', yaml: 'dial-overrides', defaultValue: '' },
+  offsetsTopicPartitions: { env: 'RIFFLE_OFFSETS_TOPIC_PARTITIONS', yaml: 'offsets-topic-partitions', defaultValue: '50' },
+  groupSessionTimeoutMs: { env: 'RIFFLE_GROUP_SESSION_TIMEOUT_MS', yaml: 'group-session-timeout-ms', defaultValue: '10000' },
+  groupHeartbeatIntervalMs: { env: 'RIFFLE_GROUP_HEARTBEAT_INTERVAL_MS', yaml: 'group-heartbeat-interval-ms', defaultValue: '1000' },
+  offsetsRetentionMs: { env: 'RIFFLE_OFFSETS_RETENTION_MS', yaml: 'offsets-retention-ms', defaultValue: String(7 * 24 * 60 * 60 * 1000) },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -130,6 +149,11 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     retentionCheckIntervalMs: parseInteger('retention-check-interval-ms', raw.retentionCheckIntervalMs, 10, 86_400_000),
     shutdownGraceMs: parseInteger('shutdown-grace-ms', raw.shutdownGraceMs, 0, 600_000),
     metadataSnapshotEntries: parseInteger('metadata-snapshot-entries', raw.metadataSnapshotEntries, 10, 10_000_000),
+    dialOverrides: parseDialOverrides(raw.dialOverrides ?? ''),
+    offsetsTopicPartitions: parseInteger('offsets-topic-partitions', raw.offsetsTopicPartitions, 1, 1_000),
+    groupSessionTimeoutMs: parseInteger('group-session-timeout-ms', raw.groupSessionTimeoutMs, 100, 3_600_000),
+    groupHeartbeatIntervalMs: parseInteger('group-heartbeat-interval-ms', raw.groupHeartbeatIntervalMs, 10, 3_600_000),
+    offsetsRetentionMs: parseInteger('offsets-retention-ms', raw.offsetsRetentionMs, 1_000, Number.MAX_SAFE_INTEGER),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)
@@ -145,6 +169,9 @@ function validateRelations(config: NodeConfig): void {
     const key = `${endpoint.host}:${endpoint.port}`;
     if (endpoint.port !== 0 && seen.has(key)) throw new ConfigError(`two listeners share ${key}`);
     seen.add(key);
+  }
+  if (config.groupSessionTimeoutMs <= config.groupHeartbeatIntervalMs) {
+    throw new ConfigError(`--group-session-timeout-ms (${config.groupSessionTimeoutMs}) must be more than --group-heartbeat-interval-ms (${config.groupHeartbeatIntervalMs})`);
   }
   if (config.roles.includes('controller') && !config.controllerQuorum.some((voter) => voter.nodeId === config.nodeId)) {
     throw new ConfigError(`node ${config.nodeId} has the controller role but is not in --controller-quorum`);
@@ -164,6 +191,23 @@ export function parseEndpoint(name: string, value: string): Endpoint {
   const port = Number(match[3]);
   if (port > 65_535) throw new ConfigError(`--${name}: port ${port} is out of range`);
   return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function parseDialOverrides(value: string): Map<string, string> {
+  const overrides = new Map<string, string>();
+  for (const part of value.split(',').map((text) => text.trim()).filter((text) => text !== '')) {
+    const [from, to, extra] = part.split('=');
+    if (from === undefined || to === undefined || extra !== undefined) throw new ConfigError(`--dial-overrides: expected advertised=dialed, got '${part}'`);
+    const advertised = parseEndpoint('dial-overrides', from);
+    const dialed = parseEndpoint('dial-overrides', to);
+    overrides.set(`${advertised.host}:${advertised.port}`, `${dialed.host}:${dialed.port}`);
+  }
+  return overrides;
+}
+
+/** The address to dial for an advertised one, after this node's --dial-overrides. */
+export function dialAddress(config: Pick<NodeConfig, 'dialOverrides'>, address: string): string {
+  return config.dialOverrides.get(address) ?? address;
 }
 
 function parseQuorum(value: string): QuorumVoter[] {

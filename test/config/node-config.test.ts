@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, resolveNodeConfig } from '../../src/config/node-config.js';
+import { ConfigError, dialAddress, resolveNodeConfig } from '../../src/config/node-config.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'riffle-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,6 +28,17 @@ describe('node configuration', () => {
     expect(config.az).toBe('from-env');
     expect(config.dataDir).toBe('/from/flag');
     expect(config.listen).toEqual({ host: '127.0.0.9', port: 7000 });
+  });
+
+  it('parses dial overrides and maps only the addresses they name', () => {
+    const config = resolveNodeConfig({ dialOverrides: '127.0.42.2:19094=127.0.41.12:19094, 127.0.42.3:19094=127.0.41.13:19094' }, {});
+    expect(dialAddress(config, '127.0.42.2:19094')).toBe('127.0.41.12:19094');
+    expect(dialAddress(config, '127.0.42.3:19094')).toBe('127.0.41.13:19094');
+    expect(dialAddress(config, '127.0.42.4:19094')).toBe('127.0.42.4:19094');
+    expect(resolveNodeConfig({}, {}).dialOverrides.size).toBe(0);
+    expect(() => resolveNodeConfig({ dialOverrides: '127.0.42.2:19094' }, {})).toThrow(/advertised=dialed/);
+    expect(() => resolveNodeConfig({ dialOverrides: 'a:1=b:2=c:3' }, {})).toThrow(/advertised=dialed/);
+    expect(() => resolveNodeConfig({ dialOverrides: 'host=127.0.0.1:1' }, {})).toThrow(/host:port/);
   });
 
   it('rejects unknown YAML settings, bad numbers, bad roles and bad addresses', () => {

@@ -17,7 +17,9 @@ export interface Harness {
   readonly standby: QuorumController;
 }
 
-export function createHarness(seed = 1, overrides: Partial<QuorumControllerOptions> = {}): Harness {
+export function createHarness(seed = 1, given: Partial<QuorumControllerOptions> = {}): Harness {
+  // The offsets topic is left out unless a test asks for it: most tests count partitions.
+  const overrides = { ...given, config: { offsetsTopicPartitions: 0, ...given.config } };
   const clock = new ManualClock();
   const log = new MemoryMetadataLog();
   const prng = new Prng(seed);

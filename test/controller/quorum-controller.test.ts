@@ -403,3 +403,17 @@ describe('QuorumController: config and metrics', () => {
     expect(text).toMatch(/riffle_controller_broker_metadata_lag\{broker="\d"\} \d+/);
   });
 });
+
+describe('the __consumer_offsets topic', () => {
+  it('is created compacted with 50 partitions, RF 3 and min.insync.replicas 2 once three brokers are active', async () => {
+    const harness = createHarness(3, { config: { offsetsTopicPartitions: 50 } });
+    const epochs = await threeBrokers(harness);
+    await keepAlive(harness, epochs, [1, 2, 3], 2);
+    const topic = harness.controller.image.topicByName('__consumer_offsets')!;
+    expect(topic.partitions).toHaveLength(50);
+    expect(topic.replicationFactor).toBe(3);
+    expect(topic.internal).toBe(true);
+    expect(topic.configs).toMatchObject({ 'cleanup.policy': 'compact', 'min.insync.replicas': '2' });
+    isrInvariants(harness);
+  });
+});

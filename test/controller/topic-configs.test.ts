@@ -28,7 +28,8 @@ describe('topic configs', () => {
     expect(rejects('min.insync.replicas', '3', 3)).toBe(false);
     expect(rejects('min.insync.replicas', '4', 3)).toBe(true);
     expect(rejects('min.insync.replicas', '0', 3)).toBe(true);
-    expect(rejects('cleanup.policy', 'compact')).toBe(true);
+    expect(rejects('cleanup.policy', 'compact')).toBe(false);
+    expect(rejects('cleanup.policy', 'shred')).toBe(true);
   });
 
   it('defaults min.insync.replicas to 2 from RF 3 on', () => {

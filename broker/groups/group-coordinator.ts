@@ -1,0 +1,418 @@
+// The group coordinator of one broker: a GroupShard for every __consumer_offsets partition this
+// broker leads, loaded when it becomes leader and dropped when it stops, and the group operations
+// (KIP-848 heartbeat, offset commit and fetch, describe, list, delete) routed to the shard of
+// partition hash(group) mod N. A periodic tick expires sessions, fences members that do not
+// revoke within their rebalance timeout, expires the offsets of groups empty for longer than
+// the retention, and samples consumer lag for the metrics.
+//
+// Room for the classic protocol: a shard keys groups by id and records the group type in its
+// state ('consumer' here); JoinGroup/SyncGroup would be more operations on the same shard and
+// the same records file, as in Kafka 4, without a second coordinator.
+import { OFFSETS_TOPIC, type MetadataImage } from '../../controller/index.js';
+import type { ReplicaManager } from '../replica-manager.js';
+import { RiffleError, toRiffleError } from '../../src/rpc/errors.js';
+import type { Logger } from '../../src/util/logger.js';
+import {
+  cloneGroup, deletionRecords, expireMember, groupStateOf, heartbeat, newGroup, validateCommitter, validateGroupId,
+  METADATA_BYTES_MAX, type GroupState, type HeartbeatInput, type HeartbeatOutcome, type TopicCatalog,
+} from './consumer-group.js';
+import { GroupShard } from './group-shard.js';
+import type { GroupMetrics } from './group-metrics.js';
+import { LAG_SAMPLE_INTERVAL_MS, type GroupOffsetsToSample, type LagSampler } from './lag-sampler.js';
+import { offsetsPartitionFor, tpKey, type OffsetsRecord, type OffsetValue } from './offsets-records.js';
+
+export interface GroupCoordinatorConfig {
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  offsetsRetentionMs: number;
+}
+
+export interface GroupCoordinatorOptions {
+  selfId: number;
+  replicas: ReplicaManager;
+  image: () => MetadataImage;
+  logger: Logger;
+  config: GroupCoordinatorConfig;
+  metrics: GroupMetrics;
+  lag: LagSampler;
+}
+
+/** How often sessions, revocation deadlines and retention are checked. */
+export const GROUP_TICK_MS = 100;
+/** A member that is reconciling is asked back this soon, so partitions move quickly. */
+export const RECONCILING_HEARTBEAT_INTERVAL_MS = 100;
+/** How often retention of empty groups' offsets is checked. */
+const RETENTION_CHECK_MS = 60_000;
+export const TOPIC_NAME_LENGTH_MAX = 249;
+
+export interface CommitPartition {
+  topic: string;
+  partition: number;
+  offset: number;
+  leaderEpoch: number;
+  metadata: string;
+}
+
+export class GroupCoordinator {
+  private readonly shards = new Map<number, GroupShard>();
+  private timer?: NodeJS.Timeout;
+  private lagTimer?: NodeJS.Timeout;
+  private lagSampling = false;
+  private lastRetentionCheckMs = 0;
+  private closed = false;
+
+  constructor(private readonly options: GroupCoordinatorOptions) {
+    options.metrics.bind({
+      groups: () => this.listGroups(),
+      loadedPartitions: () => this.loadedShards().length,
+      lag: () => this.options.lag.latest,
+    });
+  }
+
+  get config(): GroupCoordinatorConfig {
+    return this.options.config;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), GROUP_TICK_MS);
+    this.timer.unref();
+    this.lagTimer = setInterval(() => this.sampleLag(), LAG_SAMPLE_INTERVAL_MS);
+    this.lagTimer.unref();
+  }
+
+  private sampleLag(): void {
+    if (this.lagSampling || this.closed) return;
+    this.lagSampling = true;
+    this.options.lag.sampleAll(this.listGroups().map(offsetsToSample))
+      .catch((error: unknown) => this.options.logger.warn({ err: error }, 'lag sampling failed'))
+      .finally(() => (this.lagSampling = false));
+  }
+
+  /** A fresh lag reading of one group (for DescribeGroups). */
+  async lagOf(group: GroupState): Promise<Map<string, { logEndOffset: number; lagRecords: number; lagMs: number }>> {
+    const sampled = await this.options.lag.sample([offsetsToSample(group)]);
+    const result = new Map<string, { logEndOffset: number; lagRecords: number; lagMs: number }>();
+    for (const lag of sampled.get(group.groupId) ?? []) result.set(tpKey(lag.topic, lag.partition), lag);
+    return result;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    clearInterval(this.lagTimer);
+    this.options.lag.close();
+    for (const shard of this.shards.values()) shard.close();
+    this.shards.clear();
+  }
+
+  loadedShards(): GroupShard[] {
+    return [...this.shards.values()].filter((shard) => shard.state === 'active');
+  }
+
+  /** Loads shards for the offsets partitions this broker now leads; drops the others. */
+  syncLeadership(): void {
+    if (this.closed) return;
+    const topic = this.options.image().topicByName(OFFSETS_TOPIC);
+    const led = new Set<number>();
+    for (const info of topic?.partitions ?? []) {
+      const partition = this.options.replicas.findPartition(OFFSETS_TOPIC, info.partition);
+      if (!partition?.isLeader) continue;
+      led.add(info.partition);
+      const shard = this.shards.get(info.partition);
+      if (shard && shard.leaderEpoch === partition.leaderEpoch && shard.partition === partition && shard.state !== 'closed') continue;
+      shard?.close();
+      this.load(new GroupShard(partition, partition.leaderEpoch, this.options.logger));
+    }
+    for (const [index, shard] of this.shards) {
+      if (led.has(index)) continue;
+      shard.close();
+      this.shards.delete(index);
+      this.options.logger.info(`broker ${this.options.selfId} stopped coordinating offsets partition ${index}`);
+    }
+  }
+
+  private load(shard: GroupShard): void {
+    this.shards.set(shard.index, shard);
+    const started = performance.now();
+    shard.load().then(
+      () => {
+        if (shard.state !== 'active') return;
+        this.options.metrics.loadDuration.observe((performance.now() - started) / 1000);
+        for (const groupId of shard.groups.keys()) this.touchAllSessions(shard, groupId);
+        this.options.logger.info(`broker ${this.options.selfId} coordinates offsets partition ${shard.index} at leader epoch ${shard.leaderEpoch}: ${shard.groups.size} groups from ${shard.loadedRecords} records`);
+      },
+      (error: unknown) => {
+        this.options.logger.error({ err: error, partition: shard.index }, 'loading an offsets partition failed');
+        shard.close();
+        if (this.shards.get(shard.index) === shard) this.shards.delete(shard.index);
+      },
+    );
+  }
+
+  /** The offsets partition of a group and its current leader (-1 when unknown or leaderless). */
+  coordinatorOf(groupId: string): { partition: number; leader: number } {
+    const topic = this.options.image().topicByName(OFFSETS_TOPIC);
+    if (!topic || topic.partitions.length === 0) throw new RiffleError('COORDINATOR_NOT_AVAILABLE', 'The offsets topic does not exist yet.');
+    const partition = offsetsPartitionFor(groupId, topic.partitions.length);
+    return { partition, leader: topic.partitions[partition]!.leader };
+  }
+
+  /** The active shard of a group; NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS otherwise. */
+  shardFor(groupId: string): GroupShard {
+    validateGroupId(groupId);
+    const { partition } = this.coordinatorOf(groupId);
+    const shard = this.shards.get(partition);
+    if (!shard) throw new RiffleError('NOT_COORDINATOR', `Broker ${this.options.selfId} does not coordinate group '${groupId}'.`);
+    shard.requireActive();
+    return shard;
+  }
+
+  catalog(): TopicCatalog {
+    return {
+      partitionCounts: () => {
+        const counts = new Map<string, number>();
+        for (const topic of this.options.image().topics.values()) if (!topic.internal) counts.set(topic.name, topic.partitions.length);
+        return counts;
+      },
+    };
+  }
+
+  // ---- heartbeat ----
+
+  async heartbeat(input: HeartbeatInput): Promise<HeartbeatOutcome & { heartbeatIntervalMs: number }> {
+    const shard = this.shardFor(input.groupId);
+    try {
+      const outcome = await shard.run(() => {
+        const before = shard.groups.get(input.groupId);
+        const after = before ? cloneGroup(before) : newGroup(input.groupId);
+        const result = heartbeat(after, input, this.catalog());
+        return {
+          records: GroupShard.changes(input.groupId, before, after),
+          result,
+          afterCommit: () => this.afterMembershipChange(shard, input.groupId, result),
+        };
+      });
+      this.options.metrics.heartbeats.inc({ outcome: 'ok' });
+      const current = shard.groups.get(input.groupId)?.current.get(outcome.memberId);
+      const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== shard.groups.get(input.groupId)!.assignmentEpoch);
+      const interval = reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
+      return { ...outcome, heartbeatIntervalMs: interval };
+    } catch (error) {
+      this.options.metrics.heartbeats.inc({ outcome: toRiffleError(error).errorName });
+      throw error;
+    }
+  }
+
+  private afterMembershipChange(shard: GroupShard, groupId: string, outcome: HeartbeatOutcome): void {
+    const group = shard.groups.get(groupId);
+    let sessions = shard.sessions.get(groupId);
+    if (!sessions) shard.sessions.set(groupId, (sessions = new Map()));
+    if (outcome.left && outcome.memberEpoch === -1) sessions.delete(outcome.memberId);
+    else {
+      // A static member that left keeps its place for one session timeout from now.
+      const current = group?.current.get(outcome.memberId);
+      const revoking = current?.state === 'unrevoked_partitions';
+      const existing = sessions.get(outcome.memberId);
+      const rebalanceTimeoutMs = group?.members.get(outcome.memberId)?.rebalanceTimeoutMs ?? 60_000;
+      sessions.set(outcome.memberId, {
+        deadlineMs: performance.now() + this.config.sessionTimeoutMs,
+        revocationDeadlineMs: revoking ? existing?.revocationDeadlineMs ?? performance.now() + rebalanceTimeoutMs : null,
+      });
+    }
+    for (const memberId of sessions.keys()) if (!group?.members.has(memberId)) sessions.delete(memberId);
+    this.noteRebalance(shard, groupId, outcome.bumped, outcome.assignorMs);
+  }
+
+  private noteRebalance(shard: GroupShard, groupId: string, bumped: boolean, assignorMs: number | null): void {
+    const metrics = this.options.metrics;
+    if (assignorMs !== null) metrics.assignmentDuration.observe(assignorMs / 1000);
+    const group = shard.groups.get(groupId);
+    if (bumped) {
+      metrics.rebalances.inc();
+      if (!shard.rebalanceStartedMs.has(groupId)) shard.rebalanceStartedMs.set(groupId, performance.now());
+    }
+    const state = group ? groupStateOf(group) : 'empty';
+    const started = shard.rebalanceStartedMs.get(groupId);
+    if (started !== undefined && (state === 'stable' || state === 'empty')) {
+      metrics.rebalanceDuration.observe((performance.now() - started) / 1000);
+      shard.rebalanceStartedMs.delete(groupId);
+    }
+    if (state === 'empty') {
+      if (!shard.emptySinceMs.has(groupId)) shard.emptySinceMs.set(groupId, Date.now());
+    } else shard.emptySinceMs.delete(groupId);
+  }
+
+  private touchAllSessions(shard: GroupShard, groupId: string): void {
+    const group = shard.groups.get(groupId);
+    const sessions = new Map<string, { deadlineMs: number; revocationDeadlineMs: number | null }>();
+    for (const [memberId, current] of group?.current ?? []) {
+      const rebalanceTimeoutMs = group!.members.get(memberId)?.rebalanceTimeoutMs ?? 60_000;
+      sessions.set(memberId, {
+        deadlineMs: performance.now() + this.config.sessionTimeoutMs,
+        revocationDeadlineMs: current.state === 'unrevoked_partitions' ? performance.now() + rebalanceTimeoutMs : null,
+      });
+    }
+    shard.sessions.set(groupId, sessions);
+  }
+
+  // ---- periodic work ----
+
+  private tick(): void {
+    if (this.closed) return;
+    this.syncLeadership();
+    const now = performance.now();
+    for (const shard of this.shards.values()) {
+      if (shard.state !== 'active') continue;
+      for (const [groupId, sessions] of shard.sessions) {
+        for (const [memberId, session] of sessions) {
+          const expired = now > session.deadlineMs;
+          const notRevoking = session.revocationDeadlineMs !== null && now > session.revocationDeadlineMs;
+          if (expired || notRevoking) this.removeMember(shard, groupId, memberId, expired ? 'session expired' : 'did not revoke within its rebalance timeout');
+        }
+      }
+    }
+    if (Date.now() - this.lastRetentionCheckMs >= Math.min(RETENTION_CHECK_MS, this.config.offsetsRetentionMs)) {
+      this.lastRetentionCheckMs = Date.now();
+      for (const shard of this.shards.values()) if (shard.state === 'active') this.expireOffsets(shard);
+    }
+  }
+
+  private removeMember(shard: GroupShard, groupId: string, memberId: string, reason: string): void {
+    // Taken out of the session table at once so the next tick does not try again meanwhile.
+    shard.sessions.get(groupId)?.delete(memberId);
+    shard.run(() => {
+      const before = shard.groups.get(groupId);
+      if (!before?.members.has(memberId)) return { records: [], result: undefined };
+      const after = cloneGroup(before);
+      const assignorMs = expireMember(after, memberId, this.catalog());
+      return {
+        records: GroupShard.changes(groupId, before, after),
+        result: undefined,
+        afterCommit: () => {
+          this.options.metrics.membersRemoved.inc({ reason: reason === 'session expired' ? 'session_timeout' : 'rebalance_timeout' });
+          this.options.logger.info(`group ${groupId} removed member ${memberId} (${reason}) at group epoch ${shard.groups.get(groupId)?.epoch ?? 0}`);
+          this.noteRebalance(shard, groupId, true, assignorMs);
+        },
+      };
+    }).catch((error: unknown) => {
+      this.options.logger.warn({ err: error, groupId, memberId }, 'removing an expired member failed; the next tick retries');
+      // Back in the table already past its deadline, unless the member came back meanwhile.
+      const sessions = shard.sessions.get(groupId);
+      if (sessions && !sessions.has(memberId) && shard.groups.get(groupId)?.members.has(memberId)) sessions.set(memberId, { deadlineMs: 0, revocationDeadlineMs: null });
+    });
+  }
+
+  /** Offsets retention: a group empty for longer than the retention loses the offsets committed before it. */
+  private expireOffsets(shard: GroupShard): void {
+    const nowMs = Date.now();
+    const retention = this.config.offsetsRetentionMs;
+    for (const [groupId, emptySince] of shard.emptySinceMs) {
+      if (nowMs - emptySince < retention) continue;
+      shard.run(() => {
+        const group = shard.groups.get(groupId);
+        if (!group || group.members.size > 0) return { records: [], result: 0 };
+        const records: OffsetsRecord[] = [];
+        for (const { topic, partition, value } of group.offsets.values()) {
+          if (nowMs - value.commitTimestampMs >= retention) records.push({ type: 'offset', group: groupId, topic, partition, value: null });
+        }
+        if (records.length === group.offsets.size) records.push(...deletionRecords({ ...group, offsets: new Map() }));
+        return {
+          records,
+          result: records.length,
+          afterCommit: () => {
+            const expired = records.filter((record) => record.type === 'offset').length;
+            if (expired > 0) this.options.metrics.offsetsExpired.inc(expired);
+            if (!shard.groups.has(groupId)) shard.emptySinceMs.delete(groupId);
+          },
+        };
+      }).catch((error: unknown) => this.options.logger.warn({ err: error, groupId }, 'expiring offsets failed'));
+    }
+  }
+
+  // ---- offsets ----
+
+  async commit(groupId: string, memberId: string, memberEpoch: number, partitions: CommitPartition[]): Promise<Map<string, RiffleError | null>> {
+    const shard = this.shardFor(groupId);
+    const outcome = await shard.run(() => {
+      const group = shard.groups.get(groupId);
+      validateCommitter(group, memberId, memberEpoch);
+      const errors = new Map<string, RiffleError | null>();
+      const records: OffsetsRecord[] = [];
+      const commitTimestampMs = Date.now();
+      for (const wanted of partitions) {
+        const key = tpKey(wanted.topic, wanted.partition);
+        const error = validateCommit(wanted);
+        errors.set(key, error);
+        if (error) continue;
+        const value: OffsetValue = { offset: wanted.offset, leaderEpoch: wanted.leaderEpoch, metadata: wanted.metadata, commitTimestampMs };
+        records.push({ type: 'offset', group: groupId, topic: wanted.topic, partition: wanted.partition, value });
+      }
+      return { records, result: { errors, written: records.length } };
+    });
+    this.options.metrics.commits.inc({ outcome: 'ok' }, outcome.written);
+    return outcome.errors;
+  }
+
+  /** Committed offsets of a group (all when `wanted` is null); -1 entries for partitions without one. */
+  fetchOffsets(groupId: string, memberId: string, memberEpoch: number, wanted: { topic: string; partitions: number[] }[] | null): Map<string, { topic: string; partition: number; value: OffsetValue | null }> {
+    const shard = this.shardFor(groupId);
+    const group = shard.groups.get(groupId);
+    // KIP-848: a member reading offsets is checked like a committer; anyone else reads freely.
+    if (memberId) validateCommitter(group, memberId, memberEpoch);
+    const result = new Map<string, { topic: string; partition: number; value: OffsetValue | null }>();
+    if (wanted === null) {
+      for (const [key, entry] of group?.offsets ?? []) result.set(key, entry);
+      return result;
+    }
+    for (const topic of wanted) {
+      for (const partition of topic.partitions) {
+        const key = tpKey(topic.topic, partition);
+        result.set(key, { topic: topic.topic, partition, value: group?.offsets.get(key)?.value ?? null });
+      }
+    }
+    return result;
+  }
+
+  /** A group as the shard holds it (GROUP_ID_NOT_FOUND when it has neither members nor offsets). */
+  group(groupId: string): GroupState {
+    const group = this.shardFor(groupId).groups.get(groupId);
+    if (!group) throw new RiffleError('GROUP_ID_NOT_FOUND', `Group '${groupId}' does not exist.`);
+    return group;
+  }
+
+  listGroups(): GroupState[] {
+    const groups: GroupState[] = [];
+    for (const shard of this.loadedShards()) groups.push(...shard.groups.values());
+    return groups;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    const shard = this.shardFor(groupId);
+    await shard.run(() => {
+      const group = shard.groups.get(groupId);
+      if (!group) throw new RiffleError('GROUP_ID_NOT_FOUND', `Group '${groupId}' does not exist.`);
+      if (group.members.size > 0) throw new RiffleError('NON_EMPTY_GROUP', `Group '${groupId}' has ${group.members.size} member(s).`);
+      return {
+        records: deletionRecords(group),
+        result: undefined,
+        afterCommit: () => {
+          shard.sessions.delete(groupId);
+          shard.emptySinceMs.delete(groupId);
+          shard.rebalanceStartedMs.delete(groupId);
+        },
+      };
+    });
+  }
+}
+
+function offsetsToSample(group: GroupState): GroupOffsetsToSample {
+  return { groupId: group.groupId, offsets: [...group.offsets.values()].map(({ topic, partition, value }) => ({ topic, partition, offset: value.offset })) };
+}
+
+function validateCommit(wanted: CommitPartition): RiffleError | null {
+  if (!wanted.topic || wanted.topic.length > TOPIC_NAME_LENGTH_MAX) return new RiffleError('INVALID_TOPIC_EXCEPTION', `Invalid topic name '${wanted.topic}'.`);
+  if (!Number.isSafeInteger(wanted.partition) || wanted.partition < 0) return new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Invalid partition ${wanted.partition}.`);
+  if (!Number.isSafeInteger(wanted.offset) || wanted.offset < 0) return new RiffleError('INVALID_REQUEST', `Invalid offset ${wanted.offset} for ${wanted.topic}-${wanted.partition}.`);
+  if (Buffer.byteLength(wanted.metadata, 'utf8') > METADATA_BYTES_MAX) return new RiffleError('OFFSET_METADATA_TOO_LARGE', `Offset metadata is longer than ${METADATA_BYTES_MAX} bytes.`);
+  return null;
+}

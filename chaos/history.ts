@@ -1,0 +1,69 @@
+// The history of a chaos run: every client operation as Jepsen records it, an `invoke` when it
+// starts and one completion: `ok` (it happened, with what the system answered), `fail` (it
+// definitely did not happen) or `info` (unknown: it may or may not have happened). Faults and
+// consumer (re)assignments are recorded too, so the checker can tell which gaps are excused.
+// Kept in memory for the checker and appended to history.jsonl as it goes.
+import { appendFileSync } from 'node:fs';
+
+export type OpType = 'invoke' | 'ok' | 'fail' | 'info';
+
+export type OpFunction =
+  /** A producer's write of one unique value. */
+  | 'send'
+  /** Values a consumer received, with their partition and offsets. */
+  | 'poll'
+  /** A consumer (re)starts on partitions: from here its positions may jump. */
+  | 'assign'
+  /** A consumer group's offset commit. */
+  | 'commit'
+  /** A fault starting or ending. */
+  | 'nemesis';
+
+export interface Op {
+  /** Order in the history. */
+  index: number;
+  type: OpType;
+  f: OpFunction;
+  /** The client (e.g. "producer-2", "consumer-1") or "nemesis". */
+  process: string;
+  /** Milliseconds since the run started. */
+  timeMs: number;
+  value?: string;
+  topic?: string;
+  partition?: number;
+  offset?: number;
+  /** poll: what was received, in order. */
+  records?: { partition: number; offset: number; value: string }[];
+  /** assign: the partitions and where reading starts; commit: the group. */
+  partitions?: number[];
+  group?: string;
+  error?: string;
+  /** nemesis: what fault, on what. */
+  fault?: string;
+}
+
+export class History {
+  readonly ops: Op[] = [];
+  private readonly startedMs = Date.now();
+  private written = 0;
+
+  constructor(private readonly file?: string) {}
+
+  add(op: Omit<Op, 'index' | 'timeMs'>): Op {
+    const full: Op = { index: this.ops.length, timeMs: Date.now() - this.startedMs, ...op };
+    this.ops.push(full);
+    return full;
+  }
+
+  /** Appends the operations recorded since the last flush to the history file. */
+  flush(): void {
+    if (!this.file || this.written === this.ops.length) return;
+    const lines = this.ops.slice(this.written).map((op) => JSON.stringify(op)).join('\n');
+    appendFileSync(this.file, `${lines}\n`);
+    this.written = this.ops.length;
+  }
+
+  get elapsedMs(): number {
+    return Date.now() - this.startedMs;
+  }
+}

@@ -1,0 +1,39 @@
+// A run's report for people: verdict, counts, each anomaly with examples, the unavailability
+// windows and the fault timeline. report.json holds the same data for tools.
+import { ANOMALY_KINDS } from './checker.js';
+import type { RunReport } from './run.js';
+
+export function renderMarkdown(report: RunReport): string {
+  const { result } = report;
+  const lines: string[] = [];
+  lines.push(`# Chaos run: ${report.scenario}, seed ${report.seed}`, '');
+  lines.push(`**Verdict: ${report.valid ? 'valid (no anomalies)' : 'INVALID'}**`, '');
+  lines.push(`Faults for ${Math.round(report.durationMs / 1000)} s, then heal. Full ISR after heal: ${report.fullIsrAfterHeal ? 'yes' : 'NO'}.`, '');
+  lines.push('## Counts', '', '| what | count |', '|---|---|');
+  lines.push(`| sends invoked | ${result.counts.sends} |`);
+  lines.push(`| acknowledged | ${result.counts.acknowledged} |`);
+  lines.push(`| definitely failed | ${result.counts.failed} |`);
+  lines.push(`| indeterminate (info) | ${result.counts.indeterminate} |`);
+  lines.push(`| distinct values received by consumers | ${result.counts.polled} |`);
+  lines.push(`| records in the final log | ${result.counts.finalRecords} |`, '');
+  lines.push('## Anomalies', '', '| anomaly | count |', '|---|---|');
+  for (const kind of ANOMALY_KINDS) lines.push(`| ${kind} | ${result.anomalies[kind].count} |`);
+  lines.push('');
+  for (const kind of ANOMALY_KINDS) {
+    const anomaly = result.anomalies[kind];
+    if (anomaly.count === 0) continue;
+    lines.push(`### ${kind}`, '');
+    for (const example of anomaly.examples) lines.push(`- ${example}`);
+    lines.push('');
+  }
+  lines.push('## Unavailability (gaps of 1 s or more between acknowledged writes)', '');
+  if (report.unavailability.length === 0) lines.push('None.');
+  else {
+    lines.push('| from (ms) | to (ms) | length (ms) | faults around it |', '|---|---|---|---|');
+    for (const window of report.unavailability) lines.push(`| ${window.startMs} | ${window.endMs} | ${window.durationMs} | ${window.faults.join('; ')} |`);
+  }
+  lines.push('', '## Fault timeline', '', '| time (ms) | event |', '|---|---|');
+  for (const fault of report.faults) lines.push(`| ${fault.timeMs} | ${fault.type === 'invoke' ? 'start' : 'end'}: ${fault.fault} |`);
+  lines.push('');
+  return lines.join('\n');
+}

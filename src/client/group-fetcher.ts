@@ -1,0 +1,217 @@
+// Fetching for the group consumer: positions for any set of topic-partitions (of several topics),
+// one long-polling Fetch in flight per leader, records buffered as they arrive. Partitions come
+// and go as the group assigns and revokes them; an answer for a partition that was removed,
+// paused or moved by a seek while the fetch was out is dropped.
+import type { RiffleClient } from './client.js';
+import type { ConsumerRecord, OffsetReset } from './consumer.js';
+import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
+import { forEachRecordOfAll } from '../util/record-batch.js';
+import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
+import { withRetries } from './retry.js';
+import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export function tpKeyOf(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+export interface GroupFetcherOptions {
+  maxWaitMs: number;
+  maxBytes: number;
+  partitionMaxBytes: number;
+  autoOffsetReset: OffsetReset;
+}
+
+/** Buffered records at most before fetching pauses (a bound on memory). */
+export const BUFFERED_RECORDS_MAX = 500_000;
+
+export class GroupFetcher {
+  private readonly positions = new Map<string, TopicPartition & { offset: number }>();
+  private readonly paused = new Set<string>();
+  private readonly fetches = new Map<number, Promise<void>>();
+  private readonly inFlight = new Set<string>();
+  private buffered: ConsumerRecord[] = [];
+  private failure?: RiffleError;
+  readonly highWatermarks = new Map<string, number>();
+
+  constructor(
+    private readonly client: RiffleClient,
+    readonly options: GroupFetcherOptions,
+  ) {}
+
+  add(topic: string, partition: number, offset: number): void {
+    this.positions.set(tpKeyOf(topic, partition), { topic, partition, offset });
+  }
+
+  remove(topic: string, partition: number): void {
+    const key = tpKeyOf(topic, partition);
+    this.positions.delete(key);
+    this.paused.delete(key);
+    this.dropBuffered(key);
+  }
+
+  has(topic: string, partition: number): boolean {
+    return this.positions.has(tpKeyOf(topic, partition));
+  }
+
+  position(topic: string, partition: number): number | undefined {
+    return this.positions.get(tpKeyOf(topic, partition))?.offset;
+  }
+
+  /** Moves the fetch position; records already buffered for the partition are dropped. */
+  seek(topic: string, partition: number, offset: number): void {
+    const entry = this.positions.get(tpKeyOf(topic, partition));
+    if (!entry) throw new RiffleError('INVALID_REQUEST', `${topic}-${partition} is not assigned to this consumer.`);
+    entry.offset = offset;
+    this.dropBuffered(tpKeyOf(topic, partition));
+  }
+
+  pause(topic: string, partition: number): void {
+    this.paused.add(tpKeyOf(topic, partition));
+  }
+
+  resume(topic: string, partition: number): void {
+    this.paused.delete(tpKeyOf(topic, partition));
+  }
+
+  isPaused(topic: string, partition: number): boolean {
+    return this.paused.has(tpKeyOf(topic, partition));
+  }
+
+  private dropBuffered(key: string): void {
+    this.buffered = this.buffered.filter((record) => tpKeyOf(record.topic, record.partition) !== key);
+  }
+
+  /** The records that have arrived, waiting up to about maxWaitMs when none have. */
+  async poll(): Promise<ConsumerRecord[]> {
+    await this.launchFetches();
+    if (this.buffered.length === 0 && this.fetches.size > 0) await Promise.race([...this.fetches.values()]);
+    if (this.failure) {
+      const failure = this.failure;
+      this.failure = undefined;
+      throw failure;
+    }
+    const records = this.buffered;
+    this.buffered = [];
+    return records;
+  }
+
+  private async launchFetches(): Promise<void> {
+    if (this.buffered.length >= BUFFERED_RECORDS_MAX) return;
+    const idle = [...this.positions.entries()].filter(([key]) => !this.inFlight.has(key) && !this.paused.has(key));
+    if (idle.length === 0) return;
+    const byLeader = new Map<number, (TopicPartition & { offset: number })[]>();
+    for (const [, entry] of idle) {
+      let leader = -1;
+      try {
+        const metadata = await this.client.topicMetadata(entry.topic);
+        leader = metadata.partitions.find((candidate) => candidate.partition === entry.partition)?.leaderId ?? -1;
+      } catch (error) {
+        this.failure ??= toRiffleError(error);
+      }
+      if (leader < 0) {
+        this.client.invalidate(entry.topic);
+        continue;
+      }
+      let list = byLeader.get(leader);
+      if (!list) byLeader.set(leader, (list = []));
+      list.push(entry);
+    }
+    for (const [leader, entries] of byLeader) {
+      if (this.fetches.has(leader)) continue;
+      const keys = entries.map((entry) => tpKeyOf(entry.topic, entry.partition));
+      for (const key of keys) this.inFlight.add(key);
+      const fetch = this.fetchFrom(leader, entries.map((entry) => ({ ...entry })))
+        .catch((error: unknown) => {
+          this.failure ??= toRiffleError(error);
+        })
+        .finally(() => {
+          this.fetches.delete(leader);
+          for (const key of keys) this.inFlight.delete(key);
+        });
+      this.fetches.set(leader, fetch);
+    }
+    // With nothing to fetch (no leaders known yet), do not spin.
+    if (this.fetches.size === 0) await new Promise((resolve) => setTimeout(resolve, Math.min(100, this.options.maxWaitMs)));
+  }
+
+  private async fetchFrom(leader: number, entries: (TopicPartition & { offset: number })[]): Promise<void> {
+    const topics = new Map<string, { partition: number; currentLeaderEpoch: number; fetchOffset: number; partitionMaxBytes: number }[]>();
+    for (const entry of entries) {
+      let list = topics.get(entry.topic);
+      if (!list) topics.set(entry.topic, (list = []));
+      list.push({ partition: entry.partition, currentLeaderEpoch: -1, fetchOffset: entry.offset, partitionMaxBytes: this.options.partitionMaxBytes });
+    }
+    const request = { maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
+    let response: FetchResponse__Output;
+    try {
+      response = await this.client.connectionTo(leader).call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', request, this.options.maxWaitMs + this.client.requestTimeoutMs);
+    } catch (error) {
+      const riffleError = toRiffleError(error);
+      if (!riffleError.retriable) throw riffleError;
+      for (const topic of topics.keys()) this.client.invalidate(topic);
+      return;
+    }
+    for (const topic of response.responses) {
+      for (const partition of topic.partitions) {
+        const sent = entries.find((entry) => entry.topic === topic.topic && entry.partition === partition.partitionIndex);
+        const current = this.positions.get(tpKeyOf(topic.topic, partition.partitionIndex));
+        // Removed, paused or moved by a seek while the fetch was out: the answer is stale.
+        if (!sent || !current || current.offset !== sent.offset || this.paused.has(tpKeyOf(topic.topic, partition.partitionIndex))) continue;
+        await this.handlePartition(topic.topic, partition, current);
+      }
+    }
+  }
+
+  private async handlePartition(topic: string, partition: FetchResponse__Output['responses'][number]['partitions'][number], position: TopicPartition & { offset: number }): Promise<void> {
+    if (partition.errorCode !== 0) {
+      const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
+      if (error.errorName === 'OFFSET_OUT_OF_RANGE') {
+        if (this.options.autoOffsetReset === 'none') throw error;
+        position.offset = await this.lookupOffset(topic, position.partition, this.options.autoOffsetReset === 'earliest' ? -2 : -1);
+        return;
+      }
+      if (!error.retriable) throw error;
+      this.client.invalidate(topic);
+      return;
+    }
+    this.highWatermarks.set(tpKeyOf(topic, position.partition), Number(partition.highWatermark));
+    const start = position.offset;
+    let next = start;
+    forEachRecordOfAll(partition.records, (offset, timestamp, key, value, headers) => {
+      if (offset < start) return;
+      this.buffered.push({ topic, partition: position.partition, offset, timestamp, key, value, headers });
+      next = offset + 1;
+    });
+    position.offset = next;
+  }
+
+  /** ListOffsets on the partition's leader: -1 latest, -2 earliest, or a timestamp. */
+  async lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
+    // A new leader answers OFFSET_NOT_AVAILABLE until its high watermark settles (KIP-207): retried.
+    return withRetries(() => this.lookupOffsetOnce(topic, partition, timestamp), this.client.retry);
+  }
+
+  private async lookupOffsetOnce(topic: string, partition: number, timestamp: number): Promise<number> {
+    const metadata = await this.client.topicMetadata(topic);
+    const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+    if (leader < 0) {
+      this.client.invalidate(topic);
+      throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
+    }
+    const response = await this.client.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', {
+      topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp }] }],
+    }, this.client.requestTimeoutMs);
+    const answer = response.topics[0]?.partitions[0];
+    if (!answer) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'ListOffsets answered without a partition.');
+    if (answer.errorCode !== 0) {
+      this.client.invalidate(topic);
+      throw new RiffleError(errorNameOf(answer.errorCode), answer.errorMessage || undefined);
+    }
+    return Number(answer.offset);
+  }
+}

@@ -1,0 +1,111 @@
+// The leader side of a partition replica: when acks are answered, and that a write caught by a
+// leadership change (during its flush or while it waits for the ISR) is answered at once with an
+// unknown outcome instead of hanging until the request times out.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Partition, type PartitionRole } from '../../broker/partition.js';
+import { RiffleError } from '../../src/rpc/errors.js';
+import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
+
+const LEADER: PartitionRole = { leaderId: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 };
+const MOVED: PartitionRole = { ...LEADER, leaderId: 2, leaderEpoch: 4, partitionEpoch: 2, isr: [2, 3] };
+
+/** Settles within `ms` or reports that it hung. */
+function settledWithin<T>(promise: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown; hung?: true }> {
+  return Promise.race([
+    promise.then((value) => ({ value }), (error: unknown) => ({ error })),
+    new Promise<{ hung: true }>((resolve) => setTimeout(() => resolve({ hung: true }), ms)),
+  ]);
+}
+
+describe('Partition acks', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(() => removeDir(dir));
+
+  it('answers acks=all once every ISR member has the batch durably', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, LEADER);
+    const write = partition.append(batchOf(3), -1);
+    // Followers report log ends in their fetches; the high watermark is the ISR's minimum.
+    partition.recordFollowerFetch(2, 3);
+    expect((await settledWithin(write, 200)).hung).toBe(true);
+    partition.recordFollowerFetch(3, 3);
+    const outcome = await settledWithin(write, 2_000);
+    expect(outcome.value?.baseOffset).toBe(0);
+    expect(partition.highWatermark).toBe(3);
+    await partition.close();
+  });
+
+  it('fails acks=all at once with NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1] });
+    await expect(partition.append(batchOf(1), -1)).rejects.toMatchObject({ errorName: 'NOT_ENOUGH_REPLICAS' });
+    expect(partition.logEndOffset).toBe(0);
+    await partition.close();
+  });
+
+  it('keeps a new leader high watermark unsettled until the ISR has what earlier epochs wrote (KIP-207)', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const follower = new Partition('events', 'id', 0, log, 1, { ...LEADER, leaderId: 2 });
+    follower.appendAsFollower(batchOf(3), 1);
+    await log.waitDurable(3);
+    follower.updateRole({ ...LEADER, leaderEpoch: 5, partitionEpoch: 2 });
+    expect(follower.highWatermark).toBe(1);
+    expect(follower.highWatermarkSettled).toBe(false);
+    follower.recordFollowerFetch(2, 3);
+    follower.recordFollowerFetch(3, 3);
+    expect(follower.highWatermark).toBe(3);
+    expect(follower.highWatermarkSettled).toBe(true);
+    await follower.close();
+  });
+
+  it('answers a write whose leadership moved while it waited for the ISR', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, LEADER);
+    const write = partition.append(batchOf(2), -1);
+    partition.recordFollowerFetch(2, 0);
+    partition.updateRole(MOVED);
+    const outcome = await settledWithin(write, 2_000);
+    expect(outcome.hung).toBeUndefined();
+    expect(outcome.error).toBeInstanceOf(RiffleError);
+    expect((outcome.error as RiffleError).errorName).toBe('NOT_LEADER_OR_FOLLOWER');
+    await partition.close();
+  });
+
+  it('answers a write whose leadership moved while its flush was still running', async () => {
+    // The flush is held until the role has changed: the write must not then wait for a high
+    // watermark that this replica, no longer leader, will never move.
+    const held: (() => void)[] = [];
+    let holding = false;
+    let syncStarted: () => void = () => undefined;
+    const syncFile = async (): Promise<void> => {
+      if (!holding) return;
+      syncStarted();
+      await new Promise<void>((resolve) => held.push(resolve));
+    };
+    const release = (): void => {
+      holding = false;
+      for (const resolve of held.splice(0)) resolve();
+    };
+    const nextSync = (): Promise<void> => {
+      holding = true;
+      return new Promise<void>((resolve) => (syncStarted = resolve));
+    };
+    const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile });
+    const partition = new Partition('events', 'id', 0, log, 1, LEADER);
+    for (const acks of [1, -1]) {
+      const started = nextSync();
+      const write = partition.append(batchOf(2, { label: `acks${acks}` }), acks);
+      await started;
+      partition.updateRole(acks === 1 ? MOVED : { ...MOVED, leaderId: 1, leaderEpoch: 6, partitionEpoch: 4 });
+      release();
+      const outcome = await settledWithin(write, 2_000);
+      expect(outcome.hung, `acks=${acks}`).toBeUndefined();
+      expect((outcome.error as RiffleError).errorName, `acks=${acks}`).toBe('NOT_LEADER_OR_FOLLOWER');
+      if (acks === 1) partition.updateRole({ ...MOVED, leaderId: 1, leaderEpoch: 5, partitionEpoch: 3 });
+    }
+    await partition.close();
+  });
+});
