@@ -17,7 +17,7 @@ describe('alert rules', () => {
   it('cover the conditions operators need paging for', () => {
     expect(rules.map((rule) => rule.alert)).toEqual(expect.arrayContaining([
       'RiffleNoActiveController', 'RiffleOfflinePartitions', 'RiffleUnderReplicatedPartitions', 'RiffleIsrShrinking',
-      'RiffleConsumerLagGrowing', 'RiffleFencedBrokers', 'RiffleRaftLeaderChanges', 'RiffleNodeDown',
+      'RiffleConsumerLagGrowing', 'RiffleConsumerLagHigh', 'RiffleFencedBrokers', 'RiffleRaftLeaderChanges', 'RiffleNodeDown',
     ]));
   });
 

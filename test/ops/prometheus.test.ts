@@ -118,6 +118,8 @@ describe('Prometheus with the Riffle rules against a real cluster', () => {
     expect((await runCli(['topic', 'create', 'panels', '--partitions', '2', '--replication-factor', '3', ...bootstrap])).code).toBe(0);
     expect((await runCli(['produce', 'panels', '--acks', 'all', ...bootstrap], { input: 'one\ntwo\nthree\n' })).code).toBe(0);
     expect((await runCli(['consume', 'panels', '--from-beginning', '--max-messages', '3', ...bootstrap])).stdout.trim().split('\n')).toHaveLength(3);
+    // A consumer group that commits and leaves a backlog, for the consumer-group panels.
+    expect((await runCli(['consume', 'panels', '--group', 'panels-readers', '--from-beginning', '--max-messages', '1', ...bootstrap], { timeoutMs: 60_000 })).code).toBe(0);
     const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
     const expressions = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ title: panel.title, expr: target.expr })));
     expect(expressions.length).toBeGreaterThan(10);
