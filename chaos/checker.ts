@@ -13,9 +13,11 @@
 //   poll-skip             a consumer jumping over offsets that exist in the final log, with no
 //                         (re)assignment in between;
 //   aborted-read          a value whose send definitely failed, found in the log or a poll;
-//   replica-divergence    ISR replicas whose bytes below the high watermark differ.
-// Group-related checks (committed offsets going backwards, a restarted member not resuming at the
-// committed offset, two owners of one partition) read `commit` and `assign` operations of groups.
+//   replica-divergence    ISR replicas whose bytes below the high watermark differ;
+//   commit-backwards      a group's acknowledged committed offset of a partition going back;
+//   double-ownership      two members of a group owning one partition at once;
+//   restart-offset        a member given a partition whose first record is not at the group's
+//                         last committed offset (or one whose commit outcome was unknown).
 import type { Op } from './history.js';
 import type { ReplicaChecksum } from './workload-kafka.js';
 
@@ -30,11 +32,12 @@ export type AnomalyKind =
   | 'aborted-read'
   | 'replica-divergence'
   | 'commit-backwards'
-  | 'double-ownership';
+  | 'double-ownership'
+  | 'restart-offset';
 
 export const ANOMALY_KINDS: readonly AnomalyKind[] = [
   'lost', 'unseen', 'duplicate', 'inconsistent-offsets', 'nonmonotonic-send', 'nonmonotonic-poll',
-  'poll-skip', 'aborted-read', 'replica-divergence', 'commit-backwards', 'double-ownership',
+  'poll-skip', 'aborted-read', 'replica-divergence', 'commit-backwards', 'double-ownership', 'restart-offset',
 ];
 
 export interface FinalState {
@@ -111,6 +114,7 @@ export function check(ops: readonly Op[], final: FinalState): CheckResult {
   for (const value of acked.keys()) if (finalPlaces.has(value) && !polled.has(value)) flag('unseen', `'${value}' is in the log but no consumer received it`);
   checkReplicas(final.checksums, flag);
   checkCommits(ops, flag);
+  checkRestartOffsets(ops, flag);
 
   const valid = ANOMALY_KINDS.every((kind) => anomalies[kind].count === 0);
   return {
@@ -163,7 +167,9 @@ function checkPolls(
   const lastOffset = new Map<string, number>();
   for (const op of ops) {
     if (op.f === 'assign' && op.type === 'ok') {
-      for (const key of [...lastOffset.keys()]) if (key.startsWith(`${op.process}/`)) lastOffset.delete(key);
+      // A group member's new partitions start afresh; a plain consumer's restart resets them all.
+      if (op.group !== undefined && op.partitions) for (const partition of op.partitions) lastOffset.delete(`${op.process}/${partition}`);
+      else for (const key of [...lastOffset.keys()]) if (key.startsWith(`${op.process}/`)) lastOffset.delete(key);
       continue;
     }
     if (op.f !== 'poll' || op.type !== 'ok' || !op.records) continue;
@@ -223,6 +229,50 @@ function checkCommits(ops: readonly Op[], flag: Flag): void {
           owners.set(key, op.process);
         } else if (op.type === 'info' && owner === op.process) {
           owners.delete(key);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * A member given a partition starts reading it at the group's committed offset: the last
+ * acknowledged commit before the assignment, or any commit since that whose outcome is unknown
+ * (0, the log start, when the group never committed it).
+ */
+function checkRestartOffsets(ops: readonly Op[], flag: Flag): void {
+  const lastCommitted = new Map<string, number>();
+  const unknownSince = new Map<string, Set<number>>();
+  /** Per member and partition: the offsets its first record may have, until it gets one. */
+  const pending = new Map<string, { allowed: Set<number>; assignedAt: number }>();
+  for (const op of ops) {
+    if (op.f === 'commit' && op.group !== undefined && op.partition !== undefined && op.offset !== undefined) {
+      const key = `${op.group}/${op.partition}`;
+      if (op.type === 'ok') {
+        lastCommitted.set(key, op.offset);
+        unknownSince.set(key, new Set());
+      } else if (op.type === 'info') {
+        unknownSince.set(key, new Set([...(unknownSince.get(key) ?? []), op.offset]));
+      }
+    } else if (op.f === 'assign' && op.group !== undefined && op.partitions) {
+      for (const partition of op.partitions) {
+        const memberKey = `${op.process}/${partition}`;
+        if (op.type !== 'ok') {
+          pending.delete(memberKey);
+          continue;
+        }
+        const key = `${op.group}/${partition}`;
+        const allowed = new Set([lastCommitted.get(key) ?? 0, ...(unknownSince.get(key) ?? [])]);
+        pending.set(memberKey, { allowed, assignedAt: op.timeMs });
+      }
+    } else if (op.f === 'poll' && op.type === 'ok' && op.records) {
+      for (const record of op.records) {
+        const memberKey = `${op.process}/${record.partition}`;
+        const expected = pending.get(memberKey);
+        if (!expected) continue;
+        pending.delete(memberKey);
+        if (!expected.allowed.has(record.offset)) {
+          flag('restart-offset', `${op.process} got partition ${record.partition} at t=${expected.assignedAt} ms and started at ${record.offset}, not at the committed ${[...expected.allowed].join(' or ')}`);
         }
       }
     }

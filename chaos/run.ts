@@ -12,6 +12,7 @@ import { Nemesis } from './nemesis.js';
 import { renderMarkdown } from './report.js';
 import { scenarioNamed } from './scenarios.js';
 import { KAFKA_WORKLOAD_DEFAULTS, KafkaWorkload } from './workload-kafka.js';
+import { GroupWorkload } from './workload-groups.js';
 
 export interface RunOptions {
   scenario: string;
@@ -66,6 +67,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   const faultRandom = new Prng(options.seed);
   const workload = new KafkaWorkload(cluster.bootstrap, history, { ...KAFKA_WORKLOAD_DEFAULTS, topic }, new Prng(options.seed ^ 0x5eed));
   const nemesis = new Nemesis(cluster, history, faultRandom, topic);
+  const groups = new GroupWorkload(cluster.bootstrap, history, { topic, group: 'chaos-group', partitions: KAFKA_WORKLOAD_DEFAULTS.partitions, members: 3, restartEveryMs: 10_000 }, new Prng(options.seed ^ 0x9e0));
   try {
     log('starting cluster');
     await cluster.startProxies();
@@ -75,14 +77,16 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     await nemesis.waitFullIsr(FULL_ISR_MS);
     log('workload running');
     workload.start();
+    groups.start();
     await sleep(WARMUP_MS);
     const endAt = Date.now() + options.durationMs;
-    await scenario.run({ cluster, nemesis, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
+    await scenario.run({ cluster, nemesis, groups, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
     log('healing');
     await nemesis.healAll();
     const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS);
     log(`full ISR after heal: ${fullIsrAfterHeal}; draining`);
     await workload.stop();
+    await groups.stop(workload.partitionEnds);
     const logs = await workload.finalRead(acknowledgedEnds(history.ops));
     const checksums = await workload.replicaChecksums((id) => cluster.clientAddress(id));
     history.flush();
@@ -104,6 +108,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     return report;
   } finally {
     clearInterval(flushTimer);
+    await groups.abort();
     history.flush();
     nemesis.close();
     await cluster.shutdown();

@@ -11,6 +11,8 @@ export interface ScenarioContext {
   random: Prng;
   /** True until the scenario's duration is over. */
   running: () => boolean;
+  /** The consumer group of the workload, for faults aimed at the application. */
+  groups: { crashOne(): Promise<void> };
   sleep: (ms: number) => Promise<void>;
 }
 
@@ -144,6 +146,16 @@ export const SCENARIOS: readonly Scenario[] = [
       while (running()) {
         await nemesis.tearTail(random.pick(ids), between(random, 1, 4_096));
         await sleep(between(random, 6_000, 10_000));
+      }
+    },
+  },
+  {
+    name: 'consumer-crash-loop',
+    description: 'kill -9 a consumer group member every few seconds (a crash-looping application), no broker faults',
+    async run({ groups, random, running, sleep }) {
+      while (running()) {
+        await groups.crashOne();
+        await sleep(between(random, 2_000, 5_000));
       }
     },
   },

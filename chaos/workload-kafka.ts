@@ -47,6 +47,11 @@ export class KafkaWorkload {
   private drainDeadlineMs = 0;
   /** Where each partition ended once the producers stopped: what the consumers must reach. */
   private drainTargets = new Map<number, number>();
+
+  /** Where each partition ended once the producers stopped (known after `stop()`). */
+  get partitionEnds(): ReadonlyMap<number, number> {
+    return this.drainTargets;
+  }
   private readonly producing: Promise<void>[] = [];
   private readonly consuming: Promise<void>[] = [];
   private readonly clients: RiffleClient[] = [];

@@ -102,6 +102,8 @@ export class GroupConsumer {
   /** Offsets processed by the handlers and not yet committed, by partition. */
   private readonly processed = new Map<string, number>();
   private readonly committed = new Map<string, number>();
+  /** Seeks made from onPartitionsAssigned, applied when fetching of those partitions starts. */
+  private readonly startOverrides = new Map<string, number>();
   private currentProcessing: Promise<unknown> = Promise.resolve();
   private autoCommitTimer?: NodeJS.Timeout;
   private state: 'idle' | 'joined' | 'stopping' | 'stopped' = 'idle';
@@ -271,7 +273,10 @@ export class GroupConsumer {
 
   /** The next record consumed from the partition will be the one at `offset`. */
   seek({ topic, partition, offset }: { topic: string; partition: number; offset: number }): void {
-    this.fetcher.seek(topic, partition, offset);
+    const key = tpKeyOf(topic, partition);
+    // From an onPartitionsAssigned listener the partition is owned but not fetched yet.
+    if (this.owned.has(key) && !this.fetcher.has(topic, partition)) this.startOverrides.set(key, offset);
+    else this.fetcher.seek(topic, partition, offset);
   }
 
   private rewind(topic: string, partition: number): void {
@@ -389,16 +394,24 @@ export class GroupConsumer {
     }
     if (added.length > 0) {
       const offsets = await this.committedOffsets(added);
+      const starts: [TopicPartition, number][] = [];
       for (const tp of added) {
         const key = tpKeyOf(tp.topic, tp.partition);
         let offset = offsets.get(key) ?? -1;
         if (offset >= 0) this.committed.set(key, offset);
         else offset = await this.resetOffset(tp);
-        this.owned.set(key, tp);
-        this.fetcher.add(tp.topic, tp.partition, offset);
+        starts.push([tp, offset]);
       }
+      // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
+      // is fetched, so nothing is handed to the handlers before the application heard of them.
+      for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
       await this.options.onPartitionsAssigned?.(added);
       this.emit('assigned', added);
+      for (const [tp, offset] of starts) {
+        const key = tpKeyOf(tp.topic, tp.partition);
+        if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
+        this.startOverrides.delete(key);
+      }
     }
     // Tell the coordinator at once: revoked partitions can go to their new owner.
     if (revoked.length > 0 || added.length > 0) this.heartbeatNow();

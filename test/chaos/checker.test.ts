@@ -134,6 +134,24 @@ describe('chaos checker', () => {
     expect(flagged(handedOver.history, { logs: handedOver.logs, checksums: [] })).toEqual([]);
   });
 
+  it('flags a member that starts a newly assigned partition anywhere but the committed offset', () => {
+    const { history, logs } = cleanRun();
+    history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
+    history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
+    history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
+    history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: 3, value: 'a3' }] });
+    expect(flagged(history, { logs, checksums: [] })).toEqual(['restart-offset']);
+
+    const resumed = cleanRun();
+    resumed.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
+    // A commit whose outcome is unknown may have landed: starting there is fine too.
+    resumed.history.add({ type: 'info', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+    resumed.history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
+    resumed.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
+    resumed.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: 3, value: 'a3' }] });
+    expect(flagged(resumed.history, { logs: resumed.logs, checksums: [] })).toEqual([]);
+  });
+
   it('reports gaps between acknowledged writes with the faults around them', () => {
     const ops = [
       { index: 0, type: 'ok' as const, f: 'send' as const, process: 'p', timeMs: 100 },

@@ -1,0 +1,156 @@
+// The group half of the Kafka-like workload: members of one consumer group, each its own process
+// (group-member.ts), committing offsets as they go. Now and then the harness kill -9s a member
+// (a crash: its ownership ends at that moment in the history, and the coordinator reassigns its
+// partitions after the session timeout) or stops one with SIGTERM (a graceful leave), and starts
+// a new member. Every line a member prints becomes an operation of the history.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Prng } from '../src/util/prng.js';
+import type { History, Op } from './history.js';
+
+const MEMBER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'group-member.js');
+/** Members started over a run at most (a bound on restarts). */
+const MEMBERS_STARTED_MAX = 500;
+/** How long the group may take, once producers stop, to commit everything. */
+const DRAIN_MS_MAX = 60_000;
+
+export interface GroupWorkloadOptions {
+  topic: string;
+  group: string;
+  partitions: number;
+  members: number;
+  /** How often (on average) a member is killed or stopped and replaced, 0 for never. */
+  restartEveryMs: number;
+}
+
+interface Member {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  /** Partitions this member owns, per its own reports. */
+  owned: Set<number>;
+  /** One past the last offset it received, per partition: what a commit in flight may carry. */
+  received: Map<number, number>;
+}
+
+export class GroupWorkload {
+  private readonly members = new Map<string, Member>();
+  private started = 0;
+  private stopping = false;
+  private churn?: Promise<void>;
+
+  constructor(
+    private readonly bootstrap: string,
+    private readonly history: History,
+    private readonly options: GroupWorkloadOptions,
+    private readonly random: Prng,
+  ) {}
+
+  start(): void {
+    for (let index = 0; index < this.options.members; index++) this.startMember();
+    if (this.options.restartEveryMs > 0) this.churn = this.churnLoop();
+  }
+
+  private startMember(): void {
+    if (this.started >= MEMBERS_STARTED_MAX) return;
+    const name = `member-${this.started++}`;
+    const child = spawn(process.execPath, [MEMBER_ENTRY, this.bootstrap, this.options.group, this.options.topic], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const member: Member = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), owned: new Set(), received: new Map() };
+    this.members.set(name, member);
+    createInterface({ input: child.stdout! }).on('line', (line) => this.record(member, line));
+  }
+
+  private record(member: Member, line: string): void {
+    let op: Omit<Op, 'index' | 'timeMs' | 'process'>;
+    try {
+      op = JSON.parse(line) as typeof op;
+    } catch {
+      return;
+    }
+    if (op.f === 'poll' && op.records) for (const record of op.records) member.received.set(record.partition, record.offset + 1);
+    if (op.f === 'assign') {
+      for (const partition of op.partitions ?? []) {
+        if (op.type === 'ok') member.owned.add(partition);
+        else member.owned.delete(partition);
+      }
+    }
+    this.history.add({ ...op, process: member.name });
+  }
+
+  private async churnLoop(): Promise<void> {
+    while (!this.stopping) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.restartEveryMs * (0.5 + this.random.next())));
+      if (this.stopping) break;
+      const names = [...this.members.keys()].sort();
+      if (names.length === 0) continue;
+      const victim = this.members.get(this.random.pick(names))!;
+      if (this.random.chance(0.5)) await this.kill(victim);
+      else await this.terminate(victim);
+      this.startMember();
+    }
+  }
+
+  /** kill -9 of a random member and a new member in its place (the consumer-crash-loop scenario). */
+  async crashOne(): Promise<void> {
+    const names = [...this.members.keys()].sort();
+    if (names.length === 0 || this.stopping) return;
+    await this.kill(this.members.get(this.random.pick(names))!);
+    this.startMember();
+  }
+
+  /** A crash: the member stops owning anything the moment it dies. */
+  private async kill(member: Member): Promise<void> {
+    member.child.kill('SIGKILL');
+    await member.exited;
+    this.members.delete(member.name);
+    // A commit it had in flight may still land: its outcome is unknown.
+    for (const partition of member.owned) {
+      const offset = member.received.get(partition);
+      if (offset !== undefined) this.history.add({ type: 'info', f: 'commit', process: member.name, group: this.options.group, partition, offset, error: 'killed' });
+    }
+    this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'killed' });
+    this.history.add({ type: 'invoke', f: 'nemesis', process: 'workload', fault: `kill -9 ${member.name}` });
+  }
+
+  /** A graceful leave: the member commits, releases and leaves (it reports all that itself). */
+  private async terminate(member: Member): Promise<void> {
+    member.child.kill('SIGTERM');
+    const timer = setTimeout(() => member.child.kill('SIGKILL'), 20_000);
+    await member.exited;
+    clearTimeout(timer);
+    this.members.delete(member.name);
+    if (member.owned.size > 0) this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'exited' });
+  }
+
+  /**
+   * Stops the churn, waits until the group has committed up to `ends` on every partition (one
+   * past each partition's last record), then lets every member leave.
+   */
+  async stop(ends: ReadonlyMap<number, number>): Promise<void> {
+    this.stopping = true;
+    await this.churn;
+    const deadline = Date.now() + DRAIN_MS_MAX;
+    while (Date.now() < deadline && !this.committedUpTo(ends)) await new Promise((resolve) => setTimeout(resolve, 200));
+    await Promise.all([...this.members.values()].map((member) => this.terminate(member)));
+  }
+
+  private committedUpTo(ends: ReadonlyMap<number, number>): boolean {
+    const committed = new Map<number, number>();
+    for (const op of this.history.ops) {
+      if (op.f === 'commit' && op.type === 'ok' && op.group === this.options.group && op.partition !== undefined && op.offset !== undefined) {
+        committed.set(op.partition, Math.max(committed.get(op.partition) ?? 0, op.offset));
+      }
+    }
+    return [...ends].every(([partition, end]) => (committed.get(partition) ?? 0) >= end);
+  }
+
+  /** Kills whatever is left (for a run that ends early). */
+  async abort(): Promise<void> {
+    this.stopping = true;
+    for (const member of this.members.values()) member.child.kill('SIGKILL');
+    await Promise.all([...this.members.values()].map((member) => member.exited));
+    this.members.clear();
+  }
+}
