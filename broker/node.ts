@@ -23,6 +23,7 @@ import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
+import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
 import { FetchStreams, replicationHandlers } from './replication-service.js';
 import { GroupCoordinator, GroupMetrics, LagSampler, groupHandlers } from './groups/index.js';
 import type { Partition } from './partition.js';
@@ -102,7 +103,12 @@ export class RiffleNode {
     return this.httpServer.port;
   }
 
-  /** Ready when every role is: the controller knows a leader and has applied what is committed; the broker is registered, unfenced and caught up. */
+  /**
+   * Ready when every role is: the controller knows a leader and has applied what is committed; the
+   * broker is registered, unfenced, caught up with the metadata log, and back in the ISR of every
+   * partition it replicates that has a leader (so a rolling restart that waits for readiness never
+   * takes a partition below min.insync.replicas).
+   */
   readiness(): Readiness {
     const reasons: string[] = [];
     if (this.state !== 'serving') reasons.push(`node is ${this.state}`);
@@ -110,6 +116,10 @@ export class RiffleNode {
     if (this.broker) {
       if (this.broker.lifecycle.state !== 'active') reasons.push(`broker is ${this.broker.lifecycle.state}`);
       if (!this.broker.metadata.caughtUp) reasons.push('broker metadata is behind the controller');
+      else {
+        const outOfIsr = outOfIsrReason(replicasOutOfIsr(this.broker.metadata.image, this.config.nodeId));
+        if (outOfIsr) reasons.push(outOfIsr);
+      }
     }
     return { ready: reasons.length === 0, reasons };
   }

@@ -1,5 +1,6 @@
 // The HTTP listener of a node: GET /metrics (Prometheus text), /healthz (the process is up) and
-// /readyz (the node can serve: listeners bound and metadata caught up). Readiness is a callback
+// /readyz (the node can serve: listeners bound, metadata caught up and, on a broker, its replicas
+// back in the ISR; see broker/replica-readiness.ts). Readiness is a callback
 // so each kind of node decides what "ready" means without this module knowing about it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
