@@ -102,6 +102,8 @@ export class GroupConsumer {
   /** Offsets processed by the handlers and not yet committed, by partition. */
   private readonly processed = new Map<string, number>();
   private readonly committed = new Map<string, number>();
+  /** The last commit sent; the next waits for it. */
+  private commitChain: Promise<unknown> = Promise.resolve();
   /** Seeks made from onPartitionsAssigned, applied when fetching of those partitions starts. */
   private readonly startOverrides = new Map<string, number>();
   private currentProcessing: Promise<unknown> = Promise.resolve();
@@ -473,18 +475,36 @@ export class GroupConsumer {
   }
 
   /** Commits the given offsets (the next offset to consume of each partition) for the group. */
-  async commitOffsets(offsets: OffsetToCommit[]): Promise<void> {
-    if (offsets.length === 0) return;
+  commitOffsets(offsets: OffsetToCommit[]): Promise<void> {
+    if (offsets.length === 0) return Promise.resolve();
+    // One commit at a time, in call order: gRPC calls can overtake each other, and an older commit
+    // landing after a newer one would move the group's offset back.
+    const commit = this.commitChain.then(() => this.commitNow(offsets));
+    this.commitChain = commit.catch(() => undefined);
+    return commit;
+  }
+
+  private async commitNow(offsets: OffsetToCommit[]): Promise<void> {
     const byTopic = new Map<string, OffsetToCommit[]>();
     for (const offset of offsets) {
       let list = byTopic.get(offset.topic);
       if (!list) byTopic.set(offset.topic, (list = []));
       list.push(offset);
     }
-    const response = await this.withCoordinator<OffsetCommitResponse__Output>('OffsetCommit', () => ({
-      groupId: this.options.groupId, generationIdOrMemberEpoch: this.memberId ? this.memberEpoch : -1, memberId: this.memberId, groupInstanceId: this.options.instanceId ?? '',
-      topics: [...byTopic].map(([name, list]) => ({ name, partitions: list.map((entry) => ({ partitionIndex: entry.partition, committedOffset: entry.offset, committedLeaderEpoch: -1, committedMetadata: entry.metadata ?? '' })) })),
-    }), (answer) => answer.topics.flatMap((topic) => topic.partitions).find((partition) => partition.errorCode !== 0)?.errorCode ?? 0);
+    // A retry goes with the member's current epoch, so it must not carry a partition revoked since
+    // the first attempt: the new owner may have committed further already, and this late commit
+    // would move the group's offset back (the chaos checker's commit-backwards found it).
+    const ownedAtStart = new Set(offsets.filter((entry) => this.owned.has(tpKeyOf(entry.topic, entry.partition))).map((entry) => tpKeyOf(entry.topic, entry.partition)));
+    let attempts = 0;
+    const request = (): object => {
+      const stillOwned = (entry: OffsetToCommit): boolean => !ownedAtStart.has(tpKeyOf(entry.topic, entry.partition)) || this.owned.has(tpKeyOf(entry.topic, entry.partition));
+      const topics = attempts++ === 0 ? [...byTopic] : [...byTopic].map(([name, list]) => [name, list.filter(stillOwned)] as const).filter(([, list]) => list.length > 0);
+      return {
+        groupId: this.options.groupId, generationIdOrMemberEpoch: this.memberId ? this.memberEpoch : -1, memberId: this.memberId, groupInstanceId: this.options.instanceId ?? '',
+        topics: topics.map(([name, list]) => ({ name, partitions: list.map((entry) => ({ partitionIndex: entry.partition, committedOffset: entry.offset, committedLeaderEpoch: -1, committedMetadata: entry.metadata ?? '' })) })),
+      };
+    };
+    const response = await this.withCoordinator<OffsetCommitResponse__Output>('OffsetCommit', request, (answer) => answer.topics.flatMap((topic) => topic.partitions).find((partition) => partition.errorCode !== 0)?.errorCode ?? 0);
     for (const topic of response.topics) {
       for (const partition of topic.partitions) {
         const sent = offsets.find((entry) => entry.topic === topic.name && entry.partition === partition.partitionIndex);
