@@ -16,8 +16,9 @@ if (!bootstrap || !group || !topic) {
   process.exit(2);
 }
 
+/** One operation as a JSON line, stamped with the wall clock the harness shares on this host. */
 function emit(op: object): void {
-  process.stdout.write(`${JSON.stringify(op)}\n`);
+  process.stdout.write(`${JSON.stringify({ ...op, at: Date.now() })}\n`);
 }
 
 const client = new RiffleClient({ bootstrap, requestTimeoutMs: 10_000, retry: { deadlineMs: 30_000 } });

@@ -34,6 +34,8 @@ export interface Op {
   offset?: number;
   /** poll: what was received, in order. */
   records?: { partition: number; offset: number; value: string }[];
+  /** commit with type info: the outcome is unknown for any offset from this one to `offset`. */
+  fromOffset?: number;
   /** assign: the partitions and where reading starts; commit: the group. */
   partitions?: number[];
   group?: string;
@@ -49,8 +51,12 @@ export class History {
 
   constructor(private readonly file?: string) {}
 
-  add(op: Omit<Op, 'index' | 'timeMs'>): Op {
-    const full: Op = { index: this.ops.length, timeMs: Date.now() - this.startedMs, ...op };
+  /**
+   * Records an operation. `atMs` (wall clock) is when it happened if it was observed elsewhere,
+   * e.g. in a group member's process: lines from different processes can arrive out of order.
+   */
+  add(op: Omit<Op, 'index' | 'timeMs'>, atMs = Date.now()): Op {
+    const full: Op = { index: this.ops.length, timeMs: atMs - this.startedMs, ...op };
     this.ops.push(full);
     return full;
   }

@@ -33,6 +33,8 @@ interface Member {
   owned: Set<number>;
   /** One past the last offset it received, per partition: what a commit in flight may carry. */
   received: Map<number, number>;
+  /** Its last acknowledged commit per partition. */
+  committed: Map<number, number>;
 }
 
 export class GroupWorkload {
@@ -57,26 +59,28 @@ export class GroupWorkload {
     if (this.started >= MEMBERS_STARTED_MAX) return;
     const name = `member-${this.started++}`;
     const child = spawn(process.execPath, [MEMBER_ENTRY, this.bootstrap, this.options.group, this.options.topic], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const member: Member = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), owned: new Set(), received: new Map() };
+    const member: Member = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), owned: new Set(), received: new Map(), committed: new Map() };
     this.members.set(name, member);
     createInterface({ input: child.stdout! }).on('line', (line) => this.record(member, line));
   }
 
   private record(member: Member, line: string): void {
-    let op: Omit<Op, 'index' | 'timeMs' | 'process'>;
+    let parsed: Omit<Op, 'index' | 'timeMs' | 'process'> & { at?: number };
     try {
-      op = JSON.parse(line) as typeof op;
+      parsed = JSON.parse(line) as typeof parsed;
     } catch {
       return;
     }
+    const { at, ...op } = parsed;
     if (op.f === 'poll' && op.records) for (const record of op.records) member.received.set(record.partition, record.offset + 1);
+    if (op.f === 'commit' && op.type === 'ok' && op.partition !== undefined && op.offset !== undefined) member.committed.set(op.partition, op.offset);
     if (op.f === 'assign') {
       for (const partition of op.partitions ?? []) {
         if (op.type === 'ok') member.owned.add(partition);
         else member.owned.delete(partition);
       }
     }
-    this.history.add({ ...op, process: member.name });
+    this.history.add({ ...op, process: member.name }, at);
   }
 
   private async churnLoop(): Promise<void> {
@@ -108,7 +112,7 @@ export class GroupWorkload {
     // A commit it had in flight may still land: its outcome is unknown.
     for (const partition of member.owned) {
       const offset = member.received.get(partition);
-      if (offset !== undefined) this.history.add({ type: 'info', f: 'commit', process: member.name, group: this.options.group, partition, offset, error: 'killed' });
+      if (offset !== undefined) this.history.add({ type: 'info', f: 'commit', process: member.name, group: this.options.group, partition, offset, fromOffset: member.committed.get(partition) ?? 0, error: 'killed' });
     }
     this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'killed' });
     this.history.add({ type: 'invoke', f: 'nemesis', process: 'workload', fault: `kill -9 ${member.name}` });
