@@ -179,7 +179,7 @@ export class GroupCoordinator {
 
   // ---- heartbeat ----
 
-  async heartbeat(input: HeartbeatInput): Promise<HeartbeatOutcome & { heartbeatIntervalMs: number }> {
+  async heartbeat(input: HeartbeatInput): Promise<HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number }> {
     const shard = this.shardFor(input.groupId);
     try {
       const outcome = await shard.run(() => {
@@ -196,7 +196,7 @@ export class GroupCoordinator {
       const current = shard.groups.get(input.groupId)?.current.get(outcome.memberId);
       const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== shard.groups.get(input.groupId)!.assignmentEpoch);
       const interval = reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
-      return { ...outcome, heartbeatIntervalMs: interval };
+      return { ...outcome, heartbeatIntervalMs: interval, sessionTimeoutMs: this.config.sessionTimeoutMs };
     } catch (error) {
       this.options.metrics.heartbeats.inc({ outcome: toRiffleError(error).errorName });
       throw error;

@@ -109,7 +109,7 @@ async function consumerGroupHeartbeat(deps: GroupServiceDeps, request: ConsumerG
     if (!input.memberId && request.memberEpoch !== 0) throw new RiffleError('UNKNOWN_MEMBER_ID', 'A member id is required once joined.');
     const outcome = await deps.coordinator.heartbeat(input);
     return {
-      errorCode: 0, errorMessage: '', memberId: outcome.memberId, memberEpoch: outcome.memberEpoch, heartbeatIntervalMs: outcome.heartbeatIntervalMs,
+      errorCode: 0, errorMessage: '', memberId: outcome.memberId, memberEpoch: outcome.memberEpoch, heartbeatIntervalMs: outcome.heartbeatIntervalMs, sessionTimeoutMs: outcome.sessionTimeoutMs,
       assignment: outcome.assignment ? { topicPartitions: topicPartitionsOf(outcome.assignment) } : null, throttleTimeMs: 0,
     };
   } catch (error) {

@@ -79,6 +79,13 @@ export interface OffsetToCommit {
 export type GroupConsumerEvent = 'assigned' | 'revoked' | 'lost' | 'error';
 
 const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+/** Until a coordinator says otherwise (the broker default). */
+const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+
+/** How long before a coordinator-side deadline the member acts on its own: a fifth, at most 2 s. */
+function guardMarginMs(timeoutMs: number): number {
+  return Math.min(2_000, timeoutMs / 5);
+}
 const COORDINATOR_CALL_TIMEOUT_MS = 5_000;
 const RETRY_BACKOFF_MS = 100;
 /** Errors after which the member must join again with epoch 0 (and lose what it owned). */
@@ -94,6 +101,9 @@ export class GroupConsumer {
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private coordinator?: string;
   private heartbeatTimer?: NodeJS.Timeout;
+  /** Fires a margin before the coordinator could expire this member's session. */
+  private sessionTimer?: NodeJS.Timeout;
+  private sessionTimeoutMs = DEFAULT_SESSION_TIMEOUT_MS;
   private heartbeatInFlight?: Promise<void>;
   private heartbeatAgain = false;
   private reconciliation: Promise<void> = Promise.resolve();
@@ -320,6 +330,7 @@ export class GroupConsumer {
   /** Sends one heartbeat and handles the answer; returns when the next one is due. */
   private async sendHeartbeat(leaving = false): Promise<number> {
     const request = this.heartbeatRequest(leaving);
+    const sentAtMs = performance.now();
     let response: ConsumerGroupHeartbeatResponse__Output;
     try {
       response = await this.callCoordinator<ConsumerGroupHeartbeatResponse__Output>('ConsumerGroupHeartbeat', request);
@@ -343,12 +354,37 @@ export class GroupConsumer {
     this.memberId = response.memberId;
     this.memberEpoch = response.memberEpoch;
     this.heartbeatIntervalMs = response.heartbeatIntervalMs > 0 ? response.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    if (response.sessionTimeoutMs > 0) this.sessionTimeoutMs = response.sessionTimeoutMs;
+    this.armSessionGuard(sentAtMs);
     if (response.assignment) {
       const target = new Map<string, TopicPartition>();
       for (const topic of response.assignment.topicPartitions) for (const partition of topic.partitions) target.set(tpKeyOf(topic.topicName, partition), { topic: topic.topicName, partition });
-      this.reconciliation = this.reconciliation.then(() => this.reconcile(target)).catch((error: unknown) => this.emit('error', error));
+      this.reconciliation = this.reconciliation.then(() => this.reconcile(target, sentAtMs)).catch((error: unknown) => this.emit('error', error));
     }
     return this.heartbeatIntervalMs;
+  }
+
+  /**
+   * The coordinator removes a member one session timeout after the last heartbeat it received,
+   * and may then give its partitions to another. This member counts from when it sent its last
+   * answered heartbeat (earlier), and gives everything up a margin before that, so the group never
+   * has two owners of a partition, even while this member cannot reach the coordinator.
+   */
+  private armSessionGuard(sentAtMs: number): void {
+    clearTimeout(this.sessionTimer);
+    const dueInMs = sentAtMs + this.sessionTimeoutMs - guardMarginMs(this.sessionTimeoutMs) - performance.now();
+    this.sessionTimer = setTimeout(() => void this.sessionExpired(), Math.max(0, dueInMs));
+  }
+
+  private async sessionExpired(): Promise<void> {
+    if (this.state !== 'joined' || this.memberEpoch === 0) return;
+    // As after FENCED_MEMBER_EPOCH: everything owned is lost, and the member joins again.
+    this.reconciliation = this.reconciliation.then(async () => {
+      await this.loseAll();
+      this.memberEpoch = 0;
+      this.subscriptionChanged = true;
+    });
+    await this.reconciliation;
   }
 
   private heartbeatRequest(leaving: boolean): { hasSubscription: boolean } & Record<string, unknown> {
@@ -379,13 +415,25 @@ export class GroupConsumer {
   }
 
   /** Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new. */
-  private async reconcile(target: Map<string, TopicPartition>): Promise<void> {
+  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<void> {
+    if (this.memberEpoch === 0) return;
     const revoked = [...this.owned].filter(([key]) => !target.has(key)).map(([, partition]) => partition);
     const added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
     if (revoked.length > 0) {
       for (const { topic, partition } of revoked) this.fetcher.pause(topic, partition);
-      await this.currentProcessing;
-      await this.commitProcessed(revoked).catch((error: unknown) => this.emit('error', error));
+      // The coordinator takes the partitions away anyway once the rebalance timeout has passed
+      // since it asked; finishing and committing must not outlast that (a margin before it).
+      const rebalanceTimeoutMs = this.options.rebalanceTimeoutMs ?? 60_000;
+      const leftMs = askedAtMs + rebalanceTimeoutMs - guardMarginMs(rebalanceTimeoutMs) - performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        (async () => {
+          await this.currentProcessing;
+          await this.commitProcessed(revoked).catch((error: unknown) => this.emit('error', error));
+        })(),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, leftMs)))),
+      ]);
+      clearTimeout(timer);
       for (const { topic, partition } of revoked) {
         this.owned.delete(tpKeyOf(topic, partition));
         this.fetcher.remove(topic, partition);
@@ -577,6 +625,7 @@ export class GroupConsumer {
     const wasJoined = this.state === 'joined';
     this.state = 'stopping';
     clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.sessionTimer);
     clearInterval(this.autoCommitTimer);
     await this.runLoop;
     await this.reconciliation;
