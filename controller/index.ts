@@ -27,6 +27,6 @@ export {
 export { CLUSTER_PARTITIONS_MAX, TOPIC_NAME_LENGTH_MAX, validateTopicName } from './topic-requests.js';
 export { changeTo, electIfLeaderless, electLeader, electPreferred, removeReplica, type Eligibility } from './partition-changes.js';
 export {
-  ON_DEMAND_INITIAL_SHARDS, STREAM_CONSUMERS_MAX, STREAM_OPEN_SHARDS_MAX, STREAM_RETENTION_HOURS_DEFAULT, STREAM_RETENTION_HOURS_MAX,
+  ON_DEMAND_INITIAL_SHARDS, PUT_RECORDS_BYTES_MAX, RECORD_BYTES_DEFAULT, STREAM_CONSUMERS_MAX, STREAM_OPEN_SHARDS_MAX, STREAM_RETENTION_HOURS_DEFAULT, STREAM_RETENTION_HOURS_MAX,
   STREAM_RETENTION_HOURS_MIN, STREAM_SHARDS_TOTAL_MAX, openShardsCoverHashSpace, openShardsOf, streamNamed,
 } from './stream-requests.js';

@@ -32,6 +32,11 @@ export const STREAM_SHARDS_TOTAL_MAX = 10_000;
 export const ON_DEMAND_INITIAL_SHARDS = 4;
 /** Kinesis: at most 20 Enhanced Fan-Out consumers per stream. */
 export const STREAM_CONSUMERS_MAX = 20;
+/** Kinesis: record data up to 1 MiB by default; a PutRecords request up to 5 MiB. */
+export const RECORD_BYTES_DEFAULT = 1024 * 1024;
+export const PUT_RECORDS_BYTES_MAX = 5 * 1024 * 1024;
+/** Room for partition keys and RecordBatch framing above the data bytes. */
+const BATCH_OVERHEAD_BYTES = 256 * 1024;
 const CONSUMER_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/;
 const HOUR_MS = 3_600_000;
 
@@ -77,6 +82,8 @@ export function planCreateStream(image: MetadataImage, request: AlterStreamReque
     [MIN_INSYNC_REPLICAS_KEY]: String(defaultMinInsyncReplicas(replicationFactor)),
   };
   if (request.recordBytesMax) configs['stream.record.bytes.max'] = String(request.recordBytesMax);
+  // One PutRecords writes one batch per shard: up to the request limit, or one largest record.
+  configs['max.message.bytes'] = String(Math.max(PUT_RECORDS_BYTES_MAX, request.recordBytesMax || RECORD_BYTES_DEFAULT) + BATCH_OVERHEAD_BYTES);
   try {
     validateTopicConfigs(configs, replicationFactor);
   } catch (error) {

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../client/index.js';
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { RiffleError } from '../rpc/errors.js';
+import { registerStreamCommands } from './stream-commands.js';
 import { collect, parseIntegerOption, parseKeyValues, printJson, printTable, reportError } from './output.js';
 
 function bootstrapOption(command: Command): Command {
@@ -29,6 +30,7 @@ export function registerClientCommands(program: Command): void {
   registerTopicCommands(program);
   registerProduceCommand(program);
   registerConsumeCommand(program);
+  registerStreamCommands(program);
 }
 
 function registerClusterCommands(program: Command): void {

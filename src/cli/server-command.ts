@@ -66,6 +66,9 @@ function describeSetting(key: string): string {
     retentionCheckIntervalMs: 'how often retention runs',
     shutdownGraceMs: 'how long shutdown waits for requests in flight',
     metadataSnapshotEntries: 'controller snapshots the metadata and compacts its log every this many entries',
+    kinesisSubscriptionMs: 'lifetime of one Enhanced Fan-Out subscription (SubscribeToShard)',
+    kinesisHeartbeatMs: 'interval of heartbeat events on an idle EFO subscription',
+    kinesisIteratorTtlMs: 'how long a Kinesis shard iterator stays valid',
   };
   return descriptions[key] ?? key;
 }

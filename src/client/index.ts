@@ -6,3 +6,10 @@ export { PartitionConsumer, type ConsumerOptions, type ConsumerRecord, type Offs
 export { Admin, type NewTopic, type TopicDescription, type ListedTopic, type ClusterDescription } from './admin.js';
 export { murmur2, partitionForKey, StickyPartitioner } from './partitioner.js';
 export { RiffleError, isRiffleError, type ErrorName } from '../rpc/errors.js';
+export {
+  KinesisClient, withKinesisRetries, type CreateStreamOptions, type PutRecordsEntry, type StartingPosition, type SubscribeOptions,
+  type Shard, type SubscribeToShardEvent, type GetRecordsResult,
+} from './kinesis.js';
+export {
+  decodeSequenceNumber, encodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf, HASH_KEY_MAX,
+} from '../util/kinesis.js';

@@ -40,6 +40,12 @@ export interface NodeConfig {
   shutdownGraceMs: number;
   /** A controller snapshots the metadata image and compacts its Raft log every this many entries. */
   metadataSnapshotEntries: number;
+  /** How long one Enhanced Fan-Out subscription (SubscribeToShard) lasts before the client resubscribes. */
+  kinesisSubscriptionMs: number;
+  /** How often an idle EFO subscription gets a heartbeat event. */
+  kinesisHeartbeatMs: number;
+  /** How long a shard iterator stays valid. */
+  kinesisIteratorTtlMs: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -71,6 +77,9 @@ export const SETTINGS = {
   retentionCheckIntervalMs: { env: 'RIFFLE_RETENTION_CHECK_INTERVAL_MS', yaml: 'retention-check-interval-ms', defaultValue: '300000' },
   shutdownGraceMs: { env: 'RIFFLE_SHUTDOWN_GRACE_MS', yaml: 'shutdown-grace-ms', defaultValue: '5000' },
   metadataSnapshotEntries: { env: 'RIFFLE_METADATA_SNAPSHOT_ENTRIES', yaml: 'metadata-snapshot-entries', defaultValue: '10000' },
+  kinesisSubscriptionMs: { env: 'RIFFLE_KINESIS_SUBSCRIPTION_MS', yaml: 'kinesis-subscription-ms', defaultValue: '300000' },
+  kinesisHeartbeatMs: { env: 'RIFFLE_KINESIS_HEARTBEAT_MS', yaml: 'kinesis-heartbeat-ms', defaultValue: '2000' },
+  kinesisIteratorTtlMs: { env: 'RIFFLE_KINESIS_ITERATOR_TTL_MS', yaml: 'kinesis-iterator-ttl-ms', defaultValue: '300000' },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -130,6 +139,9 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     retentionCheckIntervalMs: parseInteger('retention-check-interval-ms', raw.retentionCheckIntervalMs, 10, 86_400_000),
     shutdownGraceMs: parseInteger('shutdown-grace-ms', raw.shutdownGraceMs, 0, 600_000),
     metadataSnapshotEntries: parseInteger('metadata-snapshot-entries', raw.metadataSnapshotEntries, 10, 10_000_000),
+    kinesisSubscriptionMs: parseInteger('kinesis-subscription-ms', raw.kinesisSubscriptionMs, 100, 3_600_000),
+    kinesisHeartbeatMs: parseInteger('kinesis-heartbeat-ms', raw.kinesisHeartbeatMs, 50, 60_000),
+    kinesisIteratorTtlMs: parseInteger('kinesis-iterator-ttl-ms', raw.kinesisIteratorTtlMs, 100, 3_600_000),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)
