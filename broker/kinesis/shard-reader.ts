@@ -101,7 +101,9 @@ export function startingOffset(info: PartitionInfo, partition: Partition, positi
         throw new RiffleError('INVALID_ARGUMENT', `StartingSequenceNumber ${position.sequenceNumber} belongs to ${shardIdOf(decoded.partition)}, not ${shardIdOf(info.partition)}.`);
       }
       const offset = position.type === 'AT_SEQUENCE_NUMBER' ? decoded.offset : decoded.offset + 1;
-      if (offset < 0 || offset > partition.highWatermark) {
+      // The log end, not the high watermark: a new leader may not have recomputed its high
+      // watermark yet when a client resumes after the last record it was given.
+      if (offset < 0 || offset > partition.logEndOffset) {
         throw new RiffleError('INVALID_ARGUMENT', `StartingSequenceNumber ${position.sequenceNumber} is beyond the end of ${shardIdOf(info.partition)}.`);
       }
       return Math.max(offset, partition.logStartOffset);
