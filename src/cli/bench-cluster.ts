@@ -1,5 +1,6 @@
 // A throwaway cluster for the cluster benchmarks: three combined controller+broker nodes on
-// their own loopback addresses (127.0.5.1-3), AZs a, b, c, in a temporary data directory.
+// their own loopback addresses (127.0.5.1-3 unless another subnet is given), AZs a, b, c, in a
+// temporary data directory.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,12 +14,12 @@ export class BenchCluster {
   readonly nodes = new Map<number, NodeProcess>();
   private readonly quorum: string;
 
-  private constructor(readonly dataDir: string, private readonly size: number) {
-    this.quorum = Array.from({ length: size }, (_, index) => `${index + 1}@${SUBNET}.${index + 1}:${PORTS.controller}`).join(',');
+  private constructor(readonly dataDir: string, private readonly size: number, private readonly subnet: string, private readonly extraArgs: string[]) {
+    this.quorum = Array.from({ length: size }, (_, index) => `${index + 1}@${subnet}.${index + 1}:${PORTS.controller}`).join(',');
   }
 
-  static async start(size = 3): Promise<BenchCluster> {
-    const cluster = new BenchCluster(mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-cluster-')), size);
+  static async start(size = 3, options: { subnet?: string; extraArgs?: string[] } = {}): Promise<BenchCluster> {
+    const cluster = new BenchCluster(mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-cluster-')), size, options.subnet ?? SUBNET, options.extraArgs ?? []);
     for (let id = 1; id <= size; id++) cluster.spawn(id);
     try {
       await Promise.all([...cluster.nodes.values()].map((node) => node.waitReady(60_000)));
@@ -36,9 +37,9 @@ export class BenchCluster {
   /** Starts node `id` (again) with its address, ports and data directory. */
   spawn(id: number): NodeProcess {
     const node = new NodeProcess({
-      nodeId: id, dataDir: path.join(this.dataDir, `node-${id}`), host: `${SUBNET}.${id}`, grpcPort: PORTS.grpc,
+      nodeId: id, dataDir: path.join(this.dataDir, `node-${id}`), host: `${this.subnet}.${id}`, grpcPort: PORTS.grpc,
       controllerPort: PORTS.controller, httpPort: PORTS.http, az: AZS[(id - 1) % AZS.length],
-      extraArgs: ['--log-level', 'warn', '--controller-quorum', this.quorum], stdio: 'inherit',
+      extraArgs: ['--log-level', 'warn', '--controller-quorum', this.quorum, ...this.extraArgs], stdio: 'inherit',
     });
     this.nodes.set(id, node);
     return node;

@@ -13,6 +13,7 @@ import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
+import { registerKinesisBench } from './bench-kinesis.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -52,6 +53,7 @@ export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('Measure produce and consume throughput and metadata operations; prints JSON.');
   registerMetadataBench(bench);
   registerFailoverBench(bench);
+  registerKinesisBench(bench);
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
   });
