@@ -68,16 +68,34 @@ export function validatePutEntries(topic: TopicInfo, entries: readonly PutRecord
   });
 }
 
+/** The open shards of a stream sorted by hash key, with their ranges parsed once per topic version. */
+export interface ShardRouting {
+  shards: readonly PartitionInfo[];
+  starts: readonly bigint[];
+  ends: readonly bigint[];
+}
+
+const routingCache = new WeakMap<TopicInfo, ShardRouting>();
+
+export function routingOf(topic: TopicInfo): ShardRouting {
+  let routing = routingCache.get(topic);
+  if (!routing) {
+    const shards = openShardsOf(topic);
+    routing = { shards, starts: shards.map((shard) => BigInt(shard.startingHashKey)), ends: shards.map((shard) => BigInt(shard.endingHashKey)) };
+    routingCache.set(topic, routing);
+  }
+  return routing;
+}
+
 /** The open shard whose range holds `hashKey` (the open shards partition the hash-key space). */
-export function shardForHashKey(openShards: readonly PartitionInfo[], hashKey: bigint): PartitionInfo {
+export function shardForHashKey(routing: ShardRouting, hashKey: bigint): PartitionInfo {
   let low = 0;
-  let high = openShards.length - 1;
+  let high = routing.shards.length - 1;
   while (low <= high) {
     const middle = (low + high) >> 1;
-    const shard = openShards[middle]!;
-    if (hashKey < BigInt(shard.startingHashKey)) high = middle - 1;
-    else if (hashKey > BigInt(shard.endingHashKey)) low = middle + 1;
-    else return shard;
+    if (hashKey < routing.starts[middle]!) high = middle - 1;
+    else if (hashKey > routing.ends[middle]!) low = middle + 1;
+    else return routing.shards[middle]!;
   }
   throw new RiffleError('UNKNOWN_SERVER_ERROR', `No open shard holds hash key ${hashKey}.`);
 }
@@ -100,10 +118,10 @@ function streamOf(image: MetadataImage, name: string): TopicInfo {
 
 async function writeRouted(deps: PutDeps, streamName: string, routed: Routed[], results: PutRecordsResultEntry[], forwarded: boolean, attempt: number): Promise<void> {
   const topic = streamOf(deps.image(), streamName);
-  const open = openShardsOf(topic);
+  const routing = routingOf(topic);
   const byShard = new Map<number, Routed[]>();
   for (const item of routed) {
-    const shard = shardForHashKey(open, item.hashKey);
+    const shard = shardForHashKey(routing, item.hashKey);
     let group = byShard.get(shard.partition);
     if (!group) byShard.set(shard.partition, (group = []));
     group.push(item);

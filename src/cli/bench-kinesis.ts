@@ -29,6 +29,7 @@ interface KinesisBenchOptions {
   efoRateBytes: number;
   kinesalite?: boolean;
   kinesaliteRecords: number;
+  bootstrap?: string;
 }
 
 export function registerKinesisBench(bench: Command): void {
@@ -36,18 +37,19 @@ export function registerKinesisBench(bench: Command): void {
     .command('kinesis')
     .description('PutRecords throughput (RF 3, 8 shards) and EFO push latency on a fresh 3-node cluster; optionally side by side with kinesalite; prints JSON.')
     .option('--records <n>', 'records for the PutRecords throughput run', parseIntegerOption, 400_000)
-    .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 24)
+    .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 64)
     .option('--shards <n>', 'shards of the throughput stream', parseIntegerOption, 8)
     .option('--efo-shards <n>', 'shards of the EFO latency stream', parseIntegerOption, 2)
     .option('--efo-seconds <n>', 'duration of the EFO latency run', parseIntegerOption, 10)
     .option('--efo-rate-bytes <n>', 'bytes per second written to each EFO shard', parseIntegerOption, 1_000_000)
     .option('--kinesalite', 'also run the PutRecords workload against kinesalite (devDependency) and report the ratio')
     .option('--kinesalite-records <n>', 'records for the kinesalite run', parseIntegerOption, 100_000)
+    .option('--bootstrap <addresses>', 'use this running cluster instead of starting one (for profiling)')
     .action(async (options: KinesisBenchOptions) => {
       let cluster: BenchCluster | undefined;
       try {
-        cluster = await BenchCluster.start(3, { subnet: SUBNET, extraArgs: ['--default-replication-factor', '3'] });
-        const client = new RiffleClient({ bootstrap: cluster.bootstrap, retry: { deadlineMs: 60_000 } });
+        if (!options.bootstrap) cluster = await BenchCluster.start(3, { subnet: SUBNET, extraArgs: ['--default-replication-factor', '3'] });
+        const client = new RiffleClient({ bootstrap: options.bootstrap ?? cluster!.bootstrap, retry: { deadlineMs: 60_000 } });
         try {
           const kinesis = new KinesisClient(client);
           const putRecords = await benchPutRecords(kinesis, options);
