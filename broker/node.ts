@@ -203,7 +203,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   );
   const kinesis = new KinesisService({
     cluster, controller: controllerClient, metadata, replicas, registry, logger,
-    subscriptionMs: config.kinesisSubscriptionMs, heartbeatMs: config.kinesisHeartbeatMs, iteratorTtlMs: config.kinesisIteratorTtlMs,
+    subscriptionMs: config.kinesisSubscriptionMs, heartbeatMs: config.kinesisHeartbeatMs, iteratorTtlMs: config.kinesisIteratorTtlMs, onDemandCheckMs: config.kinesisOnDemandCheckMs,
   });
   server.addService(
     serviceClient('riffle/v1/kinesis.proto', 'riffle.v1.Kinesis').service,

@@ -32,6 +32,7 @@ import { FORWARDED_METADATA_KEY, isForwarded, putRecords, type PutDeps } from '.
 import { readShard, startingOffset } from './shard-reader.js';
 import { consumerOf, listShards, shardOf, summaryOf } from './stream-descriptions.js';
 import { EnhancedFanOut } from './enhanced-fan-out.js';
+import { OnDemandScaler } from './on-demand-scaler.js';
 import type { Registry } from '../../src/metrics/index.js';
 
 /** Kinesis: GetRecords returns at most 10,000 records and 10 MiB. */
@@ -54,6 +55,8 @@ export interface KinesisServiceOptions {
   subscriptionMs: number;
   heartbeatMs: number;
   iteratorTtlMs: number;
+  /** How often on-demand streams' shard loads are checked. */
+  onDemandCheckMs: number;
 }
 
 export class KinesisService {
@@ -63,6 +66,7 @@ export class KinesisService {
   private readonly limits = new ShardLimits();
   private readonly pool = new ConnectionPool();
   private readonly putDeps: PutDeps;
+  private readonly scaler: OnDemandScaler;
 
   constructor(private readonly options: KinesisServiceOptions) {
     this.metrics = new KinesisMetrics(options.registry);
@@ -72,13 +76,22 @@ export class KinesisService {
       selfId: options.cluster.selfId, image, replicas: options.replicas, metrics: this.metrics, logger: options.logger,
       subscriptionMs: options.subscriptionMs, heartbeatMs: options.heartbeatMs,
     });
+    this.scaler = new OnDemandScaler({
+      selfId: options.cluster.selfId, image, checkIntervalMs: options.onDemandCheckMs, logger: options.logger,
+      split: async (streamName, partition, newStartingHashKey) => {
+        await this.alter({ operation: 'split', streamName, partition, newStartingHashKey });
+      },
+    });
+    this.scaler.start();
     this.putDeps = {
       selfId: options.cluster.selfId, image, replicas: options.replicas, limits: this.limits, metrics: this.metrics,
+      recordWrite: (topicId, partition, records, bytes) => this.scaler.recordWrite(topicId, partition, records, bytes),
       forward: (leaderId, streamName, entries) => this.forward<PutRecordsResponse__Output>(leaderId, 'PutRecords', { streamName, records: entries }),
     };
   }
 
   close(): void {
+    this.scaler.stop();
     this.fanOut.stopAll();
     this.pool.close();
   }

@@ -30,6 +30,8 @@ export interface PutDeps {
   replicas: ReplicaManager;
   limits: ShardLimits;
   metrics: KinesisMetrics;
+  /** Counts a write to a shard led here (on-demand scaling). */
+  recordWrite?: (topicId: string, partition: number, records: number, bytes: number) => void;
   /** Sends records to the leader of a shard this broker does not lead (a PutRecords there). */
   forward: (leaderId: number, streamName: string, entries: PutRecordsRequestEntry__Output[]) => Promise<PutRecordsResponse__Output>;
 }
@@ -182,6 +184,7 @@ async function appendLocally(deps: PutDeps, topic: TopicInfo, info: PartitionInf
   admitted.forEach((item, position) => {
     results[item.index] = { shardId, sequenceNumber: encodeSequenceNumber(info.partition, info2.baseOffset + position) };
   });
+  deps.recordWrite?.(topic.topicId, info.partition, admitted.length, bytes);
   deps.metrics.incomingRecords.inc({ stream: topic.name, shard: shardId }, admitted.length);
   deps.metrics.incomingBytes.inc({ stream: topic.name, shard: shardId }, bytes);
 }

@@ -69,6 +69,7 @@ function describeSetting(key: string): string {
     kinesisSubscriptionMs: 'lifetime of one Enhanced Fan-Out subscription (SubscribeToShard)',
     kinesisHeartbeatMs: 'interval of heartbeat events on an idle EFO subscription',
     kinesisIteratorTtlMs: 'how long a Kinesis shard iterator stays valid',
+    kinesisOnDemandCheckMs: 'how often on-demand streams check shard load (a shard over budget for 3 checks is split)',
   };
   return descriptions[key] ?? key;
 }

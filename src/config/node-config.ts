@@ -46,6 +46,8 @@ export interface NodeConfig {
   kinesisHeartbeatMs: number;
   /** How long a shard iterator stays valid. */
   kinesisIteratorTtlMs: number;
+  /** How often on-demand streams' shard loads are checked (a shard hot for 3 checks is split). */
+  kinesisOnDemandCheckMs: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -80,6 +82,7 @@ export const SETTINGS = {
   kinesisSubscriptionMs: { env: 'RIFFLE_KINESIS_SUBSCRIPTION_MS', yaml: 'kinesis-subscription-ms', defaultValue: '300000' },
   kinesisHeartbeatMs: { env: 'RIFFLE_KINESIS_HEARTBEAT_MS', yaml: 'kinesis-heartbeat-ms', defaultValue: '2000' },
   kinesisIteratorTtlMs: { env: 'RIFFLE_KINESIS_ITERATOR_TTL_MS', yaml: 'kinesis-iterator-ttl-ms', defaultValue: '300000' },
+  kinesisOnDemandCheckMs: { env: 'RIFFLE_KINESIS_ON_DEMAND_CHECK_MS', yaml: 'kinesis-on-demand-check-ms', defaultValue: '10000' },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -142,6 +145,7 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     kinesisSubscriptionMs: parseInteger('kinesis-subscription-ms', raw.kinesisSubscriptionMs, 100, 3_600_000),
     kinesisHeartbeatMs: parseInteger('kinesis-heartbeat-ms', raw.kinesisHeartbeatMs, 50, 60_000),
     kinesisIteratorTtlMs: parseInteger('kinesis-iterator-ttl-ms', raw.kinesisIteratorTtlMs, 100, 3_600_000),
+    kinesisOnDemandCheckMs: parseInteger('kinesis-on-demand-check-ms', raw.kinesisOnDemandCheckMs, 100, 3_600_000),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)

@@ -20,7 +20,7 @@ let kinesis: KinesisClient;
 beforeAll(async () => {
   cluster = await startCluster({
     subnet: SUBNET, dataDir: data.dir, controllers: 3,
-    extraArgs: ['--default-replication-factor', '3', '--kinesis-subscription-ms', '2000', '--kinesis-heartbeat-ms', '300', '--kinesis-iterator-ttl-ms', '4000'],
+    extraArgs: ['--default-replication-factor', '3', '--kinesis-subscription-ms', '2000', '--kinesis-heartbeat-ms', '300', '--kinesis-iterator-ttl-ms', '4000', '--kinesis-on-demand-check-ms', '500'],
   });
   client = new RiffleClient({ bootstrap: cluster.bootstrap, retry: { deadlineMs: 30_000 } });
   kinesis = new KinesisClient(client);
@@ -271,6 +271,27 @@ describe('resharding', () => {
     const expected = Array.from({ length: batches }, (_, round) => round);
     for (const key of keys) expect(perKey.get(key)).toEqual(expected);
   }, 120_000);
+});
+
+describe('on-demand mode', () => {
+  it('splits a shard kept over its write budget by itself', async () => {
+    await kinesis.createStream('auto', { streamMode: 'ON_DEMAND', shardCount: 1 });
+    expect((await kinesis.describeStreamSummary('auto')).streamModeDetails?.streamMode).toBe('ON_DEMAND');
+    const payload = Buffer.alloc(100, 3);
+    let split = false;
+    const deadline = Date.now() + 30_000;
+    let written = 0;
+    while (!split && Date.now() < deadline) {
+      // 500 records per call, far above 1,000 records/s while the calls keep coming.
+      await putAll('auto', Array.from({ length: 500 }, (_, index) => ({ partitionKey: `k${written + index}`, data: payload.toString('base64') })));
+      written += 500;
+      split = (await kinesis.describeStreamSummary('auto')).openShardCount >= 2;
+    }
+    expect(split).toBe(true);
+    const shards = await kinesis.listShards('auto');
+    expect(shards[0]!.sequenceNumberRange?.endingSequenceNumber).toBeTruthy();
+    expect(shards.filter((shard) => shard.parentShardId === shardIdOf(0))).toHaveLength(2);
+  }, 60_000);
 });
 
 describe('failover', () => {
