@@ -6,7 +6,7 @@
 // Kinesis's rules: a subscription lasts 5 minutes (configurable), then the stream ends normally
 // and the client resubscribes AFTER_SEQUENCE_NUMBER its last continuation; a second
 // subscription for the same consumer and shard within 5 s of the first is ResourceInUseException,
-// later it takes over (the older stream ends). Beyond Kinesis: an idle subscription gets a
+// later it takes over (the older stream fails with ResourceInUseException). Beyond Kinesis: an idle subscription gets a
 // heartbeat event (no records) every heartbeat interval, so a client can tell a quiet shard from
 // a dead stream, and a leader change ends the stream at once with a retriable
 // NOT_LEADER_OR_FOLLOWER (the SDK resubscribes from the continuation on the new leader).
@@ -98,7 +98,8 @@ export class EnhancedFanOut {
       if (Date.now() - existing.startedAtMs < SUBSCRIPTION_TAKEOVER_MS) {
         throw new RiffleError('RESOURCE_IN_USE', `Consumer ${consumerName} already has a subscription to ${request.shardId}, started less than ${SUBSCRIPTION_TAKEOVER_MS / 1000} s ago.`);
       }
-      existing.stop();
+      // Kinesis: the takeover succeeds and the older connection fails with ResourceInUseException.
+      existing.stop(new RiffleError('RESOURCE_IN_USE', `Another subscription of consumer ${consumerName} to ${request.shardId} took over.`));
     }
     if (this.active.size >= SUBSCRIPTIONS_MAX) throw new RiffleError('LIMIT_EXCEEDED', `${this.active.size} subscriptions are open on this broker.`);
     const subscription = new Subscription(key, call, topic, info, partition, offset, this.options);
