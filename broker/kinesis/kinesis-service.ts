@@ -28,6 +28,7 @@ import type { Consumer } from '../../src/rpc/generated/riffle/v1/Consumer.js';
 import { KinesisMetrics } from './kinesis-metrics.js';
 import { ShardIteratorCodec } from './shard-iterators.js';
 import { ShardLimits, limitsProfileOf } from './throughput-limits.js';
+import { putShardBatches } from './put-shard-batches.js';
 import { FORWARDED_METADATA_KEY, isForwarded, putRecords, type PutDeps } from './put-records.js';
 import { readShard, startingOffset } from './shard-reader.js';
 import { consumerOf, listShards, shardOf, summaryOf } from './stream-descriptions.js';
@@ -135,6 +136,7 @@ export class KinesisService {
         return { shardId: result.shardId!, sequenceNumber: result.sequenceNumber!, encryptionType: 'NONE' };
       }),
       PutRecords: h('PutRecords', async (request, call) => putRecords(this.putDeps, this.streamName(request), request.records, isForwarded(call))),
+      PutShardBatches: h('PutShardBatches', async (request) => putShardBatches(this.putDeps, request)),
       GetShardIterator: h('GetShardIterator', async (request, call) => this.getShardIterator(request, isForwarded(call))),
       GetRecords: h('GetRecords', async (request, call) => this.getRecords(request, isForwarded(call))),
       SplitShard: h('SplitShard', async (request) => {

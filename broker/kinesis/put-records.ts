@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { openShardsOf, PUT_RECORDS_BYTES_MAX, RECORD_BYTES_DEFAULT, type MetadataImage, type PartitionInfo, type TopicInfo } from '../../controller/index.js';
 import { RiffleError, kinesisNameOf, toRiffleError } from '../../src/rpc/errors.js';
 import { RecordBatchBuilder } from '../../src/util/record-batch.js';
-import { PARTITION_KEY_LENGTH_MAX, encodeSequenceNumber, hashKeyOfPartitionKey, parseHashKey, shardIdOf } from '../../src/util/kinesis.js';
+import { PARTITION_KEY_LENGTH_MAX, encodeSequenceNumber, hashKeyHex, hashKeyHexOfPartitionKey, parseHashKey, shardIdOf } from '../../src/util/kinesis.js';
 import type { PutRecordsRequestEntry__Output } from '../../src/rpc/generated/riffle/v1/PutRecordsRequestEntry.js';
 import type { PutRecordsResultEntry } from '../../src/rpc/generated/riffle/v1/PutRecordsResultEntry.js';
 import type { PutRecordsResponse__Output } from '../../src/rpc/generated/riffle/v1/PutRecordsResponse.js';
@@ -39,11 +39,12 @@ export interface PutDeps {
 interface Routed {
   index: number;
   entry: PutRecordsRequestEntry__Output;
-  hashKey: bigint;
+  /** 32 hex digits (see hashKeyHexOfPartitionKey). */
+  hashKey: string;
 }
 
 /** Checks the whole request as Kinesis does; a bad record fails the request. */
-export function validatePutEntries(topic: TopicInfo, entries: readonly PutRecordsRequestEntry__Output[]): bigint[] {
+export function validatePutEntries(topic: TopicInfo, entries: readonly PutRecordsRequestEntry__Output[]): string[] {
   if (entries.length < 1 || entries.length > PUT_RECORDS_COUNT_MAX) {
     throw new RiffleError('INVALID_ARGUMENT', `Records must hold 1..${PUT_RECORDS_COUNT_MAX} entries, got ${entries.length}.`);
   }
@@ -64,17 +65,18 @@ export function validatePutEntries(topic: TopicInfo, entries: readonly PutRecord
     if (entry.explicitHashKey !== undefined && entry.explicitHashKey !== null) {
       const hashKey = parseHashKey(entry.explicitHashKey);
       if (hashKey === null) throw new RiffleError('INVALID_ARGUMENT', `Records[${index}].ExplicitHashKey '${entry.explicitHashKey}' is not a decimal in 0 .. 2^128-1.`);
-      return hashKey;
+      return hashKeyHex(hashKey);
     }
-    return hashKeyOfPartitionKey(key);
+    return hashKeyHexOfPartitionKey(key);
   });
 }
 
 /** The open shards of a stream sorted by hash key, with their ranges parsed once per topic version. */
 export interface ShardRouting {
   shards: readonly PartitionInfo[];
-  starts: readonly bigint[];
-  ends: readonly bigint[];
+  /** Range bounds as 32 hex digits. */
+  starts: readonly string[];
+  ends: readonly string[];
 }
 
 const routingCache = new WeakMap<TopicInfo, ShardRouting>();
@@ -83,14 +85,16 @@ export function routingOf(topic: TopicInfo): ShardRouting {
   let routing = routingCache.get(topic);
   if (!routing) {
     const shards = openShardsOf(topic);
-    routing = { shards, starts: shards.map((shard) => BigInt(shard.startingHashKey)), ends: shards.map((shard) => BigInt(shard.endingHashKey)) };
+    routing = {
+      shards, starts: shards.map((shard) => hashKeyHex(BigInt(shard.startingHashKey))), ends: shards.map((shard) => hashKeyHex(BigInt(shard.endingHashKey))),
+    };
     routingCache.set(topic, routing);
   }
   return routing;
 }
 
 /** The open shard whose range holds `hashKey` (the open shards partition the hash-key space). */
-export function shardForHashKey(routing: ShardRouting, hashKey: bigint): PartitionInfo {
+export function shardForHashKey(routing: ShardRouting, hashKey: string): PartitionInfo {
   let low = 0;
   let high = routing.shards.length - 1;
   while (low <= high) {

@@ -8,7 +8,9 @@
 // every record once, in order, until the shard ends.
 import type * as grpc from '@grpc/grpc-js';
 import { RiffleError, fromServiceError, toRiffleError } from '../rpc/errors.js';
-import { hashKeyOfPartitionKey, parseHashKey, partitionOfShardId, streamNameOfArn } from '../util/kinesis.js';
+import { encodeSequenceNumber, hashKeyHex, hashKeyHexOfPartitionKey, parseHashKey, partitionOfShardId, shardIdOf, streamNameOfArn } from '../util/kinesis.js';
+import { RecordBatchBuilder } from '../util/record-batch.js';
+import type { PutShardBatchesResponse__Output } from '../rpc/generated/riffle/v1/PutShardBatchesResponse.js';
 import type { RiffleClient } from './client.js';
 import { withRetries } from './retry.js';
 import type { Shard__Output } from '../rpc/generated/riffle/v1/Shard.js';
@@ -67,8 +69,17 @@ export interface SubscribeOptions {
 }
 
 interface ShardMap {
-  open: { partition: number; start: bigint; end: bigint; leaderId: number }[];
+  /** Open shards with their ranges as 32 hex digits (string order is numeric order). */
+  open: { partition: number; start: string; end: string; leaderId: number }[];
   fetchedAtMs: number;
+  /** Streams under the 'kinesis' limits profile take PutRecords only (throttling is per record). */
+  batchesAllowed: boolean;
+}
+
+interface WireRecord {
+  data: Buffer;
+  partitionKey: string;
+  explicitHashKey?: string;
 }
 
 export class KinesisClient {
@@ -144,7 +155,92 @@ export class KinesisClient {
    * shard's leader; failed records (ErrorCode set) are the caller's to retry, as with Kinesis.
    */
   async putRecords(streamName: string, entries: PutRecordsEntry[]): Promise<PutRecordsResponse__Output> {
-    const records = entries.map((entry) => ({ data: toBuffer(entry.data), partitionKey: entry.partitionKey, explicitHashKey: entry.explicitHashKey }));
+    const records = entries.map((entry): WireRecord => ({ data: toBuffer(entry.data), partitionKey: entry.partitionKey, explicitHashKey: entry.explicitHashKey }));
+    const results = await this.putShardBatches(streamName, records);
+    if (results === null) return this.putRecordsRouted(streamName, records);
+    const resend = records.map((_, index) => index).filter((index) => results[index] === undefined);
+    if (resend.length > 0) {
+      const response = await this.putRecordsRouted(streamName, resend.map((index) => records[index]!));
+      resend.forEach((index, position) => (results[index] = response.records[position]!));
+    }
+    const failed = results.filter((result) => result!.errorCode).length;
+    return { failedRecordCount: failed, records: results as PutRecordsResultEntry__Output[], encryptionType: 'NONE' };
+  }
+
+  /**
+   * The fast path: records grouped into one RecordBatch per shard, sent to each shard's leader
+   * (PutShardBatches). Returns per-record results with holes where a batch was refused (to be
+   * resent with PutRecords), or null when the path does not apply (unknown shard map, a bad
+   * explicit hash key or partition key, which PutRecords reports properly, or a limited stream).
+   */
+  private async putShardBatches(streamName: string, records: WireRecord[]): Promise<(PutRecordsResultEntry__Output | undefined)[] | null> {
+    if (records.length === 0 || records.length > 500) return null;
+    let map: ShardMap;
+    try {
+      map = await this.shardMap(streamName);
+    } catch {
+      return null;
+    }
+    if (!map.batchesAllowed) return null;
+    const byShard = new Map<number, number[]>();
+    for (let index = 0; index < records.length; index++) {
+      const record = records[index]!;
+      if (record.partitionKey.length < 1 || record.partitionKey.length > 256) return null;
+      const explicit = record.explicitHashKey === undefined ? null : parseHashKey(record.explicitHashKey);
+      if (record.explicitHashKey !== undefined && explicit === null) return null;
+      const hashKey = explicit === null ? hashKeyHexOfPartitionKey(record.partitionKey) : hashKeyHex(explicit);
+      const shard = map.open.find((candidate) => hashKey >= candidate.start && hashKey <= candidate.end);
+      if (!shard || shard.leaderId < 0) return null;
+      let group = byShard.get(shard.partition);
+      if (!group) byShard.set(shard.partition, (group = []));
+      group.push(index);
+    }
+    const byLeader = new Map<number, { partition: number; indexes: number[]; batch: Buffer }[]>();
+    const nowMs = Date.now();
+    for (const [partition, indexes] of byShard) {
+      const builder = new RecordBatchBuilder({ nowMs });
+      for (const index of indexes) {
+        const record = records[index]!;
+        builder.append({
+          key: Buffer.from(record.partitionKey, 'utf8'), value: record.data,
+          headers: record.explicitHashKey === undefined ? undefined : [{ key: 'h', value: Buffer.from(record.explicitHashKey) }],
+        });
+      }
+      const leaderId = map.open.find((candidate) => candidate.partition === partition)!.leaderId;
+      let group = byLeader.get(leaderId);
+      if (!group) byLeader.set(leaderId, (group = []));
+      group.push({ partition, indexes, batch: builder.build() });
+    }
+    const results: (PutRecordsResultEntry__Output | undefined)[] = new Array(records.length);
+    let refused = false;
+    await Promise.all([...byLeader].map(async ([leaderId, batches]) => {
+      let response: PutShardBatchesResponse__Output;
+      try {
+        response = await this.client.connectionTo(leaderId).call<PutShardBatchesResponse__Output>(SERVICE, 'PutShardBatches', {
+          streamName, batches: batches.map((batch) => ({ shardId: shardIdOf(batch.partition), records: batch.batch })),
+        }, this.client.requestTimeoutMs);
+      } catch (error) {
+        const riffleError = toRiffleError(error);
+        if (!riffleError.retriable && riffleError.errorName !== 'UNSUPPORTED_VERSION' && riffleError.errorName !== 'UNKNOWN_SERVER_ERROR') throw riffleError;
+        refused = true;
+        return;
+      }
+      batches.forEach((batch, position) => {
+        const result = response.results[position];
+        const base = result ? Number(result.baseOffset) : -1;
+        if (!result || result.errorCode || base < 0) {
+          refused = true;
+          return;
+        }
+        const shardId = shardIdOf(batch.partition);
+        batch.indexes.forEach((index, offsetInBatch) => (results[index] = { shardId, sequenceNumber: encodeSequenceNumber(batch.partition, base + offsetInBatch) }));
+      });
+    }));
+    if (refused) this.shardMaps.delete(streamName);
+    return results;
+  }
+
+  private async putRecordsRouted(streamName: string, records: WireRecord[]): Promise<PutRecordsResponse__Output> {
     const byLeader = await this.groupByLeader(streamName, records);
     if (byLeader === null) return this.call<PutRecordsResponse__Output>('PutRecords', { streamName, records });
     const results: PutRecordsResultEntry__Output[] = new Array(records.length);
@@ -178,7 +274,7 @@ export class KinesisClient {
       const record = records[index]!;
       const explicit = record.explicitHashKey === undefined ? null : parseHashKey(record.explicitHashKey);
       if (record.explicitHashKey !== undefined && explicit === null) return null;
-      const hashKey = explicit ?? hashKeyOfPartitionKey(record.partitionKey);
+      const hashKey = explicit === null ? hashKeyHexOfPartitionKey(record.partitionKey) : hashKeyHex(explicit);
       const shard = map.open.find((candidate) => hashKey >= candidate.start && hashKey <= candidate.end);
       if (!shard || shard.leaderId < 0) return null;
       let group = groups.get(shard.leaderId);
@@ -196,11 +292,12 @@ export class KinesisClient {
     const open = shards.map((shard) => {
       const partition = partitionOfShardId(shard.shardId)!;
       return {
-        partition, start: BigInt(shard.hashKeyRange!.startingHashKey), end: BigInt(shard.hashKeyRange!.endingHashKey),
+        partition, start: hashKeyHex(BigInt(shard.hashKeyRange!.startingHashKey)), end: hashKeyHex(BigInt(shard.hashKeyRange!.endingHashKey)),
         leaderId: metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1,
       };
     });
-    const map = { open, fetchedAtMs: Date.now() };
+    const summary = await this.describeStreamSummary(streamName);
+    const map = { open, fetchedAtMs: Date.now(), batchesAllowed: summary.limitsProfile !== 'kinesis' };
     this.shardMaps.set(streamName, map);
     return map;
   }

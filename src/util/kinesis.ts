@@ -7,7 +7,7 @@
 // (partition, offset) in O(1), and the children of a resharding (higher partition numbers) sort
 // after their parents. offset -1 ("before the first record") is representable, so a
 // continuation sequence number always exists, even for a shard nothing was read from yet.
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 
 export const HASH_KEY_MAX = (1n << 128n) - 1n;
 const SEQUENCE_BASE = 1n << 124n;
@@ -39,6 +39,22 @@ export function partitionOfShardId(shardId: string): number | null {
 export function hashKeyOfPartitionKey(partitionKey: string): bigint {
   const digest = createHash('md5').update(partitionKey, 'utf8').digest();
   return (digest.readBigUInt64BE(0) << 64n) | digest.readBigUInt64BE(8);
+}
+
+/** One-shot hashing (Node 20.12+) is about twice as fast as createHash for short keys. */
+const oneShotHash = (crypto as unknown as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
+/**
+ * The hash key of a partition key as 32 lowercase hex digits. Hex strings of equal length
+ * compare like the numbers they spell, so routing compares strings and needs no BigInt.
+ */
+export function hashKeyHexOfPartitionKey(partitionKey: string): string {
+  return oneShotHash ? oneShotHash('md5', partitionKey, 'hex') : createHash('md5').update(partitionKey, 'utf8').digest('hex');
+}
+
+/** A hash key as 32 lowercase hex digits (comparable with hashKeyHexOfPartitionKey's). */
+export function hashKeyHex(hashKey: bigint): string {
+  return hashKey.toString(16).padStart(32, '0');
 }
 
 /** A decimal hash key in 0 .. 2^128-1, or null when it is not one. */

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { KinesisClient, RiffleClient, type Shard } from '../../src/client/index.js';
 import { RiffleError, fromServiceError } from '../../src/rpc/errors.js';
-import { decodeSequenceNumber, partitionOfShardId, shardIdOf, streamArnOf } from '../../src/util/kinesis.js';
+import { decodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf } from '../../src/util/kinesis.js';
+import { encodeRecordBatch } from '../../src/util/record-batch.js';
+import type { PutShardBatchesResponse__Output } from '../../src/rpc/generated/riffle/v1/PutShardBatchesResponse.js';
 import { runCli, startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 
 const SUBNET = '127.0.30';
@@ -221,6 +223,38 @@ describe('PutRecords', () => {
     await kinesis.createStream('big', { shardCount: 1, recordBytesMax: 10 * 1024 * 1024 });
     const big = await kinesis.putRecord('big', { partitionKey: 'k', data: Buffer.alloc(10 * 1024 * 1024, 2) });
     expect(big.shardId).toBe(shardIdOf(0));
+    for (const node of cluster.nodes.values()) expect(node.running).toBe(true);
+  }, 60_000);
+});
+
+describe('PutShardBatches (the SDK fast path)', () => {
+  it('checks every record as PutRecords does and stamps arrival time', async () => {
+    await kinesis.createStream('batches', { shardCount: 2 });
+    const shards = await kinesis.listShards('batches');
+    const keyFor = (shard: number): string => {
+      for (let index = 0; index < 1_000; index++) {
+        const hashKey = hashKeyOfPartitionKey(`k${index}`);
+        const range = shards[shard]!.hashKeyRange!;
+        if (hashKey >= BigInt(range.startingHashKey) && hashKey <= BigInt(range.endingHashKey)) return `k${index}`;
+      }
+      throw new Error('no key found');
+    };
+    const leader = await leaderOf('batches', shardIdOf(0));
+    const send = (batches: { shardId: string; records: Buffer }[]): Promise<PutShardBatchesResponse__Output> =>
+      client.connectionTo(leader).call<PutShardBatchesResponse__Output>('riffle.v1.Kinesis', 'PutShardBatches', { streamName: 'batches', batches }, 10_000);
+    const batch = (key: string, timestamp = 0): Buffer => encodeRecordBatch([{ key: Buffer.from(key), value: Buffer.from('v'), timestamp }]);
+    expect((await errorOf(send([{ shardId: shardIdOf(0), records: batch(keyFor(1)) }]))).errorName).toBe('INVALID_ARGUMENT');
+    expect((await errorOf(send([{ shardId: shardIdOf(0), records: batch('') }]))).errorName).toBe('INVALID_ARGUMENT');
+    expect((await errorOf(send([{ shardId: shardIdOf(0), records: Buffer.from('not a batch at all, not at all') }]))).errorName).toBe('INVALID_ARGUMENT');
+    expect((await errorOf(send([{ shardId: shardIdOf(0), records: Buffer.concat([batch(keyFor(0)), batch(keyFor(0))]) }]))).errorName).toBe('INVALID_ARGUMENT');
+    expect((await errorOf(send([{ shardId: shardIdOf(9), records: batch(keyFor(0)) }]))).errorName).toBe('RESOURCE_NOT_FOUND');
+    const before = Date.now();
+    const response = await send([{ shardId: shardIdOf(0), records: batch(keyFor(0), 1) }]);
+    expect(response.results[0]!.errorCode ?? null).toBeNull();
+    const read = await readShard('batches', shardIdOf(0));
+    expect(read.records).toHaveLength(1);
+    // The client's timestamp (1 ms after the epoch) is replaced by the arrival time.
+    expect(read.records[0]!.arrival).toBeGreaterThanOrEqual(before - 5_000);
     for (const node of cluster.nodes.values()) expect(node.running).toBe(true);
   }, 60_000);
 });

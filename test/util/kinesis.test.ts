@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  HASH_KEY_MAX, consumerArnOf, consumerNameOfArn, decodeSequenceNumber, encodeSequenceNumber, endingSequenceNumberOf, hashKeyOfPartitionKey,
+  HASH_KEY_MAX, consumerArnOf, hashKeyHex, hashKeyHexOfPartitionKey, consumerNameOfArn, decodeSequenceNumber, encodeSequenceNumber, endingSequenceNumberOf, hashKeyOfPartitionKey,
   parseHashKey, partitionOfShardId, shardIdOf, streamArnOf, streamNameOfArn, uniformHashRanges,
 } from '../../src/util/kinesis.js';
 import { Prng } from '../../src/util/prng.js';
@@ -19,6 +19,19 @@ describe('Kinesis arithmetic', () => {
     // md5("a") = 0cc175b9c0f1b6a831c399e269772661
     expect(hashKeyOfPartitionKey('a')).toBe(BigInt('0x0cc175b9c0f1b6a831c399e269772661'));
     expect(hashKeyOfPartitionKey('é') <= HASH_KEY_MAX).toBe(true);
+  });
+
+  it('compares hex hash keys in numeric order, and hex MD5 equals the numeric hash key', () => {
+    const prng = new Prng(11);
+    for (let round = 0; round < 300; round++) {
+      const key = `key-${prng.int(0, 1_000_000)}`;
+      expect(hashKeyHexOfPartitionKey(key)).toBe(hashKeyHex(hashKeyOfPartitionKey(key)));
+      const a = BigInt(prng.int(0, 2 ** 30)) * BigInt(prng.int(0, 2 ** 30)) * BigInt(prng.int(1, 2 ** 30));
+      const b = BigInt(prng.int(0, 2 ** 30)) * BigInt(prng.int(0, 2 ** 30));
+      expect(hashKeyHex(a) < hashKeyHex(b)).toBe(a < b);
+    }
+    expect(hashKeyHex(HASH_KEY_MAX)).toBe('f'.repeat(32));
+    expect(hashKeyHex(0n)).toBe('0'.repeat(32));
   });
 
   it('parses hash keys only inside 0 .. 2^128-1', () => {
