@@ -11,6 +11,7 @@
 //  - optionally (--kinesalite) the same PutRecords workload against kinesalite (in-memory,
 //    unreplicated) on 127.0.32.1 driven by @aws-sdk/client-kinesis over HTTP/1.1, with the ratio.
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import type { Command } from 'commander';
 import { KinesisClient, RiffleClient } from '../client/index.js';
 import { shardIdOf, streamArnOf, uniformHashRanges } from '../util/kinesis.js';
@@ -19,6 +20,8 @@ import { parseIntegerOption, printJson, reportError } from './output.js';
 
 const SUBNET = '127.0.31';
 const KINESALITE_HOST = '127.0.32.1';
+/** PutRecords calls one EFO writer keeps in flight at most. */
+const EFO_PUTS_IN_FLIGHT_MAX = 100;
 
 interface KinesisBenchOptions {
   records: number;
@@ -57,6 +60,8 @@ export function registerKinesisBench(bench: Command): void {
           const kinesalite = options.kinesalite ? await benchKinesalite(options) : undefined;
           printJson({
             benchmark: 'bench kinesis',
+            // Other work on the machine skews every figure; the load says how much there was.
+            machine: { cpus: os.cpus().length, loadAverage1m: Math.round(os.loadavg()[0]! * 10) / 10 },
             putRecords,
             efo,
             ...(kinesalite ? { kinesalite, ratio: Math.round((putRecords.recordsPerSecond / kinesalite.recordsPerSecond) * 10) / 10 } : {}),
@@ -153,21 +158,26 @@ async function benchEfoLatency(kinesis: KinesisClient, client: RiffleClient, opt
   const endAt = Date.now() + options.efoSeconds * 1000;
   const writers = ranges.map(async (range) => {
     const explicitHashKey = ((range.start + range.end) / 2n).toString();
+    const inFlight = new Set<Promise<void>>();
+    const startedAt = Date.now();
     for (let tick = 0; Date.now() < endAt && tick < 1_000_000; tick++) {
-      const due = tick * batchEveryMs;
-      const startedAt = endAt - options.efoSeconds * 1000;
-      const wait = startedAt + due - Date.now();
+      const wait = startedAt + tick * batchEveryMs - Date.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      // Paced, not closed-loop: a slow acknowledgement does not lower the offered load.
+      if (inFlight.size >= EFO_PUTS_IN_FLIGHT_MAX) await Promise.race(inFlight);
       const sentAt = performance.timeOrigin + performance.now();
       const entries = Array.from({ length: recordsPerBatch }, () => {
         const data = Buffer.alloc(recordBytes);
         data.writeDoubleBE(sentAt, 0);
         return { partitionKey: 'p', explicitHashKey, data };
       });
-      const response = await kinesis.putRecords(stream, entries);
-      const acked = performance.timeOrigin + performance.now();
-      for (const record of response.records) if (record.sequenceNumber) ackedAt.set(record.sequenceNumber, acked);
+      const put = kinesis.putRecords(stream, entries).then((response) => {
+        const acked = performance.timeOrigin + performance.now();
+        for (const record of response.records) if (record.sequenceNumber) ackedAt.set(record.sequenceNumber, acked);
+      }).finally(() => inFlight.delete(put));
+      inFlight.add(put);
     }
+    await Promise.all(inFlight);
   });
   await Promise.all(writers);
   const deadline = Date.now() + 10_000;
@@ -175,6 +185,7 @@ async function benchEfoLatency(kinesis: KinesisClient, client: RiffleClient, opt
   stop.abort();
   await Promise.allSettled(subscribers);
   const afterAck: number[] = [];
+  const signed: number[] = [];
   const afterSend: number[] = [];
   let beforeAck = 0;
   for (const record of delivered) {
@@ -182,14 +193,17 @@ async function benchEfoLatency(kinesis: KinesisClient, client: RiffleClient, opt
     if (acked === undefined) continue;
     const latency = record.atMs - acked;
     if (latency < 0) beforeAck++;
+    signed.push(latency);
     afterAck.push(Math.max(0, latency));
     afterSend.push(record.atMs - record.sentAtMs);
   }
-  afterAck.sort((a, b) => a - b);
-  afterSend.sort((a, b) => a - b);
+  for (const values of [afterAck, signed, afterSend]) values.sort((a, b) => a - b);
   return {
     shards: options.efoShards, bytesPerSecondPerShard: options.efoRateBytes, recordSizeBytes: recordBytes, acknowledged: ackedAt.size, delivered: delivered.length,
+    // Delivery minus the writer's receipt of the acknowledgement; a record pushed before its
+    // acknowledgement arrived counts as 0 here and shows as negative in the signed figures.
     pushLatencyAfterAckMs: { p50: percentile(afterAck, 0.5), p99: percentile(afterAck, 0.99), max: percentile(afterAck, 1) },
+    deliveryMinusAckSignedMs: { p1: percentile(signed, 0.01), p50: percentile(signed, 0.5), p99: percentile(signed, 0.99) },
     deliveredBeforeAck: beforeAck,
     endToEndFromSendMs: { p50: percentile(afterSend, 0.5), p99: percentile(afterSend, 0.99) },
   };
