@@ -40,7 +40,7 @@ export function registerKinesisBench(bench: Command): void {
     .command('kinesis')
     .description('PutRecords throughput (RF 3, 8 shards) and EFO push latency on a fresh 3-node cluster; optionally side by side with kinesalite; prints JSON.')
     .option('--records <n>', 'records for the PutRecords throughput run', parseIntegerOption, 400_000)
-    .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 64)
+    .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 128)
     .option('--shards <n>', 'shards of the throughput stream', parseIntegerOption, 8)
     .option('--efo-shards <n>', 'shards of the EFO latency stream', parseIntegerOption, 2)
     .option('--efo-seconds <n>', 'duration of the EFO latency run', parseIntegerOption, 10)
