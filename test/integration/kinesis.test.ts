@@ -6,12 +6,13 @@
 // last 2 s and iterators 4 s here, so renewals and expiry happen within the test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { KinesisClient, RiffleClient, type Shard } from '../../src/client/index.js';
+import { Admin, KinesisClient, RiffleClient, type Shard } from '../../src/client/index.js';
 import { RiffleError, fromServiceError } from '../../src/rpc/errors.js';
 import { decodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf } from '../../src/util/kinesis.js';
 import { encodeRecordBatch } from '../../src/util/record-batch.js';
 import type { PutShardBatchesResponse__Output } from '../../src/rpc/generated/riffle/v1/PutShardBatchesResponse.js';
-import { runCli, startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
+import { spawn } from 'node:child_process';
+import { REPO_ROOT, runCli, startCluster, startNode, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 
 const SUBNET = '127.0.30';
 const data = temporaryDir('riffle-kinesis-');
@@ -70,7 +71,7 @@ async function readShard(stream: string, shardId: string): Promise<{ records: Re
 }
 
 /** Writes a batch, resending failed records until every one is acknowledged (bounded). */
-async function putAll(stream: string, entries: { partitionKey: string; data: string }[]): Promise<string[]> {
+async function putAll(stream: string, entries: { partitionKey: string; data: string; explicitHashKey?: string }[]): Promise<string[]> {
   const sequenceNumbers: string[] = new Array(entries.length);
   let pending = entries.map((entry, index) => ({ entry, index }));
   for (let attempt = 0; attempt < 100 && pending.length > 0; attempt++) {
@@ -388,6 +389,97 @@ describe('failover', () => {
     expect(renewals.length).toBeGreaterThanOrEqual(2);
     await bringAllBack();
   }, 120_000);
+});
+
+describe('half-open subscriptions', () => {
+  it('the SDK abandons a subscription to a paused leader within 10 s and resumes on the new leader', async () => {
+    // Pause a shard leader that is not also the active controller: this test is about the
+    // subscription noticing silence, not about a controller failover.
+    await kinesis.createStream('halfopen', { shardCount: 3 });
+    await client.refreshMetadata([]);
+    const consumer = await kinesis.registerStreamConsumer(streamArnOf(client.clusterId, 'halfopen'), 'watcher');
+    const controllerId = (await new Admin(client).describeCluster()).controllerId;
+    const leaders = await Promise.all([0, 1, 2].map((shard) => leaderOf('halfopen', shardIdOf(shard))));
+    const shard = leaders.findIndex((leader) => leader !== controllerId);
+    expect(shard).toBeGreaterThanOrEqual(0);
+    const shardId = shardIdOf(shard);
+    const leader = leaders[shard]!;
+    const explicitHashKey = (BigInt((await kinesis.listShards('halfopen'))[shard]!.hashKeyRange!.startingHashKey) + 1n).toString();
+    const stop = new AbortController();
+    const received: string[] = [];
+    const renewals: { reason: string; atMs: number }[] = [];
+    let events = 0;
+    const reader = (async () => {
+      for await (const event of kinesis.subscribeToShard(consumer.consumerArn, shardId, { type: 'TRIM_HORIZON' }, {
+        signal: stop.signal, onResubscribe: (reason) => renewals.push({ reason, atMs: Date.now() }),
+      })) {
+        events++;
+        for (const record of event.records) received.push(record.data.toString());
+      }
+    })();
+    let readerError: unknown;
+    const readerDone = reader.catch((error: unknown) => (readerError = error));
+    try {
+      await waitFor(() => events > 0 || undefined, { timeoutMs: 10_000, what: 'the first event' });
+      const paused = cluster.nodes.get(leader)!;
+      paused.child.kill('SIGSTOP');
+      const pausedAtMs = Date.now();
+      try {
+        const renewal = await waitFor(() => renewals.find((entry) => entry.atMs >= pausedAtMs && entry.reason !== 'subscription lifetime ended'), { timeoutMs: 15_000, what: 'the SDK to give up on the silent subscription' });
+        expect(renewal.atMs - pausedAtMs).toBeLessThanOrEqual(10_000);
+        await putAll('halfopen', [{ partitionKey: 'k', data: 'after-pause', explicitHashKey }]);
+        await waitFor(() => received.includes('after-pause') || undefined, { timeoutMs: 30_000, what: 'the record from the new leader' });
+      } finally {
+        paused.child.kill('SIGCONT');
+      }
+    } finally {
+      stop.abort();
+      await readerDone;
+    }
+    expect(readerError).toBeUndefined();
+  }, 90_000);
+
+  it('the broker drops the subscription of a client that stopped answering within about 10 s', async () => {
+    // A node of its own, with the default 5-minute subscription lifetime, so only the broker's
+    // keepalive can end the subscription of the stopped client.
+    const dir = temporaryDir('riffle-kinesis-vanish-');
+    const node = await startNode({ host: `${SUBNET}.50`, dataDir: dir.dir });
+    const single = new RiffleClient({ bootstrap: node.bootstrap, retry: { deadlineMs: 30_000 } });
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      const local = new KinesisClient(single);
+      await local.createStream('vanish', { shardCount: 1, replicationFactor: 1 });
+      await single.refreshMetadata([]);
+      const consumer = await local.registerStreamConsumer(streamArnOf(single.clusterId, 'vanish'), 'ghost');
+      const script = `
+        import { KinesisClient, RiffleClient } from ${JSON.stringify(`${REPO_ROOT}/dist/src/client/index.js`)};
+        const kinesis = new KinesisClient(new RiffleClient({ bootstrap: ${JSON.stringify(node.bootstrap)} }));
+        for await (const event of kinesis.subscribeToShard(${JSON.stringify(consumer.consumerArn)}, 'shardId-000000000000', { type: 'LATEST' })) {
+          process.stdout.write('event\\n');
+        }`;
+      child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const subscriptions = async (): Promise<number> => {
+        const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+        return Number(/^riffle_kinesis_efo_subscriptions\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? '0');
+      };
+      await waitFor(() => output.includes('event') || undefined, { timeoutMs: 20_000, what: 'the child subscriber to get a (heartbeat) event' });
+      expect(await subscriptions()).toBe(1);
+      child.kill('SIGSTOP');
+      const stoppedAtMs = Date.now();
+      await waitFor(async () => (await subscriptions()) === 0 || undefined, { timeoutMs: 25_000, intervalMs: 250, what: 'the broker to drop the subscription' });
+      const detectedMs = Date.now() - stoppedAtMs;
+      console.log(`broker dropped the stopped subscriber's subscription after ${detectedMs} ms`);
+      // Keepalive: a ping at most 4 s after the stop, unanswered for 4 s; slack for a loaded machine.
+      expect(detectedMs).toBeLessThanOrEqual(12_000);
+    } finally {
+      child?.kill('SIGKILL');
+      single.close();
+      await node.stop();
+      dir.remove();
+    }
+  }, 90_000);
 });
 
 describe('CLI', () => {
