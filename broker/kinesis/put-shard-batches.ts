@@ -14,11 +14,16 @@ import { PARTITION_KEY_LENGTH_MAX, hashKeyHex, hashKeyHexOfPartitionKey, parseHa
 import type { PutShardBatchesRequest__Output } from '../../src/rpc/generated/riffle/v1/PutShardBatchesRequest.js';
 import type { PutShardBatchesResponse } from '../../src/rpc/generated/riffle/v1/PutShardBatchesResponse.js';
 import type { ShardBatchResult } from '../../src/rpc/generated/riffle/v1/ShardBatchResult.js';
-import { PUT_RECORDS_COUNT_MAX, PUT_TIMEOUT_MS, type PutDeps } from './put-records.js';
+import { PUT_TIMEOUT_MS, type PutDeps } from './put-records.js';
 import { limitsProfileOf } from './throughput-limits.js';
 
 /** Shard batches in one request: at most one per shard of a 1,000-shard stream. */
 export const SHARD_BATCHES_MAX = 1_000;
+/**
+ * Records in one request. Above PutRecords' 500: the SDK coalesces concurrent putRecords calls
+ * (each within Kinesis's limits) into one request per leader; the byte limit stays PutRecords'.
+ */
+export const SHARD_BATCHES_RECORDS_MAX = 10_000;
 const EXPLICIT_HASH_KEY_HEADER = 'h';
 
 export async function putShardBatches(deps: PutDeps, request: PutShardBatchesRequest__Output): Promise<PutShardBatchesResponse> {
@@ -36,8 +41,8 @@ export async function putShardBatches(deps: PutDeps, request: PutShardBatchesReq
     return checked.count;
   });
   if (total > requestBytesMax) throw new RiffleError('INVALID_ARGUMENT', `The request's records exceed ${requestBytesMax} bytes.`);
-  if (counts.reduce((sum, count) => sum + count, 0) > PUT_RECORDS_COUNT_MAX) {
-    throw new RiffleError('INVALID_ARGUMENT', `A request holds at most ${PUT_RECORDS_COUNT_MAX} records.`);
+  if (counts.reduce((sum, count) => sum + count, 0) > SHARD_BATCHES_RECORDS_MAX) {
+    throw new RiffleError('INVALID_ARGUMENT', `A request holds at most ${SHARD_BATCHES_RECORDS_MAX} records.`);
   }
   const results = await Promise.all(request.batches.map((batch, index) => appendBatch(deps, topic, batch.shardId, batch.records, counts[index]!)));
   return { results };
@@ -57,16 +62,18 @@ function checkBatch(topic: TopicInfo, shardId: string, records: Buffer, recordBy
     for (const { position } of iterateBatches(records)) {
       if (++batches > 1) throw new RiffleError('INVALID_ARGUMENT', `Shard batch for ${shardId} holds more than one record batch.`);
       forEachRecord(records, position, (_offset, _timestamp, key, value, headers) => {
-        const partitionKey = key ? key.toString('utf8') : '';
-        if (partitionKey.length < 1 || partitionKey.length > PARTITION_KEY_LENGTH_MAX) {
-          throw new RiffleError('INVALID_ARGUMENT', `A PartitionKey must be 1..${PARTITION_KEY_LENGTH_MAX} characters, got ${partitionKey.length}.`);
+        // Characters never outnumber UTF-8 bytes: only a long key needs decoding to be counted.
+        const keyBytes = key?.length ?? 0;
+        const characters = keyBytes <= PARTITION_KEY_LENGTH_MAX ? keyBytes : key!.toString('utf8').length;
+        if (characters < 1 || characters > PARTITION_KEY_LENGTH_MAX) {
+          throw new RiffleError('INVALID_ARGUMENT', `A PartitionKey must be 1..${PARTITION_KEY_LENGTH_MAX} characters, got ${characters}.`);
         }
         const size = value?.length ?? 0;
         if (size > recordBytesMax) throw new RiffleError('INVALID_ARGUMENT', `A record's Data is ${size} bytes; stream ${topic.name} accepts at most ${recordBytesMax}.`);
-        const explicit = headers.find((header) => header.key === EXPLICIT_HASH_KEY_HEADER)?.value;
+        const explicit = headers.length === 0 ? undefined : headers.find((header) => header.key === EXPLICIT_HASH_KEY_HEADER)?.value;
         const explicitKey = explicit ? parseHashKey(explicit.toString('utf8')) : null;
         if (explicit && explicitKey === null) throw new RiffleError('INVALID_ARGUMENT', 'An ExplicitHashKey is not a decimal in 0 .. 2^128-1.');
-        const hashKey = explicitKey === null ? hashKeyHexOfPartitionKey(partitionKey) : hashKeyHex(explicitKey);
+        const hashKey = explicitKey === null ? hashKeyHexOfPartitionKey(key!) : hashKeyHex(explicitKey);
         if (hashKey < start || hashKey > end) throw new RiffleError('INVALID_ARGUMENT', `A record's hash key ${hashKey} is outside ${shardId}: route records by their hash key.`);
         count++;
         bytes += size + key!.length;

@@ -76,6 +76,38 @@ interface ShardMap {
   batchesAllowed: boolean;
 }
 
+/** One putRecords call on its way through the fast path. */
+interface PendingPut {
+  records: WireRecord[];
+  keys: Buffer[];
+  /** The shard (partition) of each record. */
+  partitions: number[];
+  results: (PutRecordsResultEntry__Output | undefined)[];
+  /** Some of its records were refused and go through PutRecords again. */
+  refused: boolean;
+}
+
+/** The records of one call that go to one leader. */
+interface QueuedPart {
+  put: PendingPut;
+  indexes: number[];
+  bytes: number;
+  done: () => void;
+}
+
+interface LeaderQueue {
+  streamName: string;
+  leaderId: number;
+  pending: QueuedPart[];
+  inFlight: number;
+}
+
+/** PutShardBatches requests one client keeps in flight per leader and stream. */
+export const BATCH_REQUESTS_IN_FLIGHT_MAX = 5;
+/** Records and bytes of one PutShardBatches request (the server's limits). */
+export const SHARD_BATCHES_RECORDS_MAX = 10_000;
+export const PUT_BYTES_MAX = 5 * 1024 * 1024;
+
 interface WireRecord {
   data: Buffer;
   partitionKey: string;
@@ -84,6 +116,7 @@ interface WireRecord {
 
 export class KinesisClient {
   private readonly shardMaps = new Map<string, ShardMap>();
+  private readonly leaderQueues = new Map<string, LeaderQueue>();
 
   constructor(readonly client: RiffleClient) {}
 
@@ -168,10 +201,11 @@ export class KinesisClient {
   }
 
   /**
-   * The fast path: records grouped into one RecordBatch per shard, sent to each shard's leader
+   * The fast path: records grouped by shard and sent to each shard's leader as RecordBatches
    * (PutShardBatches). Returns per-record results with holes where a batch was refused (to be
    * resent with PutRecords), or null when the path does not apply (unknown shard map, a bad
-   * explicit hash key or partition key, which PutRecords reports properly, or a limited stream).
+   * explicit hash key or partition key, an oversized request - PutRecords reports those
+   * properly - or a limited stream).
    */
   private async putShardBatches(streamName: string, records: WireRecord[]): Promise<(PutRecordsResultEntry__Output | undefined)[] | null> {
     if (records.length === 0 || records.length > 500) return null;
@@ -182,62 +216,118 @@ export class KinesisClient {
       return null;
     }
     if (!map.batchesAllowed) return null;
-    const byShard = new Map<number, number[]>();
+    const keys: Buffer[] = new Array(records.length);
+    const partitions: number[] = new Array(records.length);
+    const byLeader = new Map<number, number[]>();
+    let bytes = 0;
     for (let index = 0; index < records.length; index++) {
       const record = records[index]!;
       if (record.partitionKey.length < 1 || record.partitionKey.length > 256) return null;
       const explicit = record.explicitHashKey === undefined ? null : parseHashKey(record.explicitHashKey);
       if (record.explicitHashKey !== undefined && explicit === null) return null;
-      const hashKey = explicit === null ? hashKeyHexOfPartitionKey(record.partitionKey) : hashKeyHex(explicit);
+      const key = Buffer.from(record.partitionKey, 'utf8');
+      const hashKey = explicit === null ? hashKeyHexOfPartitionKey(key) : hashKeyHex(explicit);
       const shard = map.open.find((candidate) => hashKey >= candidate.start && hashKey <= candidate.end);
       if (!shard || shard.leaderId < 0) return null;
-      let group = byShard.get(shard.partition);
-      if (!group) byShard.set(shard.partition, (group = []));
+      keys[index] = key;
+      partitions[index] = shard.partition;
+      bytes += key.length + record.data.length;
+      let group = byLeader.get(shard.leaderId);
+      if (!group) byLeader.set(shard.leaderId, (group = []));
       group.push(index);
     }
-    const byLeader = new Map<number, { partition: number; indexes: number[]; batch: Buffer }[]>();
+    if (bytes > PUT_BYTES_MAX) return null;
+    const put: PendingPut = { records, keys, partitions, results: new Array(records.length), refused: false };
+    await Promise.all([...byLeader].map(([leaderId, indexes]) => new Promise<void>((resolve) => {
+      const queue = this.leaderQueue(streamName, leaderId);
+      queue.pending.push({ put, indexes, bytes: indexes.reduce((sum, index) => sum + keys[index]!.length + records[index]!.data.length, 0), done: resolve });
+      this.drain(queue);
+    })));
+    if (put.refused) this.shardMaps.delete(streamName);
+    return put.results;
+  }
+
+  private leaderQueue(streamName: string, leaderId: number): LeaderQueue {
+    const key = `${streamName}/${leaderId}`;
+    let queue = this.leaderQueues.get(key);
+    if (!queue) this.leaderQueues.set(key, (queue = { streamName, leaderId, pending: [], inFlight: 0 }));
+    return queue;
+  }
+
+  /**
+   * Sends what is waiting for a leader while fewer than BATCH_REQUESTS_IN_FLIGHT_MAX requests
+   * are out: the calls that arrive meanwhile share the next request and its per-shard batches
+   * (as Kafka's producer batches while requests are in flight), within the request limits.
+   */
+  private drain(queue: LeaderQueue): void {
+    while (queue.inFlight < BATCH_REQUESTS_IN_FLIGHT_MAX && queue.pending.length > 0) {
+      const parts: QueuedPart[] = [];
+      let records = 0;
+      let bytes = 0;
+      while (queue.pending.length > 0) {
+        const next = queue.pending[0]!;
+        if (parts.length > 0 && (records + next.indexes.length > SHARD_BATCHES_RECORDS_MAX || bytes + next.bytes > PUT_BYTES_MAX)) break;
+        parts.push(queue.pending.shift()!);
+        records += next.indexes.length;
+        bytes += next.bytes;
+      }
+      queue.inFlight++;
+      void this.sendParts(queue, parts).catch(() => {
+        for (const part of parts) part.put.refused = true;
+      }).finally(() => {
+        queue.inFlight--;
+        for (const part of parts) part.done();
+        this.drain(queue);
+      });
+    }
+  }
+
+  /** One PutShardBatches request: a RecordBatch per shard, records in call order. */
+  private async sendParts(queue: LeaderQueue, parts: QueuedPart[]): Promise<void> {
+    const byShard = new Map<number, { part: QueuedPart; index: number }[]>();
+    for (const part of parts) {
+      for (const index of part.indexes) {
+        const partition = part.put.partitions[index]!;
+        let shard = byShard.get(partition);
+        if (!shard) byShard.set(partition, (shard = []));
+        shard.push({ part, index });
+      }
+    }
     const nowMs = Date.now();
-    for (const [partition, indexes] of byShard) {
+    const batches = [...byShard].map(([partition, items]) => {
       const builder = new RecordBatchBuilder({ nowMs });
-      for (const index of indexes) {
-        const record = records[index]!;
+      for (const { part, index } of items) {
+        const record = part.put.records[index]!;
         builder.append({
-          key: Buffer.from(record.partitionKey, 'utf8'), value: record.data,
+          key: part.put.keys[index]!, value: record.data,
           headers: record.explicitHashKey === undefined ? undefined : [{ key: 'h', value: Buffer.from(record.explicitHashKey) }],
         });
       }
-      const leaderId = map.open.find((candidate) => candidate.partition === partition)!.leaderId;
-      let group = byLeader.get(leaderId);
-      if (!group) byLeader.set(leaderId, (group = []));
-      group.push({ partition, indexes, batch: builder.build() });
+      return { partition, items, records: builder.build() };
+    });
+    let response: PutShardBatchesResponse__Output;
+    try {
+      response = await this.client.connectionTo(queue.leaderId).call<PutShardBatchesResponse__Output>(SERVICE, 'PutShardBatches', {
+        streamName: queue.streamName, batches: batches.map((batch) => ({ shardId: shardIdOf(batch.partition), records: batch.records })),
+      }, this.client.requestTimeoutMs);
+    } catch {
+      // Whatever went wrong (a leader gone, a record the server refuses), each call's records are
+      // resent with PutRecords, which reports per call and per record.
+      for (const part of parts) part.put.refused = true;
+      return;
     }
-    const results: (PutRecordsResultEntry__Output | undefined)[] = new Array(records.length);
-    let refused = false;
-    await Promise.all([...byLeader].map(async ([leaderId, batches]) => {
-      let response: PutShardBatchesResponse__Output;
-      try {
-        response = await this.client.connectionTo(leaderId).call<PutShardBatchesResponse__Output>(SERVICE, 'PutShardBatches', {
-          streamName, batches: batches.map((batch) => ({ shardId: shardIdOf(batch.partition), records: batch.batch })),
-        }, this.client.requestTimeoutMs);
-      } catch (error) {
-        const riffleError = toRiffleError(error);
-        if (!riffleError.retriable && riffleError.errorName !== 'UNSUPPORTED_VERSION' && riffleError.errorName !== 'UNKNOWN_SERVER_ERROR') throw riffleError;
-        refused = true;
+    batches.forEach((batch, position) => {
+      const result = response.results[position];
+      const base = result ? Number(result.baseOffset) : -1;
+      if (!result || result.errorCode || base < 0) {
+        for (const { part } of batch.items) part.put.refused = true;
         return;
       }
-      batches.forEach((batch, position) => {
-        const result = response.results[position];
-        const base = result ? Number(result.baseOffset) : -1;
-        if (!result || result.errorCode || base < 0) {
-          refused = true;
-          return;
-        }
-        const shardId = shardIdOf(batch.partition);
-        batch.indexes.forEach((index, offsetInBatch) => (results[index] = { shardId, sequenceNumber: encodeSequenceNumber(batch.partition, base + offsetInBatch) }));
+      const shardId = shardIdOf(batch.partition);
+      batch.items.forEach(({ part, index }, offsetInBatch) => {
+        part.put.results[index] = { shardId, sequenceNumber: encodeSequenceNumber(batch.partition, base + offsetInBatch) };
       });
-    }));
-    if (refused) this.shardMaps.delete(streamName);
-    return results;
+    });
   }
 
   private async putRecordsRouted(streamName: string, records: WireRecord[]): Promise<PutRecordsResponse__Output> {
