@@ -30,6 +30,8 @@ import type { ShardFilter } from '../rpc/generated/riffle/v1/ShardFilter.js';
 export type { Shard__Output as Shard, SubscribeToShardEvent__Output as SubscribeToShardEvent, GetRecordsResponse__Output as GetRecordsResult };
 
 const SERVICE = 'riffle.v1.Kinesis';
+/** Errors of a moment between leaders: worth retrying a data-plane call for. */
+const LEADERSHIP_ERRORS = new Set<string>(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'NETWORK_EXCEPTION', 'REQUEST_TIMED_OUT', 'BROKER_NOT_AVAILABLE']);
 /** The client's shard map is refreshed at least this often. */
 export const SHARD_MAP_MAX_AGE_MS = 30_000;
 /** A subscription silent for this long (heartbeats come every 2 s) is given up and renewed. */
@@ -124,8 +126,16 @@ export class KinesisClient {
     return this.client.callAnyWithRetries<Response>(SERVICE, method, request);
   }
 
+  /**
+   * A data-plane call, retried through leader changes (a shard between leaders, a node gone)
+   * within the client's retry deadline. Throttling (ProvisionedThroughputExceededException) is
+   * not retried here: the caller decides how to back off, as with Kinesis.
+   */
   private call<Response>(method: string, request: object): Promise<Response> {
-    return this.client.callAny<Response>(SERVICE, method, request);
+    return withRetries(() => this.client.callAny<Response>(SERVICE, method, request), {
+      ...this.client.retry,
+      retryIf: (error) => LEADERSHIP_ERRORS.has(error.errorName),
+    });
   }
 
   async createStream(streamName: string, options: CreateStreamOptions = {}): Promise<void> {

@@ -1,4 +1,5 @@
-// The Kinesis-like API against three real combined nodes on 127.0.30.1-3 (RF 3): every iterator
+// The Kinesis-like API against three real combined nodes on 127.0.30.1-3 and a broker-only node
+// on 127.0.30.4 (RF 3): every iterator
 // type, forged/expired/wrong-shard iterators, PutRecords validation and partial failure under
 // the 'kinesis' limits profile, resharding (split, merge, uniform scaling) under load with
 // per-key order kept for a reader that finishes parents first, sequence numbers across a leader
@@ -6,7 +7,7 @@
 // last 2 s and iterators 4 s here, so renewals and expiry happen within the test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { Admin, KinesisClient, RiffleClient, type Shard } from '../../src/client/index.js';
+import { KinesisClient, RiffleClient, type Shard } from '../../src/client/index.js';
 import { RiffleError, fromServiceError } from '../../src/rpc/errors.js';
 import { decodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf } from '../../src/util/kinesis.js';
 import { encodeRecordBatch } from '../../src/util/record-batch.js';
@@ -22,7 +23,7 @@ let kinesis: KinesisClient;
 
 beforeAll(async () => {
   cluster = await startCluster({
-    subnet: SUBNET, dataDir: data.dir, controllers: 3,
+    subnet: SUBNET, dataDir: data.dir, controllers: 3, brokers: 1,
     extraArgs: ['--default-replication-factor', '3', '--kinesis-subscription-ms', '2000', '--kinesis-heartbeat-ms', '300', '--kinesis-iterator-ttl-ms', '4000', '--kinesis-on-demand-check-ms', '500'],
   });
   client = new RiffleClient({ bootstrap: cluster.bootstrap, retry: { deadlineMs: 30_000 } });
@@ -432,18 +433,24 @@ describe('failover', () => {
 
 describe('half-open subscriptions', () => {
   it('the SDK abandons a subscription to a paused leader within 10 s and resumes on the new leader', async () => {
-    // Pause a shard leader that is not also the active controller: this test is about the
-    // subscription noticing silence, not about a controller failover.
-    await kinesis.createStream('halfopen', { shardCount: 3 });
-    await client.refreshMetadata([]);
-    const consumer = await kinesis.registerStreamConsumer(streamArnOf(client.clusterId, 'halfopen'), 'watcher');
-    const controllerId = (await new Admin(client).describeCluster()).controllerId;
-    const leaders = await Promise.all([0, 1, 2].map((shard) => leaderOf('halfopen', shardIdOf(shard))));
-    const shard = leaders.findIndex((leader) => leader !== controllerId);
+    // Pause a shard leader on the broker-only node: this test is about the subscription noticing
+    // silence, not about controllers (a paused controller also silences the metadata streams
+    // brokers follow from it).
+    const brokerOnly = 4;
+    let stream = '';
+    let shard = -1;
+    for (let attempt = 0; attempt < 6 && shard < 0; attempt++) {
+      stream = `halfopen-${attempt}`;
+      await kinesis.createStream(stream, { shardCount: 4 });
+      const leaders = await Promise.all([0, 1, 2, 3].map((index) => leaderOf(stream, shardIdOf(index))));
+      shard = leaders.indexOf(brokerOnly);
+    }
     expect(shard).toBeGreaterThanOrEqual(0);
+    await client.refreshMetadata([]);
+    const consumer = await kinesis.registerStreamConsumer(streamArnOf(client.clusterId, stream), 'watcher');
     const shardId = shardIdOf(shard);
-    const leader = leaders[shard]!;
-    const explicitHashKey = (BigInt((await kinesis.listShards('halfopen'))[shard]!.hashKeyRange!.startingHashKey) + 1n).toString();
+    const leader = brokerOnly;
+    const explicitHashKey = (BigInt((await kinesis.listShards(stream))[shard]!.hashKeyRange!.startingHashKey) + 1n).toString();
     const stop = new AbortController();
     const received: string[] = [];
     const renewals: { reason: string; atMs: number }[] = [];
@@ -466,7 +473,7 @@ describe('half-open subscriptions', () => {
       try {
         const renewal = await waitFor(() => renewals.find((entry) => entry.atMs >= pausedAtMs && entry.reason !== 'subscription lifetime ended'), { timeoutMs: 15_000, what: 'the SDK to give up on the silent subscription' });
         expect(renewal.atMs - pausedAtMs).toBeLessThanOrEqual(10_000);
-        await putAll('halfopen', [{ partitionKey: 'k', data: 'after-pause', explicitHashKey }]);
+        await putAll(stream, [{ partitionKey: 'k', data: 'after-pause', explicitHashKey }]);
         await waitFor(() => received.includes('after-pause') || undefined, { timeoutMs: 30_000, what: 'the record from the new leader' });
       } finally {
         paused.child.kill('SIGCONT');
