@@ -17,6 +17,7 @@ import { ImageClusterView } from './cluster-view.js';
 import { ControllerClient } from './controller-client.js';
 import { FetchPurgatory } from './fetch-purgatory.js';
 import { DataPlaneMetrics, kafkaHandlers } from './kafka-service.js';
+import { KinesisService } from './kinesis/kinesis-service.js';
 import { brokerProducerIds } from './producer-ids.js';
 import { registerProducerStateGauge } from './producer-state.js';
 import { MetadataCache } from './metadata-cache.js';
@@ -59,6 +60,7 @@ interface BrokerParts {
   lifecycle: BrokerLifecycle;
   retentionTimer: NodeJS.Timeout;
   groups: GroupCoordinator;
+  kinesis: KinesisService;
 }
 
 interface ControllerParts {
@@ -206,7 +208,9 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   // A new leadership of an offsets partition loads its groups; a lost one drops them.
   replicas.onSynced(() => groups.syncLeadership());
   groups.start();
-  const server = new grpc.Server(serverOptions(config.requestBytesMax));
+  // Keepalive pings every 4 s (answered within 4 s) let the broker notice a half-open client, such
+  // as a vanished Enhanced Fan-Out subscriber, within 10 s.
+  const server = new grpc.Server({ ...serverOptions(config.requestBytesMax), 'grpc.keepalive_time_ms': 4_000, 'grpc.keepalive_timeout_ms': 4_000 });
   const fetchStreams = new FetchStreams();
   const kafkaContext = { service: 'kafka', metrics: rpcMetrics, logger };
   server.addService(
@@ -223,6 +227,14 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     serviceClient('riffle/v1/admin.proto', 'riffle.v1.Admin').service,
     adminHandlers({ service: 'admin', metrics: rpcMetrics, logger }, { cluster, controller: controllerClient, metadata, replicas }) as grpc.UntypedServiceImplementation,
   );
+  const kinesis = new KinesisService({
+    cluster, controller: controllerClient, metadata, replicas, registry, logger,
+    subscriptionMs: config.kinesisSubscriptionMs, heartbeatMs: config.kinesisHeartbeatMs, iteratorTtlMs: config.kinesisIteratorTtlMs, onDemandCheckMs: config.kinesisOnDemandCheckMs,
+  });
+  server.addService(
+    serviceClient('riffle/v1/kinesis.proto', 'riffle.v1.Kinesis').service,
+    kinesis.handlers({ service: 'kinesis', metrics: rpcMetrics, logger }) as grpc.UntypedServiceImplementation,
+  );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
     replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: fetchStreams }) as grpc.UntypedServiceImplementation,
@@ -233,7 +245,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups };
+  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups, kinesis };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
@@ -242,6 +254,8 @@ async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logge
   clearInterval(broker.retentionTimer);
   // Followers' fetch streams never end by themselves; they would hold the server for the grace.
   broker.fetchStreams.endAll();
+  // EFO subscriptions would hold the server for the grace too; their clients resubscribe elsewhere.
+  broker.kinesis.close();
   await shutdownServer(broker.server, config.shutdownGraceMs);
   broker.groups.close();
   broker.lifecycle.stop();

@@ -25,6 +25,8 @@ export interface PartitionRole {
   replicas: readonly number[];
   isr: readonly number[];
   minInsyncReplicas: number;
+  /** A stream shard closed by a resharding takes no more writes (absent means open). */
+  closed?: boolean;
 }
 
 /** What the leader knows of one follower, from its fetches. */
@@ -126,6 +128,11 @@ export class Partition {
     return lag;
   }
 
+  /** A resharded stream shard's parent: no more writes. */
+  get isClosed(): boolean {
+    return this.role.closed === true;
+  }
+
   get isLeader(): boolean {
     return this.role.leaderId === this.selfId;
   }
@@ -191,6 +198,7 @@ export class Partition {
    */
   async append(batches: Buffer, acks: number): Promise<AppendInfo> {
     this.requireLeader();
+    if (this.role.closed) throw new RiffleError('SHARD_CLOSED', `${this.topic}-${this.index} is a closed shard: a resharding replaced it by its children.`);
     if (acks === -1 && this.role.isr.length < this.role.minInsyncReplicas) {
       throw new RiffleError('NOT_ENOUGH_REPLICAS', `${this.topic}-${this.index} has ${this.role.isr.length} in-sync replicas; min.insync.replicas is ${this.role.minInsyncReplicas}.`);
     }

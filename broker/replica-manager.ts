@@ -228,6 +228,7 @@ export class ReplicaManager {
       replicas: info.replicas,
       isr: info.isr,
       minInsyncReplicas: minInsyncReplicasOf(topic.configs, topic.replicationFactor),
+      closed: info.state === 'closed',
     };
     const existing = this.partitions.get(key);
     if (existing && existing.topicId === topic.topicId) {

@@ -35,6 +35,7 @@ export function controllerHandlers(context: HandlerContext, deps: ControllerServ
     DeleteTopics: unary(context, 'DeleteTopics', (request) => controller.deleteTopics(request)),
     CreatePartitions: unary(context, 'CreatePartitions', (request) => controller.createPartitions(request)),
     IncrementalAlterConfigs: unary(context, 'IncrementalAlterConfigs', (request) => controller.incrementalAlterConfigs(request)),
+    AlterStream: unary(context, 'AlterStream', (request) => controller.alterStream(request)),
     DescribeQuorum: unary(context, 'DescribeQuorum', async () => describeQuorum(deps)),
     FetchMetadata: (call: grpc.ServerWritableStream<FetchMetadataRequest__Output, MetadataDelivery>) => {
       if (streams >= METADATA_STREAMS_MAX) {

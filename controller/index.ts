@@ -22,7 +22,11 @@ export {
 } from './controller-config.js';
 export { ControllerMetrics, type ControllerMetricsSource } from './controller-metrics.js';
 export {
-  MIN_INSYNC_REPLICAS_KEY, TOPIC_CONFIG_KEYS, defaultMinInsyncReplicas, minInsyncReplicasOf, validateTopicConfig, validateTopicConfigs,
+  MIN_INSYNC_REPLICAS_KEY, STREAM_CONFIG_KEYS, TOPIC_CONFIG_KEYS, defaultMinInsyncReplicas, minInsyncReplicasOf, validateTopicConfig, validateTopicConfigs,
 } from './topic-configs.js';
 export { CLUSTER_PARTITIONS_MAX, TOPIC_NAME_LENGTH_MAX, validateTopicName } from './topic-requests.js';
 export { changeTo, electIfLeaderless, electLeader, electPreferred, removeReplica, type Eligibility } from './partition-changes.js';
+export {
+  ON_DEMAND_INITIAL_SHARDS, PUT_RECORDS_BYTES_MAX, RECORD_BYTES_DEFAULT, STREAM_CONSUMERS_MAX, STREAM_OPEN_SHARDS_MAX, STREAM_RETENTION_HOURS_DEFAULT, STREAM_RETENTION_HOURS_MAX,
+  STREAM_RETENTION_HOURS_MIN, STREAM_SHARDS_TOTAL_MAX, openShardsCoverHashSpace, openShardsOf, streamNamed,
+} from './stream-requests.js';

@@ -46,6 +46,13 @@ import { MetadataImage, partitionRecordOf } from './metadata-image.js';
 import type { BrokerInfo, PartitionInfo } from './metadata-types.js';
 import { changeTo, electIfLeaderless, electPreferred, removeReplica } from './partition-changes.js';
 import { planAlterConfigs, planCreatePartitions, planCreateTopic, planDeleteTopic } from './topic-requests.js';
+import type { AlterStreamRequest } from '../src/rpc/generated/riffle/internal/AlterStreamRequest.js';
+import type { AlterStreamResponse__Output } from '../src/rpc/generated/riffle/internal/AlterStreamResponse.js';
+import { consumerArnOf, streamArnOf } from '../src/util/kinesis.js';
+import {
+  openShardsOf, planCreateStream, planDeleteStream, planDeregisterConsumer, planMergeShards, planRegisterConsumer, planRetention,
+  planSplitShard, planStreamLimits, planStreamMode, planUpdateShardCount, type StreamContext,
+} from './stream-requests.js';
 
 /**
  * The metadata log as the controller sees it (the Raft driver implements it; tests use a fake).
@@ -517,6 +524,41 @@ export class QuorumController {
       }
       return { responses };
     });
+  }
+
+  // ---- streams (Kinesis-like) ----
+
+  /** One stream administration operation, committed as one metadata batch. */
+  alterStream(request: AlterStreamRequest): Promise<AlterStreamResponse__Output> {
+    return this.handle('AlterStream', () => this.serialize(async () => {
+      const name = request.streamName ?? '';
+      const previousOpen = this.current.topicByName(name)?.kind === 'stream' ? openShardsOf(this.current.topicByName(name)!).length : 0;
+      const context: StreamContext = {
+        topicId: Buffer.from(this.randomBytes(TOPIC_ID_BYTES)).toString('base64url'), startIndex: this.randomIndex(), nowMs: this.options.clock.nowMs(),
+      };
+      let consumerArn = '';
+      const records = ((): MetadataRecord[] => {
+        switch (request.operation) {
+          case 'create': return planCreateStream(this.current, request, this.config, context);
+          case 'delete': return planDeleteStream(this.current, request);
+          case 'split': return planSplitShard(this.current, request, context);
+          case 'merge': return planMergeShards(this.current, request, context);
+          case 'update_shard_count': return planUpdateShardCount(this.current, request, context);
+          case 'retention': return planRetention(this.current, request);
+          case 'mode': return planStreamMode(this.current, request);
+          case 'limits': return planStreamLimits(this.current, request);
+          case 'register_consumer':
+            consumerArn = consumerArnOf(streamArnOf(this.current.cluster?.clusterId ?? '', name), request.consumerName ?? '', context.nowMs);
+            return planRegisterConsumer(this.current, request, consumerArn, context.nowMs);
+          case 'deregister_consumer': return planDeregisterConsumer(this.current, request);
+          default: throw new RiffleError('INVALID_ARGUMENT', `Unknown stream operation '${request.operation}'.`);
+        }
+      })();
+      const offset = records.length > 0 ? await this.commit(records) : 0;
+      if (records.length > 0) this.options.logger.info(`stream ${name}: ${request.operation} committed at offset ${offset} (${records.length} records)`);
+      const topicId = this.current.topicByName(name)?.topicId ?? '';
+      return { metadataOffset: offset, topicId, previousOpenShardCount: previousOpen, consumerArn };
+    }));
   }
 
   // ---- plumbing ----

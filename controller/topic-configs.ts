@@ -31,8 +31,23 @@ const INTEGER_CONFIGS: Readonly<Record<string, IntegerRule>> = {
 const FLUSH_POLICIES: readonly string[] = ['ack', 'interval', 'os'];
 const CLEANUP_POLICIES: readonly string[] = ['delete', 'compact'];
 
-/** Every topic config name the controller accepts. */
+/**
+ * Configs of Kinesis-like streams (topics of kind 'stream'), with their allowed values:
+ * stream.mode (PROVISIONED or ON_DEMAND), stream.limits (the throughput profile: 'kinesis' for
+ * Kinesis's per-shard limits, 'off' for full speed) and stream.record.bytes.max (largest record
+ * data, 1 MiB by default, up to 10 MiB).
+ */
+const CHOICE_CONFIGS: Readonly<Record<string, readonly string[]>> = {
+  'stream.mode': ['PROVISIONED', 'ON_DEMAND'],
+  'stream.limits': ['kinesis', 'off'],
+};
+const STREAM_RECORD_BYTES_KEY = 'stream.record.bytes.max';
+const STREAM_RECORD_BYTES_LIMIT = 10 * 1024 * 1024;
+
+/** Every log config name the controller accepts (the broker's log config keys and min.insync.replicas). */
 export const TOPIC_CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(INTEGER_CONFIGS), 'flush.policy', 'cleanup.policy']);
+/** The configs only streams use; accepted on any topic, meaningful on streams. */
+export const STREAM_CONFIG_KEYS: readonly string[] = Object.freeze([...Object.keys(CHOICE_CONFIGS), STREAM_RECORD_BYTES_KEY]);
 
 export const MIN_INSYNC_REPLICAS_KEY = 'min.insync.replicas';
 
@@ -65,7 +80,12 @@ export function validateTopicConfig(name: string, value: string, replicationFact
     }
     return;
   }
-  const rule = INTEGER_CONFIGS[name];
+  const choices = CHOICE_CONFIGS[name];
+  if (choices !== undefined) {
+    if (!choices.includes(value)) throw new RiffleError('INVALID_CONFIG', `${name} must be one of ${choices.join(', ')}, not '${value}'.`);
+    return;
+  }
+  const rule = name === STREAM_RECORD_BYTES_KEY ? { min: 1, max: STREAM_RECORD_BYTES_LIMIT } : INTEGER_CONFIGS[name];
   if (rule === undefined) throw new RiffleError('INVALID_CONFIG', `Unknown topic config '${name}'.`);
   const max = name === MIN_INSYNC_REPLICAS_KEY ? replicationFactor : rule.max;
   const number = /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;

@@ -14,6 +14,7 @@ import { NodeProcess, freePort } from './node-process.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
+import { registerKinesisBench } from './bench-kinesis.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -54,6 +55,7 @@ export function registerBenchCommands(program: Command): void {
   registerMetadataBench(bench);
   registerFailoverBench(bench);
   registerGroupsBench(bench);
+  registerKinesisBench(bench);
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
   });

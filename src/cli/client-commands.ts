@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { Admin, GroupAdmin, GroupConsumer, PartitionConsumer, Producer, RiffleClient, type Acks, type ConsumerRecord, type OffsetResetTarget } from '../client/index.js';
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { RiffleError } from '../rpc/errors.js';
+import { registerStreamCommands } from './stream-commands.js';
 import { collect, parseIntegerOption, parseKeyValues, printJson, printTable, reportError } from './output.js';
 
 function bootstrapOption(command: Command): Command {
@@ -30,6 +31,7 @@ export function registerClientCommands(program: Command): void {
   registerProduceCommand(program);
   registerConsumeCommand(program);
   registerGroupCommands(program);
+  registerStreamCommands(program);
 }
 
 function registerClusterCommands(program: Command): void {

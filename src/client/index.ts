@@ -10,3 +10,10 @@ export {
 export type { TopicPartition } from './group-fetcher.js';
 export { murmur2, partitionForKey, StickyPartitioner } from './partitioner.js';
 export { RiffleError, isRiffleError, type ErrorName } from '../rpc/errors.js';
+export {
+  KinesisClient, withKinesisRetries, type CreateStreamOptions, type PutRecordsEntry, type StartingPosition, type SubscribeOptions as SubscribeToShardOptions,
+  type Shard, type SubscribeToShardEvent, type GetRecordsResult,
+} from './kinesis.js';
+export {
+  decodeSequenceNumber, encodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf, HASH_KEY_MAX,
+} from '../util/kinesis.js';

@@ -54,6 +54,14 @@ export interface NodeConfig {
   groupHeartbeatIntervalMs: number;
   /** Committed offsets of a group without members expire this long after its last commit. */
   offsetsRetentionMs: number;
+  /** How long one Enhanced Fan-Out subscription (SubscribeToShard) lasts before the client resubscribes. */
+  kinesisSubscriptionMs: number;
+  /** How often an idle EFO subscription gets a heartbeat event. */
+  kinesisHeartbeatMs: number;
+  /** How long a shard iterator stays valid. */
+  kinesisIteratorTtlMs: number;
+  /** How often on-demand streams' shard loads are checked (a shard hot for 3 checks is split). */
+  kinesisOnDemandCheckMs: number;
 }
 
 /** The settings as strings, keyed by their flag name without dashes in camelCase. */
@@ -90,6 +98,10 @@ export const SETTINGS = {
   groupSessionTimeoutMs: { env: 'RIFFLE_GROUP_SESSION_TIMEOUT_MS', yaml: 'group-session-timeout-ms', defaultValue: '10000' },
   groupHeartbeatIntervalMs: { env: 'RIFFLE_GROUP_HEARTBEAT_INTERVAL_MS', yaml: 'group-heartbeat-interval-ms', defaultValue: '1000' },
   offsetsRetentionMs: { env: 'RIFFLE_OFFSETS_RETENTION_MS', yaml: 'offsets-retention-ms', defaultValue: String(7 * 24 * 60 * 60 * 1000) },
+  kinesisSubscriptionMs: { env: 'RIFFLE_KINESIS_SUBSCRIPTION_MS', yaml: 'kinesis-subscription-ms', defaultValue: '300000' },
+  kinesisHeartbeatMs: { env: 'RIFFLE_KINESIS_HEARTBEAT_MS', yaml: 'kinesis-heartbeat-ms', defaultValue: '2000' },
+  kinesisIteratorTtlMs: { env: 'RIFFLE_KINESIS_ITERATOR_TTL_MS', yaml: 'kinesis-iterator-ttl-ms', defaultValue: '300000' },
+  kinesisOnDemandCheckMs: { env: 'RIFFLE_KINESIS_ON_DEMAND_CHECK_MS', yaml: 'kinesis-on-demand-check-ms', defaultValue: '10000' },
 } as const satisfies Record<string, SettingSpec>;
 
 export class ConfigError extends Error {
@@ -154,6 +166,10 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     groupSessionTimeoutMs: parseInteger('group-session-timeout-ms', raw.groupSessionTimeoutMs, 100, 3_600_000),
     groupHeartbeatIntervalMs: parseInteger('group-heartbeat-interval-ms', raw.groupHeartbeatIntervalMs, 10, 3_600_000),
     offsetsRetentionMs: parseInteger('offsets-retention-ms', raw.offsetsRetentionMs, 1_000, Number.MAX_SAFE_INTEGER),
+    kinesisSubscriptionMs: parseInteger('kinesis-subscription-ms', raw.kinesisSubscriptionMs, 100, 3_600_000),
+    kinesisHeartbeatMs: parseInteger('kinesis-heartbeat-ms', raw.kinesisHeartbeatMs, 50, 60_000),
+    kinesisIteratorTtlMs: parseInteger('kinesis-iterator-ttl-ms', raw.kinesisIteratorTtlMs, 100, 3_600_000),
+    kinesisOnDemandCheckMs: parseInteger('kinesis-on-demand-check-ms', raw.kinesisOnDemandCheckMs, 100, 3_600_000),
   };
   config.controllerQuorum = raw.controllerQuorum
     ? parseQuorum(raw.controllerQuorum)

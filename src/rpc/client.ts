@@ -49,11 +49,11 @@ export class NodeConnection {
   }
 
   /** Calls a unary method; rejects with a RiffleError. */
-  call<Response>(service: ServiceName, method: string, request: object, timeoutMs: number): Promise<Response> {
+  call<Response>(service: ServiceName, method: string, request: object, timeoutMs: number, metadata?: grpc.Metadata): Promise<Response> {
     const client = this.client(service) as unknown as Record<string, UnaryMethod<Response>>;
     const deadline = new Date(Date.now() + timeoutMs);
     return new Promise((resolve, reject) => {
-      client[method]!.call(client, request, { deadline }, (error, response) => {
+      client[method]!.call(client, request, metadata ?? new grpc.Metadata(), { deadline }, (error, response) => {
         if (error) reject(fromServiceError(error));
         else resolve(response as Response);
       });
@@ -70,6 +70,7 @@ export class NodeConnection {
 
 type UnaryMethod<Response> = (
   request: object,
+  metadata: grpc.Metadata,
   options: grpc.CallOptions,
   callback: (error: grpc.ServiceError | null, response?: Response) => void,
 ) => grpc.ClientUnaryCall;

@@ -79,6 +79,7 @@ export const ERRORS = {
   LIMIT_EXCEEDED: { code: 1003, status: S.RESOURCE_EXHAUSTED, retriable: true, message: 'The requested resource exceeds the maximum number allowed, or too many requests are in progress.', kinesisName: 'LimitExceededException' },
   PROVISIONED_THROUGHPUT_EXCEEDED: { code: 1004, status: S.RESOURCE_EXHAUSTED, retriable: true, message: 'The request rate for the stream is too high, or the requested data is too large for the available throughput.', kinesisName: 'ProvisionedThroughputExceededException' },
   EXPIRED_ITERATOR: { code: 1005, status: S.INVALID_ARGUMENT, retriable: false, message: 'The provided iterator exceeds the maximum age allowed.', kinesisName: 'ExpiredIteratorException' },
+  SHARD_CLOSED: { code: 1007, status: S.FAILED_PRECONDITION, retriable: false, message: 'The shard (partition) was closed by a resharding and takes no more writes; write to its child shards.', kinesisName: 'InvalidArgumentException' },
   EXPIRED_NEXT_TOKEN: { code: 1006, status: S.INVALID_ARGUMENT, retriable: false, message: 'The pagination token passed to the operation is expired.', kinesisName: 'ExpiredNextTokenException' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -97,6 +98,13 @@ export const ERROR_NAME_METADATA_KEY = 'riffle-error';
 export const ERROR_CODE_METADATA_KEY = 'riffle-error-code';
 export const ERROR_RETRIABLE_METADATA_KEY = 'riffle-error-retriable';
 export const LEADER_HINT_METADATA_KEY = 'riffle-leader-hint';
+/** The Kinesis exception name of the error, where it has one (ResourceNotFoundException, ...). */
+export const KINESIS_ERROR_METADATA_KEY = 'riffle-kinesis-error';
+
+/** The Kinesis exception name a client of the Kinesis API sees for an error. */
+export function kinesisNameOf(name: ErrorName): string {
+  return (ERRORS[name] as ErrorSpec).kinesisName ?? 'InternalFailure';
+}
 
 /** A typed Riffle error, raised by servers and by the SDK alike. */
 export class RiffleError extends Error {
@@ -125,6 +133,8 @@ export class RiffleError extends Error {
     metadata.set(ERROR_CODE_METADATA_KEY, String(this.code));
     metadata.set(ERROR_RETRIABLE_METADATA_KEY, String(this.retriable));
     if (this.leaderHint) metadata.set(LEADER_HINT_METADATA_KEY, this.leaderHint);
+    const kinesisName = (ERRORS[this.errorName] as ErrorSpec).kinesisName;
+    if (kinesisName) metadata.set(KINESIS_ERROR_METADATA_KEY, kinesisName);
     return { code: this.status, details: `${this.errorName}: ${this.message}`, metadata };
   }
 }

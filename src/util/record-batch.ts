@@ -339,6 +339,21 @@ export function stampBatch(buffer: Buffer, position: number, baseOffset: number,
   buffer.writeInt32BE(partitionLeaderEpoch, position + LEADER_EPOCH_AT);
 }
 
+/**
+ * Marks the batch at `position` as LOG_APPEND_TIME with `timestampMs` as its time (Kafka's
+ * message.timestamp.type=LogAppendTime: every record reads back with the batch's max timestamp)
+ * and recomputes the CRC, which covers both fields.
+ */
+export function stampLogAppendTime(buffer: Buffer, position: number, timestampMs: number): void {
+  const header = readBatchHeader(buffer, position);
+  const end = position + LOG_OVERHEAD_BYTES + header.batchLength;
+  assert(end <= buffer.length, 'stampLogAppendTime past the end');
+  buffer.writeInt16BE(header.attributes | ATTRIBUTE_LOG_APPEND_TIME, position + ATTRIBUTES_AT);
+  writeInt64(buffer, position + BASE_TIMESTAMP_AT, timestampMs);
+  writeInt64(buffer, position + MAX_TIMESTAMP_AT, timestampMs);
+  buffer.writeUInt32BE(crc32c(buffer.subarray(position + ATTRIBUTES_AT, end)), position + CRC_AT);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Broker-side validation
 
