@@ -20,8 +20,12 @@ export function channelOptions(): grpc.ChannelOptions {
   return {
     'grpc.max_receive_message_length': CLIENT_MESSAGE_BYTES_MAX,
     'grpc.max_send_message_length': CLIENT_MESSAGE_BYTES_MAX,
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
+    // A peer that stops answering (a paused or cut-off node) is noticed within about 10 s even on
+    // a stream that is legitimately quiet, such as a broker's metadata stream from a controller;
+    // with longer pings a broker could follow a frozen controller for most of a minute.
+    'grpc.keepalive_time_ms': 5_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
     // Reconnect quickly after a node restarts; the SDK's own retries add backoff on top.
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2_000,
