@@ -112,6 +112,8 @@ export class GroupConsumer {
   /** Offsets processed by the handlers and not yet committed, by partition. */
   private readonly processed = new Map<string, number>();
   private readonly committed = new Map<string, number>();
+  /** Bumped whenever everything owned is lost; a reconciliation started before is stale. */
+  private generation = 0;
   /** The last commit sent; the next waits for it. */
   private commitChain: Promise<unknown> = Promise.resolve();
   /** Seeks made from onPartitionsAssigned, applied when fetching of those partitions starts. */
@@ -378,13 +380,11 @@ export class GroupConsumer {
 
   private async sessionExpired(): Promise<void> {
     if (this.state !== 'joined' || this.memberEpoch === 0) return;
-    // As after FENCED_MEMBER_EPOCH: everything owned is lost, and the member joins again.
-    this.reconciliation = this.reconciliation.then(async () => {
-      await this.loseAll();
-      this.memberEpoch = 0;
-      this.subscriptionChanged = true;
-    });
-    await this.reconciliation;
+    // As after FENCED_MEMBER_EPOCH: everything owned is lost, and the member joins again. At once,
+    // not after a reconciliation that may itself be stuck on the unreachable coordinator.
+    this.memberEpoch = 0;
+    this.subscriptionChanged = true;
+    await this.loseAll();
   }
 
   private heartbeatRequest(leaving: boolean): { hasSubscription: boolean } & Record<string, unknown> {
@@ -417,6 +417,9 @@ export class GroupConsumer {
   /** Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new. */
   private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<void> {
     if (this.memberEpoch === 0) return;
+    // Losing everything (fenced, or the session guard) while this waits makes its work stale.
+    const generation = this.generation;
+    const stale = (): boolean => this.generation !== generation;
     const revoked = [...this.owned].filter(([key]) => !target.has(key)).map(([, partition]) => partition);
     const added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
     if (revoked.length > 0) {
@@ -434,6 +437,7 @@ export class GroupConsumer {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, leftMs)))),
       ]);
       clearTimeout(timer);
+      if (stale()) return;
       for (const { topic, partition } of revoked) {
         this.owned.delete(tpKeyOf(topic, partition));
         this.fetcher.remove(topic, partition);
@@ -444,12 +448,14 @@ export class GroupConsumer {
     }
     if (added.length > 0) {
       const offsets = await this.committedOffsets(added);
+      if (stale()) return;
       const starts: [TopicPartition, number][] = [];
       for (const tp of added) {
         const key = tpKeyOf(tp.topic, tp.partition);
         let offset = offsets.get(key) ?? -1;
         if (offset >= 0) this.committed.set(key, offset);
         else offset = await this.resetOffset(tp);
+        if (stale()) return;
         starts.push([tp, offset]);
       }
       // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
@@ -457,6 +463,7 @@ export class GroupConsumer {
       for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
       await this.options.onPartitionsAssigned?.(added);
       this.emit('assigned', added);
+      if (stale()) return;
       for (const [tp, offset] of starts) {
         const key = tpKeyOf(tp.topic, tp.partition);
         if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
@@ -482,6 +489,9 @@ export class GroupConsumer {
 
   /** Fenced or unknown: everything owned is lost (not revoked: no commit, its epoch is gone). */
   private async loseAll(): Promise<void> {
+    // Synchronous up to the listeners: from this moment nothing owned is fetched or handled, and
+    // a reconciliation in progress finds its work stale.
+    this.generation++;
     const lost = this.assignment();
     for (const { topic, partition } of lost) this.fetcher.remove(topic, partition);
     this.owned.clear();
