@@ -14,7 +14,10 @@ import type { FindCoordinatorResponse__Output } from '../../src/rpc/generated/ri
 import { errorNameOf } from '../../src/rpc/errors.js';
 import { REPO_ROOT, runCli, startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 
-const SESSION_TIMEOUT_MS = 6_000;
+// The broker default. Members give up their partitions a margin (2 s) before the coordinator could
+// expire them (group-consumer.ts); a coordinator failover (a 3 s broker session plus loading) must
+// fit before that for members to keep their partitions through it, as they do here.
+const SESSION_TIMEOUT_MS = 10_000;
 const data = temporaryDir('riffle-groups-');
 let cluster: TestCluster;
 let client: RiffleClient;
