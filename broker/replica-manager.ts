@@ -260,11 +260,18 @@ export class ReplicaManager {
     return partition;
   }
 
-  /** The hosted replica, or UNKNOWN_TOPIC_OR_PARTITION. */
+  /**
+   * The hosted replica. A partition the metadata knows but this broker does not host (yet: its
+   * replica is still being opened after a create or a move) is NOT_LEADER_OR_FOLLOWER, which
+   * clients retry after a metadata refresh; only a partition unknown to the metadata is
+   * UNKNOWN_TOPIC_OR_PARTITION.
+   */
   partition(topic: string, index: number): Partition {
     const partition = this.partitions.get(keyOf(topic, index));
-    if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${topic}-${index}.`);
-    return partition;
+    if (partition) return partition;
+    const known = this.latestImage?.topicByName(topic)?.partitions[index];
+    if (known) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${this.options.selfId} does not host ${topic}-${index} (yet); its leader is ${known.leader}.`);
+    throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${topic}-${index}.`);
   }
 
   findPartition(topic: string, index: number): Partition | undefined {
