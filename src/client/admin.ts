@@ -20,7 +20,6 @@ import type { DeleteGroupsResponse__Output } from '../rpc/generated/riffle/v1/De
 import type { FindCoordinatorResponse__Output } from '../rpc/generated/riffle/v1/FindCoordinatorResponse.js';
 import type { OffsetCommitResponse__Output } from '../rpc/generated/riffle/v1/OffsetCommitResponse.js';
 import type { OffsetFetchResponse__Output } from '../rpc/generated/riffle/v1/OffsetFetchResponse.js';
-import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 import { withRetries } from './retry.js';
 
 export type TopicDescription = TopicDescription__Output;
@@ -186,23 +185,8 @@ export class GroupAdmin {
 
   /** ListOffsets on the leader; a timestamp past the last record resolves to the high watermark. */
   private async lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
-    return withRetries(async () => {
-      const metadata = await this.client.topicMetadata(topic);
-      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
-      if (leader < 0) {
-        this.client.invalidate(topic);
-        throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
-      }
-      const response = await this.client.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', {
-        topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp }] }],
-      }, this.client.requestTimeoutMs);
-      const answer = response.topics[0]?.partitions[0];
-      if (!answer) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'ListOffsets answered without a partition.');
-      if (answer.errorCode !== 0) this.client.invalidate(topic);
-      throwIfError(answer.errorCode, answer.errorMessage);
-      const offset = Number(answer.offset);
-      return offset >= 0 ? offset : this.lookupOffset(topic, partition, -1);
-    }, this.client.retry);
+    const offset = await this.client.listOffset(topic, partition, timestamp);
+    return offset >= 0 ? offset : this.client.listOffset(topic, partition, -1);
   }
 }
 

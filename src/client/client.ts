@@ -2,9 +2,10 @@
 // caches topic metadata (leaders per partition) and refreshes it when a node says it is not the
 // leader. Producers, consumers and the admin client share one RiffleClient and its connections.
 import { ConnectionPool, type NodeConnection, type ServiceName } from '../rpc/client.js';
-import { RiffleError } from '../rpc/errors.js';
+import { RiffleError, errorNameOf } from '../rpc/errors.js';
 import { DEFAULT_RETRY, withRetries, type RetryOptions } from './retry.js';
 import type { MetadataResponse__Output } from '../rpc/generated/riffle/v1/MetadataResponse.js';
+import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
 export const DEFAULT_BOOTSTRAP = '127.0.0.1:9094';
 export const METADATA_MAX_AGE_MS = 30_000;
@@ -156,6 +157,32 @@ export class RiffleClient {
   }
 
   /** Forgets cached metadata of a topic, so the next lookup asks the cluster. */
+  /**
+   * ListOffsets of one partition on its leader: timestamp -1 latest, -2 earliest, or a time in
+   * ms (-1 when no record is that late). Retried like any call, which covers a new leader's
+   * OFFSET_NOT_AVAILABLE until its high watermark settles (KIP-207).
+   */
+  listOffset(topic: string, partition: number, timestamp: number): Promise<number> {
+    return withRetries(async () => {
+      const metadata = await this.topicMetadata(topic);
+      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+      if (leader < 0) {
+        this.invalidate(topic);
+        throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
+      }
+      const response = await this.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', {
+        topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp }] }],
+      }, this.requestTimeoutMs);
+      const answer = response.topics[0]?.partitions[0];
+      if (!answer) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'ListOffsets answered without a partition.');
+      if (answer.errorCode !== 0) {
+        this.invalidate(topic);
+        throw new RiffleError(errorNameOf(answer.errorCode), answer.errorMessage || undefined);
+      }
+      return Number(answer.offset);
+    }, this.retry);
+  }
+
   invalidate(topic: string): void {
     this.topics.delete(topic);
   }

@@ -7,8 +7,6 @@ import type { ConsumerRecord, OffsetReset } from './consumer.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll } from '../util/record-batch.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
-import { withRetries } from './retry.js';
-import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
 export interface TopicPartition {
   topic: string;
@@ -191,27 +189,7 @@ export class GroupFetcher {
   }
 
   /** ListOffsets on the partition's leader: -1 latest, -2 earliest, or a timestamp. */
-  async lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
-    // A new leader answers OFFSET_NOT_AVAILABLE until its high watermark settles (KIP-207): retried.
-    return withRetries(() => this.lookupOffsetOnce(topic, partition, timestamp), this.client.retry);
-  }
-
-  private async lookupOffsetOnce(topic: string, partition: number, timestamp: number): Promise<number> {
-    const metadata = await this.client.topicMetadata(topic);
-    const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
-    if (leader < 0) {
-      this.client.invalidate(topic);
-      throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
-    }
-    const response = await this.client.connectionTo(leader).call<ListOffsetsResponse__Output>('riffle.v1.Kafka', 'ListOffsets', {
-      topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp }] }],
-    }, this.client.requestTimeoutMs);
-    const answer = response.topics[0]?.partitions[0];
-    if (!answer) throw new RiffleError('UNKNOWN_SERVER_ERROR', 'ListOffsets answered without a partition.');
-    if (answer.errorCode !== 0) {
-      this.client.invalidate(topic);
-      throw new RiffleError(errorNameOf(answer.errorCode), answer.errorMessage || undefined);
-    }
-    return Number(answer.offset);
+  lookupOffset(topic: string, partition: number, timestamp: number): Promise<number> {
+    return this.client.listOffset(topic, partition, timestamp);
   }
 }
