@@ -14,7 +14,7 @@
 import type { AppendInfo, PartitionLog } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
-import { ProducerStateManager } from './producer-state.js';
+import { ProducerStateManager, SequenceGapError, type ProducerAppendPlan } from './producer-state.js';
 
 export type PartitionListener = (partition: Partition) => void;
 
@@ -42,6 +42,8 @@ interface FollowerState {
 
 /** Kafka's replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR. */
 export const REPLICA_LAG_TIME_MS_MAX = 10_000;
+/** How long a leader holds a batch ahead of its producer's sequence for the missing ones. */
+export const SEQUENCE_GAP_HOLD_MS = 250;
 
 export class Partition {
   private highWatermarkOffset: number;
@@ -205,7 +207,7 @@ export class Partition {
     // [idempotence] Sequences are checked before the write and recorded after it, with nothing in
     // between; a retried batch is not written again and answers with its original offsets.
     const epoch = this.role.leaderEpoch;
-    const producerPlan = this.producerState.check(batches, this.log);
+    const producerPlan = await this.checkProducers(batches, epoch);
     const info = producerPlan.duplicate ?? this.log.append(batches, this.role.leaderEpoch);
     if (producerPlan.duplicate === null) this.producerState.record(producerPlan, info);
     for (const listener of this.appendListeners) listener(this);
@@ -221,6 +223,42 @@ export class Partition {
     await this.whileLeading(epoch, durable);
     if (acks === -1) await this.waitForHighWatermark(end, epoch);
     return info;
+  }
+
+  /**
+   * [idempotence] The producer-state check, holding a batch that runs ahead of its producer's
+   * sequence for up to SEQUENCE_GAP_HOLD_MS while appends may bring the missing batches (a
+   * pipelining producer's earlier call overtaken on HTTP/2; see producer-state.ts).
+   */
+  private async checkProducers(batches: Buffer, epoch: number): Promise<ProducerAppendPlan> {
+    const deadline = this.nowMs() + SEQUENCE_GAP_HOLD_MS;
+    for (;;) {
+      try {
+        return this.producerState.check(batches, this.log);
+      } catch (error) {
+        if (!(error instanceof SequenceGapError) || this.nowMs() >= deadline) throw error;
+      }
+      await this.nextAppendOrRoleChange(deadline - this.nowMs());
+      if (this.leadershipLost(epoch)) throw this.outcomeUnknown();
+    }
+  }
+
+  /** Resolves at the next append or role change on this partition, or after `waitMs`. */
+  private nextAppendOrRoleChange(waitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.appendListeners.delete(done);
+        this.hwListeners.delete(onRole);
+        resolve();
+      };
+      const onRole = (): void => {
+        if (!this.isLeader) done();
+      };
+      const timer = setTimeout(done, Math.max(1, waitMs));
+      this.appendListeners.add(done);
+      this.hwListeners.add(onRole);
+    });
   }
 
   private leadershipLost(epoch: number): boolean {

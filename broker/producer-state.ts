@@ -32,6 +32,11 @@
 //   - Several batches per partition in one produce request are allowed; all of them are
 //     checked, in order. A request mixing batches written before with new ones is refused.
 //   - Transactions are not supported: transactional batches are INVALID_RECORD.
+//   - A batch whose sequence runs ahead of the producer's (a gap after the expected sequence, or
+//     a non-zero sequence from a producer not seen yet) is a SequenceGapError. Kafka answers
+//     OUT_OF_ORDER at once, relying on one TCP connection processed in order; gRPC multiplexes
+//     calls over HTTP/2, where a later produce call can overtake an earlier one, so the leader
+//     holds such a batch briefly for the missing one (partition.ts) before answering the error.
 import type { AppendInfo } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
@@ -260,15 +265,18 @@ export class ProducerStateManager {
     if (duplicate) return { kind: 'duplicate', batch: duplicate };
     if (batch.firstSequence === addSequence(current.lastSequence, 1)) return { kind: 'append', batch };
     if (isAtOrBefore(lastSequence, current.lastSequence) && isAtOrBefore(batch.firstSequence, lastSequence)) return { kind: 'written-before' };
-    throw outOfOrder(batch, `expected sequence ${addSequence(current.lastSequence, 1)}`);
+    const why = `expected sequence ${addSequence(current.lastSequence, 1)}`;
+    if (!isAtOrBefore(batch.firstSequence, current.lastSequence)) throw sequenceGap(batch, why);
+    throw outOfOrder(batch, why);
   }
 
   private classifyUnknown(batch: PendingBatch): Verdict {
     if (batch.firstSequence === 0) return { kind: 'append', batch };
+    // The producer's first batch may still be on its way (overtaken by this one): a gap.
     if (this.mayHaveForgotten) {
-      throw new RiffleError('UNKNOWN_PRODUCER_ID', `Producer ${batch.producerId} is not known here (its state may have been removed) and sent sequence ${batch.firstSequence}, not 0.`);
+      throw new SequenceGapError('UNKNOWN_PRODUCER_ID', `Producer ${batch.producerId} is not known here (its state may have been removed) and sent sequence ${batch.firstSequence}, not 0.`);
     }
-    throw outOfOrder(batch, 'this partition has never seen the producer, so it must start at sequence 0');
+    throw sequenceGap(batch, 'this partition has never seen the producer, so it must start at sequence 0');
   }
 
   private plan(verdicts: Verdict[], records: number): ProducerAppendPlan {
@@ -343,8 +351,18 @@ function batchOf(header: BatchHeader): ProducerBatch {
   };
 }
 
+/**
+ * A batch ahead of its producer's sequence: the missing batches may still be on their way
+ * (overtaken by this one), so the leader may wait briefly and check again.
+ */
+export class SequenceGapError extends RiffleError {}
+
 function outOfOrder(batch: PendingBatch, why: string): RiffleError {
   return new RiffleError('OUT_OF_ORDER_SEQUENCE_NUMBER', `Producer ${batch.producerId} epoch ${batch.epoch} sent sequence ${batch.firstSequence}: ${why}.`);
+}
+
+function sequenceGap(batch: PendingBatch, why: string): SequenceGapError {
+  return new SequenceGapError('OUT_OF_ORDER_SEQUENCE_NUMBER', `Producer ${batch.producerId} epoch ${batch.epoch} sent sequence ${batch.firstSequence}: ${why}.`);
 }
 
 /** `sequence + count` modulo 2^31 (Kafka's wrap from int32 max to 0). */

@@ -6,10 +6,11 @@
 //   - A batch may be sent only when every earlier unacknowledged batch of its partition is in
 //     flight, and at most IN_FLIGHT_BATCHES_PER_PARTITION_MAX are in flight: the broker keeps the
 //     last five batches per producer, so a retry of any in-flight batch is still recognised.
-//   - A partition's in-flight batches travel in one request (one entry each, in order), and its
-//     next request leaves only when that one is answered. Kafka gets order from one connection
-//     processed in order; gRPC multiplexes calls on HTTP/2, where a small later call can overtake
-//     a large earlier one, and every overtaking would cost an OUT_OF_ORDER answer and a retry.
+//   - An idempotent producer pipelines: a partition's next request may leave while earlier ones
+//     are in flight (up to five batches in all). Kafka gets order from one connection processed
+//     in order; gRPC multiplexes calls on HTTP/2, where a later call can overtake an earlier one,
+//     so the leader holds a batch that runs ahead of its producer's sequence until the missing
+//     ones arrive (briefly; then OUT_OF_ORDER, retried here after the earlier batch).
 //   - OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID on a batch with an earlier batch still
 //     unacknowledged is a consequence of that batch's failure: retry after it. On the first
 //     unacknowledged batch it means the broker's state and ours disagree: once nothing of the
@@ -18,8 +19,9 @@
 //     batches are re-stamped and sent again in order. The producer never gets stuck.
 //   - A partition moves to a newer epoch only when it has nothing unacknowledged (or in a
 //     reset), so it never sends an older epoch after a newer one and fences itself.
-// A non-idempotent producer keeps the ordering rules (one request per partition in flight, in
-// seal order), without sequences: its records are written in send() order unless retried.
+// A non-idempotent producer sends a partition's in-flight batches in one request and its next
+// request only when that one is answered (no sequences, so no broker would restore the order):
+// its records are written in send() order unless retried.
 import { assert } from '../util/assert.js';
 import { decodeRecords, encodeRecordBatch, readBatchHeader } from '../util/record-batch.js';
 
@@ -52,11 +54,15 @@ export class PartitionSequence<Batch extends SequencedBatch> {
   inFlightCount = 0;
   /** The broker disagrees with our sequences: restart them once nothing is in flight. */
   needsReset = false;
-  /** The drain pass filling the partition's request in flight, and its bytes. */
+  /** The drain pass that last sent batches of the partition, and their bytes. */
   private requestPass = -1;
   private requestBytes = 0;
 
-  constructor(public identity: ProducerIdentity) {}
+  /** `pipelined`: several requests of the partition in flight at once (idempotent producers). */
+  constructor(
+    public identity: ProducerIdentity,
+    private readonly pipelined = false,
+  ) {}
 
   /** The sequence for a newly sealed batch of `recordCount` records; may move to `current`. */
   assign(batch: Batch, current: ProducerIdentity): { identity: ProducerIdentity; baseSequence: number } {
@@ -78,11 +84,14 @@ export class PartitionSequence<Batch extends SequencedBatch> {
 
   /**
    * Whether `batch` may join the request drain pass `pass` builds: all earlier unacknowledged
-   * batches are in flight, in a request of this same pass (or none is in flight), within bytesMax.
+   * batches are in flight, this pass's share of the partition stays within bytesMax, and (not
+   * pipelined) nothing of the partition is in flight from an earlier pass.
    */
   sendable(batch: Batch, pass: number, bytesMax: number): boolean {
     if (this.needsReset || this.inFlightCount >= IN_FLIGHT_BATCHES_PER_PARTITION_MAX) return false;
-    if (this.inFlightCount > 0 && (this.requestPass !== pass || this.requestBytes + batch.records.length > bytesMax)) return false;
+    const samePass = this.inFlightCount > 0 && this.requestPass === pass;
+    if (samePass && this.requestBytes + batch.records.length > bytesMax) return false;
+    if (!this.pipelined && this.inFlightCount > 0 && !samePass) return false;
     // In-flight batches lead the list except after a failure, so this loop is short.
     for (const earlier of this.unacked) {
       if (earlier === batch) return true;
@@ -93,11 +102,11 @@ export class PartitionSequence<Batch extends SequencedBatch> {
 
   markSent(batch: Batch, pass: number): void {
     assert(!batch.inFlight, 'batch sent twice at once');
-    if (this.inFlightCount === 0) {
+    if (this.inFlightCount === 0 || this.requestPass !== pass) {
+      assert(this.pipelined || this.inFlightCount === 0, 'a partition in two requests at once');
       this.requestPass = pass;
       this.requestBytes = 0;
     }
-    assert(this.requestPass === pass, 'a partition in two requests at once');
     this.requestBytes += batch.records.length;
     batch.inFlight = true;
     this.inFlightCount++;

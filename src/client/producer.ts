@@ -7,8 +7,9 @@
 // Idempotent by default (Kafka's enable.idempotence): the producer gets a producer id and epoch
 // with InitProducerId from any broker, gives each sealed batch the next sequences of its
 // partition, keeps at most five batches per partition in flight and sends a partition's batches
-// in sequence order, so a retry after a lost answer is recognised by the broker (answered with
-// the original offsets) and a partition's records are written once and in order. Recovery from
+// in sequence order (pipelined: a partition's next request may leave before the previous one is
+// answered), so a retry after a lost answer is recognised by the broker (answered with the
+// original offsets) and a partition's records are written once and in order. Recovery from
 // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID (an epoch bump and a sequence reset) is in
 // idempotence.ts. Idempotence needs acks=all: asking for it with other acks is INVALID_CONFIG,
 // and acks 0 or 1 without asking turn it off (as Kafka does since 3.2). Without idempotence a
@@ -257,7 +258,8 @@ export class Producer {
     return batches;
   }
 
-  private seal(batch: OpenBatch, partitionCount?: number): void {
+  /** Seals `batch`; `drainNow` false leaves the send to the caller's drain (several seals, one pass). */
+  private seal(batch: OpenBatch, partitionCount?: number, drainNow = true): void {
     this.open.get(batch.topic)![batch.partition] = undefined;
     this.openCount--;
     if (partitionCount !== undefined) this.sticky.batchSealed(batch.topic, batch.partition, partitionCount);
@@ -268,7 +270,7 @@ export class Producer {
       return;
     }
     this.ready.push(this.build(batch));
-    this.drain();
+    if (drainNow) this.drain();
   }
 
   /**
@@ -296,7 +298,7 @@ export class Producer {
   private sequenceOf(topic: string, partition: number): PartitionSequence<SealedBatch> {
     const key = `${topic}\u0000${partition}`;
     let sequence = this.sequences.get(key);
-    if (!sequence) this.sequences.set(key, (sequence = new PartitionSequence<SealedBatch>(this.identity ?? NO_IDENTITY)));
+    if (!sequence) this.sequences.set(key, (sequence = new PartitionSequence<SealedBatch>(this.identity ?? NO_IDENTITY, this.idempotent)));
     return sequence;
   }
 
@@ -368,9 +370,14 @@ export class Producer {
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
       const now = Date.now();
+      // Batches lingering together leave together: one drain pass, one request per leader.
+      let sealed = false;
       for (const batch of this.openBatches()) {
-        if (now - batch.createdAtMs >= this.options.lingerMs) this.seal(batch);
+        if (now - batch.createdAtMs < this.options.lingerMs) continue;
+        this.seal(batch, undefined, false);
+        sealed = true;
       }
+      if (sealed) this.drain();
       if (this.openCount > 0) this.scheduleLinger();
     }, this.options.lingerMs);
   }

@@ -2,7 +2,8 @@
 // leadership change (during its flush or while it waits for the ISR) is answered at once with an
 // unknown outcome instead of hanging until the request times out.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Partition, type PartitionRole } from '../../broker/partition.js';
+import { Partition, SEQUENCE_GAP_HOLD_MS, type PartitionRole } from '../../broker/partition.js';
+import { decodeAllRecords, encodeRecordBatch } from '../../src/util/record-batch.js';
 import { RiffleError } from '../../src/rpc/errors.js';
 import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
 
@@ -106,6 +107,67 @@ describe('Partition acks', () => {
       expect((outcome.error as RiffleError).errorName, `acks=${acks}`).toBe('NOT_LEADER_OR_FOLLOWER');
       if (acks === 1) partition.updateRole({ ...MOVED, leaderId: 1, leaderEpoch: 5, partitionEpoch: 3 });
     }
+    await partition.close();
+  });
+});
+
+describe('Partition: a batch ahead of its producer sequence (a pipelined call overtaken)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(() => removeDir(dir));
+
+  const idempotent = (baseSequence: number, label: string): Buffer =>
+    encodeRecordBatch([0, 1].map((index) => ({ key: null, value: Buffer.from(`${label}-${index}`), timestamp: 1_700_000_000_000 + index })), {
+      producerId: 7, producerEpoch: 0, baseSequence,
+    });
+
+  it('is held until the missing batch arrives, then written after it', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    await partition.append(idempotent(0, 'a'), 1);
+    // Sequence 4 arrives before sequence 2: held, not refused.
+    const overtaking = partition.append(idempotent(4, 'c'), 1);
+    expect((await settledWithin(overtaking, 50)).hung).toBe(true);
+    const overtaken = await partition.append(idempotent(2, 'b'), 1);
+    expect(overtaken.baseOffset).toBe(2);
+    expect((await settledWithin(overtaking, 2_000)).value?.baseOffset).toBe(4);
+    expect([...decodeAllRecords(log.read(0, 1 << 20).records)].map((record) => record.value!.toString())).toEqual(['a-0', 'a-1', 'b-0', 'b-1', 'c-0', 'c-1']);
+    await partition.close();
+  });
+
+  it('is refused with OUT_OF_ORDER_SEQUENCE_NUMBER when the missing batch does not come in time', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    await partition.append(idempotent(0, 'a'), 1);
+    const startedMs = Date.now();
+    const outcome = await settledWithin(partition.append(idempotent(4, 'c'), 1), SEQUENCE_GAP_HOLD_MS + 2_000);
+    expect((outcome.error as RiffleError).errorName).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(SEQUENCE_GAP_HOLD_MS - 5);
+    expect(partition.logEndOffset).toBe(2);
+    await partition.close();
+  });
+
+  it('is answered at once with an unknown outcome when leadership moves while it is held', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    await partition.append(idempotent(0, 'a'), 1);
+    const held = partition.append(idempotent(4, 'c'), 1);
+    partition.updateRole(MOVED);
+    const outcome = await settledWithin(held, SEQUENCE_GAP_HOLD_MS / 2);
+    expect((outcome.error as RiffleError).errorName).toBe('NOT_LEADER_OR_FOLLOWER');
+    await partition.close();
+  });
+
+  it('refuses at once a sequence behind the producer that was never written (not a gap)', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    await partition.append(idempotent(0, 'a'), 1);
+    // A new epoch must start at 0: nothing can fill that, so no hold.
+    const wrongEpochStart = encodeRecordBatch([{ key: null, value: Buffer.from('x'), timestamp: 1 }], { producerId: 7, producerEpoch: 1, baseSequence: 3 });
+    const outcome = await settledWithin(partition.append(wrongEpochStart, 1), SEQUENCE_GAP_HOLD_MS / 2);
+    expect((outcome.error as RiffleError).errorName).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
     await partition.close();
   });
 });
