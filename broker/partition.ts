@@ -232,11 +232,18 @@ export class Partition {
    */
   private async checkProducers(batches: Buffer, epoch: number): Promise<ProducerAppendPlan> {
     const deadline = this.nowMs() + SEQUENCE_GAP_HOLD_MS;
-    for (;;) {
+    const stats = this.producerState.stats;
+    for (let held = false; ; held = true) {
       try {
-        return this.producerState.check(batches, this.log);
+        const plan = this.producerState.check(batches, this.log);
+        if (held) stats.gapHoldsWritten++;
+        return plan;
       } catch (error) {
-        if (!(error instanceof SequenceGapError) || this.nowMs() >= deadline) throw error;
+        if (!(error instanceof SequenceGapError)) throw error;
+        if (this.nowMs() >= deadline) {
+          stats.gapHoldsRefused++;
+          throw error;
+        }
       }
       await this.nextAppendOrRoleChange(deadline - this.nowMs());
       if (this.leadershipLost(epoch)) throw this.outcomeUnknown();

@@ -132,7 +132,7 @@ export class ProducerStateManager {
   private mayHaveForgotten = false;
   private lastExpirationCheckMs: number;
   /** Counters for metrics and tests. */
-  readonly stats = { duplicates: 0, rebuilds: 0, evictions: 0, expirations: 0 };
+  readonly stats = { duplicates: 0, rebuilds: 0, evictions: 0, expirations: 0, gapHoldsWritten: 0, gapHoldsRefused: 0 };
 
   constructor(options: ProducerStateOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -398,6 +398,22 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
       let duplicates = 0;
       for (const partition of partitions()) duplicates += partition.producerState.stats.duplicates;
       this.set(duplicates);
+    },
+  });
+  new Gauge({
+    name: 'riffle_broker_produce_held_batches',
+    help: 'Batches ahead of their producer sequence that the leader held for an overtaken earlier call, by outcome (written, refused), over the replicas hosted now.',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      let written = 0;
+      let refused = 0;
+      for (const partition of partitions()) {
+        written += partition.producerState.stats.gapHoldsWritten;
+        refused += partition.producerState.stats.gapHoldsRefused;
+      }
+      this.set({ outcome: 'written' }, written);
+      this.set({ outcome: 'refused' }, refused);
     },
   });
 }

@@ -134,6 +134,7 @@ describe('Partition: a batch ahead of its producer sequence (a pipelined call ov
     expect(overtaken.baseOffset).toBe(2);
     expect((await settledWithin(overtaking, 2_000)).value?.baseOffset).toBe(4);
     expect([...decodeAllRecords(log.read(0, 1 << 20).records)].map((record) => record.value!.toString())).toEqual(['a-0', 'a-1', 'b-0', 'b-1', 'c-0', 'c-1']);
+    expect(partition.producerState.stats).toMatchObject({ gapHoldsWritten: 1, gapHoldsRefused: 0 });
     await partition.close();
   });
 
@@ -146,6 +147,7 @@ describe('Partition: a batch ahead of its producer sequence (a pipelined call ov
     expect((outcome.error as RiffleError).errorName).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
     expect(Date.now() - startedMs).toBeGreaterThanOrEqual(SEQUENCE_GAP_HOLD_MS - 5);
     expect(partition.logEndOffset).toBe(2);
+    expect(partition.producerState.stats).toMatchObject({ gapHoldsWritten: 0, gapHoldsRefused: 1 });
     await partition.close();
   });
 
