@@ -194,8 +194,11 @@ function checkPolls(
 
 /** After the heal, every ISR replica holds the same bytes below the high watermark. */
 function checkReplicas(checksums: readonly ReplicaChecksum[], flag: Flag): void {
-  const byPartition = new Map<number, ReplicaChecksum[]>();
-  for (const checksum of checksums) byPartition.set(checksum.partition, [...(byPartition.get(checksum.partition) ?? []), checksum]);
+  const byPartition = new Map<string, ReplicaChecksum[]>();
+  for (const checksum of checksums) {
+    const key = `${checksum.topic}-${checksum.partition}`;
+    byPartition.set(key, [...(byPartition.get(key) ?? []), checksum]);
+  }
   for (const [partition, replicas] of byPartition) {
     const inIsr = replicas.filter((replica) => replica.inIsr);
     const reference = inIsr[0];

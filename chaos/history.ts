@@ -17,7 +17,15 @@ export type OpFunction =
   /** A consumer group's offset commit. */
   | 'commit'
   /** A fault starting or ending. */
-  | 'nemesis';
+  | 'nemesis'
+  /** Kinesis: a PutRecords write of one unique value (ok with its shard and sequence number). */
+  | 'put'
+  /** Kinesis: records a reader received from one shard, in order. */
+  | 'get'
+  /** Kinesis: a reader read a shard to its end (SHARD_END). */
+  | 'shard-end'
+  /** Kinesis: a reader (re)starts: from here its positions may jump. */
+  | 'reader-start';
 
 export interface Op {
   /** Order in the history. */
@@ -42,6 +50,11 @@ export interface Op {
   error?: string;
   /** nemesis: what fault, on what. */
   fault?: string;
+  /** Kinesis: the shard and sequence number of a put, the shard of a get or shard-end. */
+  shard?: string;
+  sequence?: string;
+  /** get: what was received from `shard`, in order. */
+  kinesisRecords?: { sequence: string; value: string }[];
 }
 
 export class History {

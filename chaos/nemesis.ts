@@ -180,12 +180,13 @@ export class Nemesis {
   }
 
   /** Waits until every partition of the topic has its full ISR again; false at the deadline. */
-  async waitFullIsr(timeoutMs: number): Promise<boolean> {
+  async waitFullIsr(timeoutMs: number, moreTopics: readonly string[] = []): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       try {
-        const description = await new Admin(this.client).describeTopic(this.topic);
-        if (description.partitions.every((partition) => partition.leaderId >= 0 && partition.isrNodes.length === partition.replicaNodes.length)) return true;
+        const descriptions = await Promise.all([this.topic, ...moreTopics].map((topic) => new Admin(this.client).describeTopic(topic)));
+        const full = descriptions.every((description) => description.partitions.every((partition) => partition.leaderId >= 0 && partition.isrNodes.length === partition.replicaNodes.length));
+        if (full) return true;
       } catch {
         // The cluster may still be settling.
       }

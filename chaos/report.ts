@@ -1,6 +1,7 @@
 // A run's report for people: verdict, counts, each anomaly with examples, the unavailability
 // windows and the fault timeline. report.json holds the same data for tools.
 import { ANOMALY_KINDS } from './checker.js';
+import { KINESIS_ANOMALY_KINDS } from './checker-kinesis.js';
 import type { RunReport } from './run.js';
 
 export function renderMarkdown(report: RunReport): string {
@@ -25,6 +26,27 @@ export function renderMarkdown(report: RunReport): string {
     lines.push(`### ${kind}`, '');
     for (const example of anomaly.examples) lines.push(`- ${example}`);
     lines.push('');
+  }
+  if (report.kinesis) {
+    const kinesis = report.kinesis;
+    lines.push('## Kinesis-like workload', '', '| what | count |', '|---|---|');
+    lines.push(`| records put (invoked) | ${kinesis.counts.puts} |`);
+    lines.push(`| acknowledged | ${kinesis.counts.acknowledged} |`);
+    lines.push(`| indeterminate (info) | ${kinesis.counts.indeterminate} |`);
+    lines.push(`| values written twice (retried puts; allowed, at-least-once as in Kinesis) | ${kinesis.counts.duplicates} |`);
+    lines.push(`| shards at the end (open and closed) | ${kinesis.counts.shards} |`);
+    lines.push(`| records in the final read | ${kinesis.counts.finalRecords} |`);
+    lines.push(`| records received by ${kinesis.counts.readers} readers | ${kinesis.counts.received} |`, '');
+    lines.push('| anomaly | count |', '|---|---|');
+    for (const kind of KINESIS_ANOMALY_KINDS) lines.push(`| ${kind} | ${kinesis.anomalies[kind].count} |`);
+    lines.push('');
+    for (const kind of KINESIS_ANOMALY_KINDS) {
+      const anomaly = kinesis.anomalies[kind];
+      if (anomaly.count === 0) continue;
+      lines.push(`### Kinesis ${kind}`, '');
+      for (const example of anomaly.examples) lines.push(`- ${example}`);
+      lines.push('');
+    }
   }
   lines.push('## Unavailability (gaps of 1 s or more between acknowledged writes)', '');
   if (report.unavailability.length === 0) lines.push('None.');

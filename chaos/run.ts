@@ -13,6 +13,8 @@ import { renderMarkdown } from './report.js';
 import { scenarioNamed } from './scenarios.js';
 import { KAFKA_WORKLOAD_DEFAULTS, KafkaWorkload } from './workload-kafka.js';
 import { GroupWorkload } from './workload-groups.js';
+import { KINESIS_WORKLOAD_DEFAULTS, KinesisWorkload } from './workload-kinesis.js';
+import { checkKinesis, type KinesisCheckResult } from './checker-kinesis.js';
 
 export interface RunOptions {
   scenario: string;
@@ -39,6 +41,8 @@ export interface RunReport {
   durationMs: number;
   valid: boolean;
   result: CheckResult;
+  /** The Kinesis-like workload's check, in scenarios that run it. */
+  kinesis?: KinesisCheckResult;
   /** Windows longer than a second without an acknowledged acks=all write. */
   unavailability: UnavailabilityWindow[];
   faults: { timeMs: number; type: string; fault: string }[];
@@ -67,6 +71,8 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   const faultRandom = new Prng(options.seed);
   const workload = new KafkaWorkload(cluster.bootstrap, history, { ...KAFKA_WORKLOAD_DEFAULTS, topic }, new Prng(options.seed ^ 0x5eed));
   const nemesis = new Nemesis(cluster, history, faultRandom, topic);
+  const stream = 'chaos-stream';
+  const kinesis = scenario.kinesis ? new KinesisWorkload(cluster.bootstrap, history, { ...KINESIS_WORKLOAD_DEFAULTS, stream }, new Prng(options.seed ^ 0x4b15)) : null;
   const groups = new GroupWorkload(cluster.bootstrap, history, { topic, group: 'chaos-group', partitions: KAFKA_WORKLOAD_DEFAULTS.partitions, members: 3, restartEveryMs: 10_000 }, new Prng(options.seed ^ 0x9e0));
   try {
     log('starting cluster');
@@ -74,29 +80,36 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     for (const id of cluster.nodes.keys()) cluster.start(id);
     await Promise.all([...cluster.nodes.keys()].map((id) => cluster.waitReady(id, READY_MS)));
     await workload.setUp();
+    await kinesis?.setUp();
     await nemesis.waitFullIsr(FULL_ISR_MS);
     log('workload running');
     workload.start();
     groups.start();
+    kinesis?.start();
     await sleep(WARMUP_MS);
     const endAt = Date.now() + options.durationMs;
-    await scenario.run({ cluster, nemesis, groups, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
+    await scenario.run({ cluster, nemesis, groups, kinesis, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
     log('healing');
     await nemesis.healAll();
-    const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS);
+    const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS, kinesis ? [stream] : []);
     log(`full ISR after heal: ${fullIsrAfterHeal}; draining`);
     await workload.stop();
     await groups.stop(workload.partitionEnds);
+    await kinesis?.stop();
     const logs = await workload.finalRead(acknowledgedEnds(history.ops));
     const checksums = await workload.replicaChecksums((id) => cluster.clientAddress(id));
+    // A stream is a topic underneath: its replicas are compared like the workload topic's.
+    if (kinesis) checksums.push(...(await workload.replicaChecksums((id) => cluster.clientAddress(id), stream)));
+    const kinesisResult = kinesis ? checkKinesis(history.ops, await kinesis.finalRead()) : undefined;
     history.flush();
     const result = check(history.ops, { logs, checksums });
     const report: RunReport = {
       scenario: scenario.name,
       seed: options.seed,
       durationMs: options.durationMs,
-      valid: result.valid && fullIsrAfterHeal,
+      valid: result.valid && fullIsrAfterHeal && (kinesisResult?.valid ?? true),
       result,
+      kinesis: kinesisResult,
       unavailability: unavailabilityWindows(history.ops),
       faults: history.ops.filter((op) => op.f === 'nemesis').map((op) => ({ timeMs: op.timeMs, type: op.type, fault: op.fault ?? '' })),
       fullIsrAfterHeal,

@@ -13,12 +13,16 @@ export interface ScenarioContext {
   running: () => boolean;
   /** The consumer group of the workload, for faults aimed at the application. */
   groups: { crashOne(): Promise<void> };
+  /** The Kinesis-like workload, in scenarios that run it (`kinesis: true`); null otherwise. */
+  kinesis: { reshard(): Promise<void> } | null;
   sleep: (ms: number) => Promise<void>;
 }
 
 export interface Scenario {
   name: string;
   description: string;
+  /** Also runs the Kinesis-like workload (a stream with PutRecords producers and readers). */
+  kinesis?: boolean;
   run: (context: ScenarioContext) => Promise<void>;
 }
 
@@ -156,6 +160,25 @@ export const SCENARIOS: readonly Scenario[] = [
       while (running()) {
         await groups.crashOne();
         await sleep(between(random, 2_000, 5_000));
+      }
+    },
+  },
+  {
+    name: 'kinesis-reshard-under-faults',
+    description: 'Kinesis workload too: split, merge and scale the stream again and again while nodes and the active controller are killed',
+    kinesis: true,
+    async run({ cluster, nemesis, kinesis, random, running, sleep }) {
+      const ids = [...cluster.nodes.keys()];
+      while (running()) {
+        await kinesis!.reshard();
+        await sleep(between(random, 1_000, 3_000));
+        if (random.chance(0.5)) {
+          await nemesis.kill([random.pick(ids)], 'node', between(random, 2_000, 6_000));
+        } else {
+          const controller = await nemesis.activeController();
+          if (controller !== undefined) await nemesis.kill([controller], 'controller', between(random, 2_000, 6_000));
+        }
+        await sleep(between(random, 4_000, 8_000));
       }
     },
   },

@@ -222,25 +222,31 @@ export class KafkaWorkload {
   }
 
   /**
-   * For every partition: each replica's checksum of its log below the leader's high watermark.
-   * `nodeAddress` gives a node's address to ask directly.
+   * For every partition of `topic` (the workload's by default; a Kinesis stream is a topic too):
+   * each replica's checksum of its log below the leader's high watermark. `nodeAddress` gives a
+   * node's address to ask directly.
    */
-  async replicaChecksums(nodeAddress: (id: number) => string): Promise<ReplicaChecksum[]> {
+  async replicaChecksums(nodeAddress: (id: number) => string, topic = this.options.topic): Promise<ReplicaChecksum[]> {
     const client = this.newClient();
-    const description = await new Admin(client).describeTopic(this.options.topic);
+    const description = await new Admin(client).describeTopic(topic);
     const results: ReplicaChecksum[] = [];
     for (const partition of description.partitions) {
+      if (partition.leaderId < 0) {
+        // No leader to say where the high watermark is: reported as an error, which the checker flags.
+        for (const replica of partition.replicaNodes) results.push({ topic, partition: partition.partitionIndex, replica, inIsr: true, highWatermark: -1, errorCode: -1, offset: -1, crc32c: 0, bytes: 0 });
+        continue;
+      }
       const leaderClient = new RiffleClient({ bootstrap: nodeAddress(partition.leaderId) });
-      const highWatermark = Number((await new Admin(leaderClient).describeTopic(this.options.topic)).partitions[partition.partitionIndex]!.highWatermark);
+      const highWatermark = Number((await new Admin(leaderClient).describeTopic(topic)).partitions[partition.partitionIndex]!.highWatermark);
       leaderClient.close();
       for (const replica of partition.replicaNodes) {
         const connection = new NodeConnection(nodeAddress(replica));
         try {
           const response = await connection.call<DescribeLogChecksumsResponse__Output>('riffle.internal.Replication', 'DescribeLogChecksums', {
-            partitions: [{ topic: this.options.topic, partition: partition.partitionIndex, offset: highWatermark }],
+            partitions: [{ topic, partition: partition.partitionIndex, offset: highWatermark }],
           }, 10_000);
           const checksum = response.partitions[0]!;
-          results.push({ partition: partition.partitionIndex, replica, inIsr: partition.isrNodes.includes(replica), highWatermark, errorCode: checksum.errorCode, offset: Number(checksum.offset), crc32c: checksum.crc32c, bytes: Number(checksum.bytes) });
+          results.push({ topic, partition: partition.partitionIndex, replica, inIsr: partition.isrNodes.includes(replica), highWatermark, errorCode: checksum.errorCode, offset: Number(checksum.offset), crc32c: checksum.crc32c, bytes: Number(checksum.bytes) });
         } finally {
           connection.close();
         }
@@ -251,6 +257,7 @@ export class KafkaWorkload {
 }
 
 export interface ReplicaChecksum {
+  topic: string;
   partition: number;
   replica: number;
   inIsr: boolean;

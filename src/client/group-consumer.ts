@@ -554,8 +554,14 @@ export class GroupConsumer {
     // would move the group's offset back (the chaos checker's commit-backwards found it).
     const ownedAtStart = new Set(offsets.filter((entry) => this.owned.has(tpKeyOf(entry.topic, entry.partition))).map((entry) => tpKeyOf(entry.topic, entry.partition)));
     let attempts = 0;
+    /** Offsets a retry left out (their partition was revoked meanwhile): their outcome is unknown. */
+    const abandoned = new Set<OffsetToCommit>();
     const request = (): object => {
-      const stillOwned = (entry: OffsetToCommit): boolean => !ownedAtStart.has(tpKeyOf(entry.topic, entry.partition)) || this.owned.has(tpKeyOf(entry.topic, entry.partition));
+      const stillOwned = (entry: OffsetToCommit): boolean => {
+        const owned = !ownedAtStart.has(tpKeyOf(entry.topic, entry.partition)) || this.owned.has(tpKeyOf(entry.topic, entry.partition));
+        if (!owned) abandoned.add(entry);
+        return owned;
+      };
       const topics = attempts++ === 0 ? [...byTopic] : [...byTopic].map(([name, list]) => [name, list.filter(stillOwned)] as const).filter(([, list]) => list.length > 0);
       return {
         groupId: this.options.groupId, generationIdOrMemberEpoch: this.memberId ? this.memberEpoch : -1, memberId: this.memberId, groupInstanceId: this.options.instanceId ?? '',
@@ -568,6 +574,12 @@ export class GroupConsumer {
         const sent = offsets.find((entry) => entry.topic === topic.name && entry.partition === partition.partitionIndex);
         if (sent) this.committed.set(tpKeyOf(sent.topic, sent.partition), sent.offset);
       }
+    }
+    if (abandoned.size > 0) {
+      // Resolving would tell the caller these offsets were committed; an earlier attempt may or
+      // may not have committed them (the chaos checker's restart-offset found a harness trusting it).
+      const which = [...abandoned].map((entry) => `${entry.topic}-${entry.partition}@${entry.offset}`).join(', ');
+      throw new RiffleError('STALE_MEMBER_EPOCH', `The commit of ${which} was abandoned: the partition was revoked while the commit was retried, so whether it was committed is unknown.`);
     }
   }
 

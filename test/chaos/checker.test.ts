@@ -22,7 +22,7 @@ function cleanRun(count = 4): { history: History; logs: Map<number, Log> } {
 }
 
 function replicas(crcs: number[]): ReplicaChecksum[] {
-  return crcs.map((crc32c, index) => ({ partition: 0, replica: index + 1, inIsr: true, highWatermark: 4, errorCode: 0, offset: 4, crc32c, bytes: 400 }));
+  return crcs.map((crc32c, index) => ({ topic: 'chaos', partition: 0, replica: index + 1, inIsr: true, highWatermark: 4, errorCode: 0, offset: 4, crc32c, bytes: 400 }));
 }
 
 function flagged(history: History, final: FinalState): AnomalyKind[] {
