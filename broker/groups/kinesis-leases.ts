@@ -26,7 +26,7 @@ import type { KinesisAppValue, KinesisShardValue, OffsetsRecord } from './offset
 
 export const SHARD_END = 'SHARD_END';
 export const FAILOVER_TIME_MS_DEFAULT = 10_000;
-export const FAILOVER_TIME_MS_MIN = 1_000;
+export const FAILOVER_TIME_MS_MIN = 2_000;
 export const FAILOVER_TIME_MS_MAX = 600_000;
 export const WORKERS_PER_APP_MAX = 1_000;
 export const WORKER_ID_LENGTH_MAX = 255;

@@ -5,7 +5,9 @@
 // kinesis-leases.ts; this file keeps the worker sessions and does the I/O.
 //
 // Sessions are in memory, as for groups: a coordinator that takes over gives every worker that
-// holds a lease a fresh session of one failover time, counted from the load.
+// holds a lease a fresh session of one failover time, counted from the load. A worker is expired
+// a little before the failover time since its last heartbeat (expiryAfterMs), so that after a
+// crash its leases are with another worker within the failover time.
 import type { MetadataImage } from '../../controller/index.js';
 import { RiffleError, toRiffleError } from '../../src/rpc/errors.js';
 import type { Logger } from '../../src/util/logger.js';
@@ -109,14 +111,14 @@ export class LeaseCoordinator {
           afterCommit: () => {
             const app = shard.apps.get(input.appName);
             if (input.leaving) sessions.delete(input.workerId);
-            else sessions.set(input.workerId, performance.now() + (app?.failoverTimeMs ?? 0));
+            else sessions.set(input.workerId, performance.now() + expiryAfterMs(app?.failoverTimeMs ?? 0));
             if (result.freed > 0) this.options.metrics.leaseMoves.inc({ reason: input.leaving ? 'worker_stopped' : 'released' }, result.freed);
             if (result.granted > 0) this.options.logger.info(`application ${input.appName} granted ${result.granted} lease(s) to worker ${input.workerId}`);
           },
         };
       });
       const failoverTimeMs = shard.apps.get(input.appName)?.failoverTimeMs ?? 0;
-      const steady = Math.min(LEASE_HEARTBEAT_MS_MAX, Math.floor(failoverTimeMs / LEASE_HEARTBEAT_FRACTION));
+      const steady = steadyHeartbeatMs(failoverTimeMs);
       this.options.metrics.heartbeats.inc({ outcome: 'ok' });
       return { ...outcome, heartbeatIntervalMs: outcome.reconciling ? LEASE_RECONCILING_HEARTBEAT_MS : steady, failoverTimeMs };
     } catch (error) {
@@ -207,6 +209,25 @@ export class LeaseCoordinator {
     });
   }
 }
+
+/** The heartbeat interval of a worker that is not reconciling. */
+export function steadyHeartbeatMs(failoverTimeMs: number): number {
+  return Math.min(LEASE_HEARTBEAT_MS_MAX, Math.floor(failoverTimeMs / LEASE_HEARTBEAT_FRACTION));
+}
+
+/**
+ * How long after its last heartbeat a worker is expired: early enough that its leases are with
+ * another worker within the failover time of a crash (the tick that notices, the other workers'
+ * next heartbeat and a slack for the calls come after the expiry), and still after the worker
+ * itself gave them up (it does a third of the failover time, at most 2 s, before the failover
+ * time since its last answered heartbeat; see src/client/kinesis-worker.ts).
+ */
+export function expiryAfterMs(failoverTimeMs: number): number {
+  return failoverTimeMs - LEASE_TICK_MS - steadyHeartbeatMs(failoverTimeMs) - EXPIRY_SLACK_MS;
+}
+
+/** Scheduling and call time allowed for between an expiry and the next worker's grant. */
+const EXPIRY_SLACK_MS = 100;
 
 function validateSequenceNumber(sequenceNumber: string, shardId: string, closed: boolean): void {
   if (sequenceNumber === SHARD_END) {

@@ -37,6 +37,8 @@ const HEARTBEAT_RETRY_MS = 200;
 export const IDLE_TIME_BETWEEN_READS_MS_DEFAULT = 200;
 export const MAX_RECORDS_DEFAULT = 1_000;
 const THROTTLED_BACKOFF_MS = 250;
+/** How often the worker checks whether it has been silent for too long. */
+const FENCE_CHECK_MS = 50;
 
 export interface ShardInfo {
   shardId: string;
@@ -96,6 +98,7 @@ export class KinesisWorker {
   private loop?: Promise<void>;
   private wakeUp?: () => void;
   private consumerArn?: string;
+  private fenceTimer?: NodeJS.Timeout;
 
   constructor(readonly client: RiffleClient, readonly kinesis: KinesisClient, readonly options: KinesisWorkerOptions) {
     this.workerId = options.workerId ?? `${os.hostname()}-${randomUUID().slice(0, 8)}`;
@@ -106,6 +109,9 @@ export class KinesisWorker {
   async start(): Promise<void> {
     if (this.options.retrieval?.type === 'fan-out') this.consumerArn = await this.registeredConsumer(this.options.retrieval.consumerName);
     const first = await this.heartbeatOnce();
+    // Checked on a timer of its own: a heartbeat can hang on an unreachable coordinator.
+    this.fenceTimer = setInterval(() => this.fenceIfSilent(), FENCE_CHECK_MS);
+    this.fenceTimer.unref();
     this.loop = this.run(first);
   }
 
@@ -146,6 +152,7 @@ export class KinesisWorker {
       }
       this.fenceIfSilent();
     }
+    clearInterval(this.fenceTimer);
     await this.leave();
     this.stopped = true;
   }
@@ -224,9 +231,13 @@ export class KinesisWorker {
     });
   }
 
-  /** Drops every lease when no heartbeat was answered for the failover time less a margin. */
+  /**
+   * Drops every lease when no heartbeat was answered for the failover time less a margin (a
+   * third, at most 2 s), before the coordinator could expire this worker (it does so a heartbeat
+   * interval and 200 ms before the failover time since the heartbeat it last received).
+   */
   private fenceIfSilent(): void {
-    const marginMs = Math.min(2_000, this.failoverTimeMs / 5);
+    const marginMs = Math.min(2_000, this.failoverTimeMs / 3);
     if (performance.now() - this.lastAnsweredSentMs < this.failoverTimeMs - marginMs) return;
     for (const [shardId, runner] of this.runners) {
       this.runners.delete(shardId);
@@ -336,6 +347,8 @@ class ShardRunner {
   private releasing = false;
   private lost = false;
   private lastProcessed: string | null;
+  /** The last record handed to processRecords (the default checkpoint, also during the call). */
+  private lastHanded: string | null;
   private checkpointed: string | null;
   private wakeUp?: () => void;
 
@@ -343,6 +356,7 @@ class ShardRunner {
     this.shardId = shard.shardId;
     this.leaseEpoch = shard.leaseEpoch;
     this.lastProcessed = shard.checkpoint;
+    this.lastHanded = shard.checkpoint;
     this.checkpointed = shard.checkpoint;
   }
 
@@ -362,7 +376,7 @@ class ShardRunner {
 
   private readonly checkpointer: RecordProcessorCheckpointer = {
     checkpoint: async (sequenceNumber?: string) => {
-      const target = sequenceNumber ?? this.lastProcessed;
+      const target = sequenceNumber ?? this.lastHanded;
       if (!target || target === this.checkpointed) return;
       try {
         await this.worker.checkpoint(this.shardId, this.leaseEpoch, target);
@@ -393,7 +407,7 @@ class ShardRunner {
     }
     // Released (planned move or stop), or the reader failed: checkpoint what was processed.
     await this.quietly(() => this.processor.shutdownRequested?.({ shardId: this.shardId }, this.checkpointer));
-    await this.quietly(() => this.checkpointer.checkpoint());
+    await this.quietly(() => this.checkpointer.checkpoint(this.lastProcessed ?? undefined));
     return this.lost ? 'lost' : 'released';
   }
 
@@ -412,8 +426,9 @@ class ShardRunner {
 
   private async process(records: KinesisRecord[], millisBehindLatest: number): Promise<void> {
     if (records.length === 0) return;
+    this.lastHanded = records.at(-1)!.sequenceNumber;
     await this.processor.processRecords(records, this.checkpointer, { shardId: this.shardId, millisBehindLatest });
-    this.lastProcessed = records.at(-1)!.sequenceNumber;
+    this.lastProcessed = this.lastHanded;
   }
 
   /** Polling GetRecords; true when the shard ended. */

@@ -177,16 +177,22 @@ describe('Kinesis-like checkpoints and leases', () => {
     const moveMs = Math.max(...takeovers.map((event) => event.t)) - killedAt;
     console.log(`crash: leases moved ${moveMs} ms after kill -9 (failover time ${FAILOVER_TIME_MS} ms)`);
     expect(takeovers.map((event) => event.shardId).sort()).toEqual(crashedShards.sort());
-    // Expiry after the failover time since the last heartbeat, then the next heartbeat of d.
-    expect(moveMs).toBeLessThanOrEqual(FAILOVER_TIME_MS + 1_000);
+    // The coordinator expires c early enough for d's next heartbeat to get the leases within the
+    // failover time; 250 ms allow for scheduling on a loaded machine.
+    expect(moveMs).toBeLessThanOrEqual(FAILOVER_TIME_MS + 250);
     const written = await producer.stop();
     await waitFor(() => {
       const seen = new Set([...c.records(), ...d.records()].map((event) => event.data));
       return written.every((payload) => seen.has(payload));
     }, { timeoutMs: 20_000, what: 'every record processed' });
     for (const takeover of takeovers) {
-      // d resumed right after the crashed worker's last checkpoint of the shard.
-      expect(takeover.checkpoint ?? null).toBe(lastCheckpointOfC.get(takeover.shardId!) ?? null);
+      // d resumed after the crashed worker's last checkpoint of the shard: a record c processed,
+      // no earlier than the last checkpoint c reported (c may have died between its checkpoint
+      // call and reporting it).
+      const reported = lastCheckpointOfC.get(takeover.shardId!);
+      expect(takeover.checkpoint).toBeTruthy();
+      expect(c.records().some((event) => event.shardId === takeover.shardId && event.sequenceNumber === takeover.checkpoint)).toBe(true);
+      if (reported) expect(BigInt(takeover.checkpoint!) >= BigInt(reported)).toBe(true);
       const first = d.records().find((event) => event.shardId === takeover.shardId && event.t >= takeover.t);
       if (first && takeover.checkpoint) expect(BigInt(first.sequenceNumber!) > BigInt(takeover.checkpoint)).toBe(true);
       // Nothing between the checkpoint and d's first record was skipped: c processed it or d did.
