@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KinesisClient, KinesisWorker, RiffleClient, getCheckpoints, findApplicationCoordinator, type KinesisRecord } from '../../src/client/index.js';
 import { RiffleError, fromServiceError } from '../../src/rpc/errors.js';
-import { REPO_ROOT, startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
+import { REPO_ROOT, runCli, startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 
 const data = temporaryDir('riffle-leases-');
 const FAILOVER_TIME_MS = 3_000;
@@ -155,6 +155,14 @@ describe('Kinesis-like checkpoints and leases', () => {
     const checkpoints = await getCheckpoints(client, 'app-planned');
     expect(checkpoints.shards.map((shard) => shard.leaseOwner)).toEqual(['', '', '', '']);
     expect(checkpoints.shards.every((shard) => shard.checkpoint !== '')).toBe(true);
+    const cli = await runCli(['stream', 'checkpoints', 'app-planned', '--bootstrap', cluster.bootstrap, '--json']);
+    expect(cli.code).toBe(0);
+    const printed = JSON.parse(cli.stdout) as { Shards: { ShardId: string; Checkpoint: string | null; LeaseOwner: string | null }[] };
+    expect(printed.Shards.map((shard) => shard.Checkpoint)).toEqual(checkpoints.shards.map((shard) => shard.checkpoint));
+    expect(printed.Shards.every((shard) => shard.LeaseOwner === null)).toBe(true);
+    const missing = await runCli(['stream', 'checkpoints', 'no-such-app', '--bootstrap', cluster.bootstrap]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ResourceNotFoundException');
   }, 120_000);
 
   it('moves a crashed worker\'s leases within the failover time and resumes from the checkpoint', async () => {
