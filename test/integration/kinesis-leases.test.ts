@@ -211,6 +211,45 @@ describe('Kinesis-like checkpoints and leases', () => {
     await d.stop();
   }, 120_000);
 
+  it('keeps checkpoints and leases through a coordinator failover (kill -9 of its node)', async () => {
+    await createStream('leases-failover', 2);
+    // The default failover time (10 s) outlasts a coordinator failover, so the worker keeps its leases.
+    const settings = { applicationName: 'app-failover', streamName: 'leases-failover' };
+    const producer = startProducer('leases-failover', 'f');
+    const e = new WorkerProcess('worker-e', settings);
+    await waitFor(() => e.owned().size === 2 && e.events.filter((event) => event.event === 'checkpointed').length >= 2, { timeoutMs: 20_000, what: 'worker e to hold and checkpoint both shards' });
+    const address = await findApplicationCoordinator(client, 'app-failover');
+    const coordinatorId = Number(address.split(':')[0]!.split('.').at(-1));
+    const before = await getCheckpoints(client, 'app-failover');
+    await cluster.nodes.get(coordinatorId)!.kill();
+    try {
+      const after = await waitFor(async () => {
+        if ((await findApplicationCoordinator(client, 'app-failover')) === address) return undefined;
+        return getCheckpoints(client, 'app-failover');
+      }, { timeoutMs: 30_000, intervalMs: 200, what: 'a new coordinator' });
+      for (const shard of before.shards) {
+        const now = after.shards.find((candidate) => candidate.shardId === shard.shardId)!;
+        expect(BigInt(now.checkpoint) >= BigInt(shard.checkpoint)).toBe(true);
+        expect(now.leaseOwner).toBe('worker-e');
+      }
+      const written = await producer.stop();
+      await waitFor(() => {
+        const seen = new Set(e.records().map((event) => event.data));
+        return written.every((payload) => seen.has(payload));
+      }, { timeoutMs: 30_000, what: 'every record processed' });
+      expect(e.events.filter((event) => event.event === 'lost')).toEqual([]);
+      // Checkpoints reach the new coordinator.
+      await kinesis.putRecords('leases-failover', [{ partitionKey: 'after', data: 'after-failover' }]);
+      const late = await waitFor(() => e.records().find((record) => record.data === 'after-failover'), { timeoutMs: 20_000, what: 'a record after the failover' });
+      await waitFor(() => e.events.some((event) => event.event === 'checkpointed' && event.sequenceNumber === late.sequenceNumber), { timeoutMs: 20_000, what: 'its checkpoint at the new coordinator' });
+      const final = await getCheckpoints(client, 'app-failover', { shardId: late.shardId });
+      expect(final.shards[0]!.checkpoint).toBe(late.sequenceNumber);
+      await e.stop();
+    } finally {
+      await (await cluster.start(coordinatorId)).waitReady(60_000);
+    }
+  }, 150_000);
+
   it('leases children only after their parents reached SHARD_END, within 1 s', async () => {
     await createStream('leases-reshard', 1);
     const events: { type: string; shardId?: string; t: number }[] = [];
