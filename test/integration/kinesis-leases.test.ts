@@ -288,6 +288,35 @@ describe('Kinesis-like checkpoints and leases', () => {
     }
   }, 60_000);
 
+  it('an Enhanced Fan-Out worker resumes after the checkpoint its predecessor left at stop()', async () => {
+    await createStream('leases-efo', 1);
+    const seen: string[] = [];
+    const makeWorker = (workerId: string): KinesisWorker => new KinesisWorker(client, kinesis, {
+      applicationName: 'app-efo', streamName: 'leases-efo', workerId, retrieval: { type: 'fan-out', consumerName: 'app-efo' },
+      processorFactory: () => ({
+        processRecords(records: KinesisRecord[]) {
+          // No checkpoint here: stop() checkpoints what was processed.
+          seen.push(...records.map((record) => Buffer.from(record.data).toString('utf8')));
+        },
+      }),
+    });
+    const first = makeWorker('efo-1');
+    await first.start();
+    await waitFor(() => first.ownedShards().length === 1, { timeoutMs: 10_000, what: 'the lease' });
+    await kinesis.putRecords('leases-efo', ['a', 'b', 'c'].map((value) => ({ partitionKey: value, data: value })));
+    await waitFor(() => seen.length === 3, { timeoutMs: 10_000, what: 'three pushed records' });
+    await first.stop();
+    await kinesis.putRecords('leases-efo', ['d', 'e'].map((value) => ({ partitionKey: value, data: value })));
+    const second = makeWorker('efo-2');
+    await second.start();
+    try {
+      await waitFor(() => seen.length >= 5, { timeoutMs: 10_000, what: 'the records written meanwhile' });
+      expect(seen).toEqual(['a', 'b', 'c', 'd', 'e']);
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
+
   it('answers bad input with typed errors and keeps serving', async () => {
     await createStream('leases-bad', 1);
     const address = await findApplicationCoordinator(client, 'app-bad');
