@@ -21,7 +21,7 @@ export class LeaseMetrics {
     const metrics = this;
     this.heartbeats = new Counter({ name: 'riffle_kinesis_app_heartbeats_total', help: 'Lease heartbeats of Kinesis-like application workers answered by this coordinator, by outcome (ok or the error name).', labelNames: ['outcome'], registers: [registry] });
     this.checkpoints = new Counter({ name: 'riffle_kinesis_app_checkpoints_total', help: 'Checkpoint calls answered by this coordinator, by outcome (ok or the error name).', labelNames: ['outcome'], registers: [registry] });
-    this.leaseMoves = new Counter({ name: 'riffle_kinesis_app_lease_releases_total', help: 'Shard leases freed for another owner, by reason (released: planned move, worker_stopped, expired: the failover time passed).', labelNames: ['reason'], registers: [registry] });
+    this.leaseMoves = new Counter({ name: 'riffle_kinesis_app_lease_releases_total', help: 'Shard leases freed for another owner, by reason (released: planned move or drained shard, worker_stopped, expired: the failover time passed).', labelNames: ['reason'], registers: [registry] });
     new Gauge({
       name: 'riffle_kinesis_app_applications', help: 'Kinesis-like consumer applications this broker coordinates.', registers: [registry],
       collect() {
