@@ -19,6 +19,7 @@ import {
   type KinesisApp, type LeaseHeartbeatInput, type LeaseHeartbeatOutcome, type StreamShard,
 } from './kinesis-leases.js';
 import type { LeaseMetrics } from './lease-metrics.js';
+import type { KinesisShardValue } from './offsets-records.js';
 
 /** How often worker sessions are checked. */
 export const LEASE_TICK_MS = 100;
@@ -129,6 +130,7 @@ export class LeaseCoordinator {
 
   async checkpoint(input: CheckpointInput): Promise<void> {
     try {
+      if (!input.appName) throw new RiffleError('INVALID_ARGUMENT', 'ApplicationName is required.');
       const stream = this.streamShards(input.streamName);
       const info = stream.find((candidate) => candidate.shardId === input.shardId);
       if (!info) throw new RiffleError('RESOURCE_NOT_FOUND', `Shard ${input.shardId} in stream ${input.streamName} not found.`);
@@ -158,7 +160,7 @@ export class LeaseCoordinator {
   }
 
   /** The application's shards (one when `shardId` is given) and its live workers. */
-  describe(appName: string, streamName: string, shardId: string): { app: KinesisApp; shards: [string, KinesisApp['shards'] extends Map<string, infer V> ? V : never][]; workers: string[] } {
+  describe(appName: string, streamName: string, shardId: string): { app: KinesisApp; shards: [string, KinesisShardValue][]; workers: string[] } {
     if (!appName) throw new RiffleError('INVALID_ARGUMENT', 'ApplicationName is required.');
     const shard = this.options.groups.shardFor(appName);
     const app = shard.apps.get(appName);

@@ -15,7 +15,7 @@
 //   its leases by itself (leaseLost), before the coordinator could give them to someone else.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { RiffleError, toRiffleError } from '../rpc/errors.js';
+import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import type { RiffleClient } from './client.js';
 import type { KinesisClient, StartingPosition } from './kinesis.js';
 import type { FindCoordinatorResponse__Output } from '../rpc/generated/riffle/v1/FindCoordinatorResponse.js';
@@ -318,7 +318,7 @@ export async function findApplicationCoordinator(client: RiffleClient, applicati
   const response = await client.callAny<FindCoordinatorResponse__Output>('riffle.v1.Kafka', 'FindCoordinator', { keyType: APPLICATION_KEY_TYPE, coordinatorKeys: [applicationName] }, COORDINATOR_CALL_TIMEOUT_MS);
   const found = response.coordinators[0];
   if (!found) throw new RiffleError('COORDINATOR_NOT_AVAILABLE', 'FindCoordinator answered without a coordinator.');
-  if (found.errorCode !== 0) throw new RiffleError(found.errorCode === 15 ? 'COORDINATOR_NOT_AVAILABLE' : 'NOT_COORDINATOR', found.errorMessage || undefined);
+  if (found.errorCode !== 0) throw new RiffleError(errorNameOf(found.errorCode), found.errorMessage || undefined);
   return `${found.host}:${found.port}`;
 }
 
