@@ -26,7 +26,7 @@ import { ReplicaManager } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
 import { FetchStreams, replicationHandlers } from './replication-service.js';
-import { GroupCoordinator, GroupMetrics, LagSampler, groupHandlers } from './groups/index.js';
+import { GroupCoordinator, GroupMetrics, LagSampler, LeaseCoordinator, LeaseMetrics, groupHandlers, leaseHandlers } from './groups/index.js';
 import type { Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
@@ -60,6 +60,7 @@ interface BrokerParts {
   lifecycle: BrokerLifecycle;
   retentionTimer: NodeJS.Timeout;
   groups: GroupCoordinator;
+  leases: LeaseCoordinator;
   kinesis: KinesisService;
 }
 
@@ -208,6 +209,8 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   // A new leadership of an offsets partition loads its groups; a lost one drops them.
   replicas.onSynced(() => groups.syncLeadership());
   groups.start();
+  const leases = new LeaseCoordinator({ groups, image: () => metadata.image, logger, metrics: new LeaseMetrics(registry) });
+  leases.start();
   // Keepalive pings every 4 s (answered within 4 s) let the broker notice a half-open client, such
   // as a vanished Enhanced Fan-Out subscriber, within 10 s.
   const server = new grpc.Server({ ...serverOptions(config.requestBytesMax), 'grpc.keepalive_time_ms': 4_000, 'grpc.keepalive_timeout_ms': 4_000 });
@@ -233,7 +236,10 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   });
   server.addService(
     serviceClient('riffle/v1/kinesis.proto', 'riffle.v1.Kinesis').service,
-    kinesis.handlers({ service: 'kinesis', metrics: rpcMetrics, logger }) as grpc.UntypedServiceImplementation,
+    {
+      ...kinesis.handlers({ service: 'kinesis', metrics: rpcMetrics, logger }),
+      ...leaseHandlers({ service: 'kinesis', metrics: rpcMetrics, logger }, leases),
+    } as grpc.UntypedServiceImplementation,
   );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
@@ -245,7 +251,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups, kinesis };
+  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups, leases, kinesis };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
@@ -257,6 +263,7 @@ async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logge
   // EFO subscriptions would hold the server for the grace too; their clients resubscribe elsewhere.
   broker.kinesis.close();
   await shutdownServer(broker.server, config.shutdownGraceMs);
+  broker.leases.close();
   broker.groups.close();
   broker.lifecycle.stop();
   broker.controllerClient.close();

@@ -58,7 +58,9 @@ function findCoordinator(deps: GroupServiceDeps, request: FindCoordinatorRequest
   return {
     coordinators: limit(request.coordinatorKeys, 'keys').map((key) => {
       try {
-        if (request.keyType !== 0) throw new RiffleError('INVALID_REQUEST', `Coordinator key type ${request.keyType} is not supported (0: group).`);
+        // Key type 2 (a Kinesis-like application) maps to the same partition as a group of that
+        // name; its state lives under record types of its own, so the names cannot collide.
+        if (request.keyType !== 0 && request.keyType !== 2) throw new RiffleError('INVALID_REQUEST', `Coordinator key type ${request.keyType} is not supported (0: group, 2: application).`);
         if (!key) throw new RiffleError('INVALID_GROUP_ID', 'The group id is empty.');
         const { leader } = deps.coordinator.coordinatorOf(key);
         const broker = deps.cluster.liveBrokers().find((candidate) => candidate.nodeId === leader);

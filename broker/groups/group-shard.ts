@@ -14,6 +14,7 @@ import { assert } from '../../src/util/assert.js';
 import type { Logger } from '../../src/util/logger.js';
 import { RecordBatchBuilder, forEachRecordOfAll } from '../../src/util/record-batch.js';
 import { applyRecord, diffRecords, groupStateOf, type GroupState } from './consumer-group.js';
+import { applyAppRecord, isAppRecord, type KinesisApp } from './kinesis-leases.js';
 import { decodeRecord, encodeKey, encodeValue, type OffsetsRecord } from './offsets-records.js';
 
 /** Operations waiting for their turn on one shard; beyond this, requests are refused. */
@@ -40,6 +41,8 @@ export interface ShardOperationResult<T> {
 export class GroupShard {
   state: 'loading' | 'active' | 'closed' = 'loading';
   readonly groups = new Map<string, GroupState>();
+  /** Kinesis-like applications (checkpoints and leases) of this partition, by name. */
+  readonly apps = new Map<string, KinesisApp>();
   readonly sessions = new Map<string, Map<string, MemberSession>>();
   /** When each group's current rebalance began (performance.now()), for the duration metric. */
   readonly rebalanceStartedMs = new Map<string, number>();
@@ -91,7 +94,7 @@ export class GroupShard {
   private replay(key: Buffer | null, value: Buffer | null): void {
     try {
       const record = decodeRecord(key, value);
-      if (record) applyRecord(this.groups, record);
+      if (record) this.apply(record);
       this.loadedRecords += 1;
     } catch (error) {
       // A record this coordinator cannot read is skipped rather than blocking every group of the
@@ -150,7 +153,12 @@ export class GroupShard {
       }
       throw riffleError;
     }
-    for (const record of records) applyRecord(this.groups, record);
+    for (const record of records) this.apply(record);
+  }
+
+  private apply(record: OffsetsRecord): void {
+    if (isAppRecord(record)) applyAppRecord(this.apps, record);
+    else applyRecord(this.groups, record);
   }
 
   /** The records that turn the stored `before` into `after` (a changed copy). */

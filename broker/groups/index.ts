@@ -5,3 +5,6 @@ export { LagSampler, LAG_SAMPLE_INTERVAL_MS } from './lag-sampler.js';
 export { groupHandlers, type GroupServiceDeps } from './group-service.js';
 export { ASSIGNORS, DEFAULT_ASSIGNOR, rangeAssignor, uniformAssignor, type PartitionAssignor } from './assignors.js';
 export { offsetsPartitionFor } from './offsets-records.js';
+export { LeaseCoordinator, LEASE_TICK_MS } from './lease-coordinator.js';
+export { LeaseMetrics } from './lease-metrics.js';
+export { leaseHandlers } from './lease-service.js';

@@ -2,7 +2,8 @@
 // coordinator replays to rebuild its groups. As in Kafka, every record is a key and a value, the
 // key starts with a type number (Kafka's own numbering: 1 offset commit, 3 consumer group
 // metadata, 5 member metadata, 6 target assignment metadata, 7 target assignment member,
-// 8 current member assignment) and a null value (a tombstone) deletes the key. Compaction keeps
+// 8 current member assignment; Riffle's own: 100 Kinesis-like application, 101 its checkpoint and
+// lease of one shard) and a null value (a tombstone) deletes the key. Compaction keeps
 // the last record per key, so the key holds exactly what identifies the fact.
 //
 // Departure from Kafka: keys are Kafka-like binary (int16 type, int16-length UTF-8 strings,
@@ -54,9 +55,29 @@ export type OffsetsRecord =
   | { type: 'member'; group: string; member: string; value: MemberMetadataValue | null }
   | { type: 'target-epoch'; group: string; value: { assignmentEpoch: number } | null }
   | { type: 'target-member'; group: string; member: string; value: { partitions: Assignment } | null }
-  | { type: 'current-assignment'; group: string; member: string; value: CurrentAssignmentValue | null };
+  | { type: 'current-assignment'; group: string; member: string; value: CurrentAssignmentValue | null }
+  | { type: 'kinesis-app'; group: string; value: KinesisAppValue | null }
+  | { type: 'kinesis-shard'; group: string; shard: string; value: KinesisShardValue | null };
 
-const TYPE_NUMBERS = { offset: 1, group: 3, member: 5, 'target-epoch': 6, 'target-member': 7, 'current-assignment': 8 } as const;
+/** A Kinesis-like application (Riffle extension; `group` holds the application name). */
+export interface KinesisAppValue {
+  streamName: string;
+  failoverTimeMs: number;
+}
+
+/** The checkpoint and lease of one shard for one application. */
+export interface KinesisShardValue {
+  /** A sequence number, 'SHARD_END', or '' when none was written. */
+  checkpoint: string;
+  checkpointTimestampMs: number;
+  /** The worker holding the lease; '' when free. */
+  owner: string;
+  /** Rises on every grant; fences checkpoints of earlier owners. */
+  leaseEpoch: number;
+}
+
+// Riffle's own types start at 100, far from Kafka's numbering, so Kafka can grow without a clash.
+const TYPE_NUMBERS = { offset: 1, group: 3, member: 5, 'target-epoch': 6, 'target-member': 7, 'current-assignment': 8, 'kinesis-app': 100, 'kinesis-shard': 101 } as const;
 const TYPE_NAMES = new Map<number, OffsetsRecord['type']>(Object.entries(TYPE_NUMBERS).map(([name, number]) => [number, name as OffsetsRecord['type']]));
 const VALUE_VERSION = 1;
 /** Group ids, member ids and topic names longer than this are refused before they reach a key. */
@@ -66,6 +87,7 @@ export function encodeKey(record: OffsetsRecord): Buffer {
   const parts: (string | number)[] = [record.group];
   if (record.type === 'offset') parts.push(record.topic, record.partition);
   else if (record.type === 'member' || record.type === 'target-member' || record.type === 'current-assignment') parts.push(record.member);
+  else if (record.type === 'kinesis-shard') parts.push(record.shard);
   const strings = parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : null));
   let size = 2;
   for (const [index, part] of parts.entries()) size += typeof part === 'number' ? 4 : 2 + strings[index]!.length;
@@ -127,6 +149,10 @@ export function decodeRecord(key: Buffer | null, value: Buffer | null): OffsetsR
       return { type, group, member: readString(), value: parsed as { partitions: Assignment } | null };
     case 'current-assignment':
       return { type, group, member: readString(), value: parsed as CurrentAssignmentValue | null };
+    case 'kinesis-app':
+      return { type, group, value: parsed as KinesisAppValue | null };
+    case 'kinesis-shard':
+      return { type, group, shard: readString(), value: parsed as KinesisShardValue | null };
   }
 }
 

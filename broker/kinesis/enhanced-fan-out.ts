@@ -10,7 +10,8 @@
 // heartbeat event (no records) every heartbeat interval, so a client can tell a quiet shard from
 // a dead stream, and a leader change ends the stream at once with a retriable
 // NOT_LEADER_OR_FOLLOWER (the SDK resubscribes from the continuation on the new leader).
-// Under profile 'kinesis' each subscription is held to 2 MiB/s by delaying pushes.
+// Under profile 'kinesis' each subscription is held to 2 MiB/s by delaying pushes, and a consumer
+// may call SubscribeToShard once a second per shard (LimitExceededException otherwise).
 import type * as grpc from '@grpc/grpc-js';
 import type { MetadataImage, PartitionInfo, TopicInfo } from '../../controller/index.js';
 import type { Partition } from '../partition.js';
@@ -22,10 +23,11 @@ import type { SubscribeToShardRequest__Output } from '../../src/rpc/generated/ri
 import type { SubscribeToShardEvent } from '../../src/rpc/generated/riffle/v1/SubscribeToShardEvent.js';
 import type { KinesisMetrics } from './kinesis-metrics.js';
 import { readShard, startingOffset } from './shard-reader.js';
-import { EFO_BYTES_PER_SECOND, TokenBucket, limitsProfileOf } from './throughput-limits.js';
+import { EFO_BYTES_PER_SECOND, SUBSCRIBE_INTERVAL_MS_MIN, SubscribeRateLimiter, TokenBucket, limitsProfileOf } from './throughput-limits.js';
 
 /** Kinesis: a second subscription within this time of the first is refused. */
 export const SUBSCRIPTION_TAKEOVER_MS = 5_000;
+const SUBSCRIPTION_INTERVAL_TEXT = `${SUBSCRIBE_INTERVAL_MS_MIN / 1000} s`;
 /** Subscriptions one broker serves at once. */
 export const SUBSCRIPTIONS_MAX = 10_000;
 /** One event carries at most this much record data (and at most EVENT_RECORDS_MAX records). */
@@ -46,6 +48,7 @@ type EventStream = grpc.ServerWritableStream<SubscribeToShardRequest__Output, Su
 
 export class EnhancedFanOut {
   private readonly active = new Map<string, Subscription>();
+  private readonly subscribeRate = new SubscribeRateLimiter();
 
   constructor(private readonly options: FanOutOptions) {}
 
@@ -93,6 +96,13 @@ export class EnhancedFanOut {
     if (!position) throw new RiffleError('INVALID_ARGUMENT', 'StartingPosition is required.');
     const offset = startingOffset(info, partition, { type: position.type, sequenceNumber: position.sequenceNumber, timestampMs: position.timestamp === undefined || position.timestamp === null ? null : Number(position.timestamp) });
     const key = `${arn}|${info.partition}`;
+    if (limitsProfileOf(topic.configs) === 'kinesis') {
+      const waitMs = this.subscribeRate.tryAdmit(key);
+      if (waitMs > 0) {
+        this.options.metrics.throttled.inc({ stream: topic.name, operation: 'SubscribeToShard' });
+        throw new RiffleError('LIMIT_EXCEEDED', `Consumer ${consumerName} subscribed to ${request.shardId} less than ${SUBSCRIPTION_INTERVAL_TEXT} ago: at most one SubscribeToShard a second per consumer and shard (retry in ${waitMs} ms).`);
+      }
+    }
     const existing = this.active.get(key);
     if (existing) {
       if (Date.now() - existing.startedAtMs < SUBSCRIPTION_TAKEOVER_MS) {

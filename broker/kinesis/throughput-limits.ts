@@ -11,6 +11,10 @@ export const SHARD_WRITE_RECORDS_PER_SECOND = 1_000;
 export const SHARD_READ_BYTES_PER_SECOND = 2 * 1024 * 1024;
 export const SHARD_READ_CALLS_PER_SECOND = 5;
 export const EFO_BYTES_PER_SECOND = 2 * 1024 * 1024;
+/** Kinesis: one SubscribeToShard call per second per consumer per shard (LimitExceededException). */
+export const SUBSCRIBE_INTERVAL_MS_MIN = 1_000;
+/** Consumer-shard pairs whose last subscription time one broker remembers. */
+export const SUBSCRIBE_TIMES_MAX = 100_000;
 /** Shards whose buckets one broker keeps at once. */
 export const LIMITED_SHARDS_MAX = 100_000;
 
@@ -113,5 +117,26 @@ export class ShardLimits {
 
   forget(key: string): void {
     this.shards.delete(key);
+  }
+}
+
+/**
+ * When each consumer last subscribed to each shard (profile 'kinesis'): a call within
+ * SUBSCRIBE_INTERVAL_MS_MIN of the last accepted one is refused. Entries older than the interval
+ * mean nothing, so a full table is simply cleared.
+ */
+export class SubscribeRateLimiter {
+  private readonly lastAcceptedMs = new Map<string, number>();
+
+  constructor(private readonly nowMs: () => number = Date.now) {}
+
+  /** Records and admits a call, or returns the milliseconds until one would be admitted. */
+  tryAdmit(key: string): number {
+    const now = this.nowMs();
+    const last = this.lastAcceptedMs.get(key);
+    if (last !== undefined && now - last < SUBSCRIBE_INTERVAL_MS_MIN) return SUBSCRIBE_INTERVAL_MS_MIN - (now - last);
+    if (this.lastAcceptedMs.size >= SUBSCRIBE_TIMES_MAX) this.lastAcceptedMs.clear();
+    this.lastAcceptedMs.set(key, now);
+    return 0;
   }
 }

@@ -1,9 +1,9 @@
-// The Kinesis-like commands: `stream create|list|describe|delete|split|merge|scale|register-consumer`,
+// The Kinesis-like commands: `stream create|list|describe|delete|split|merge|scale|register-consumer|checkpoints`,
 // `put-record`, `get-records` and `subscribe`. Records print with Kinesis's field names
 // (SequenceNumber, ApproximateArrivalTimestamp, Data, PartitionKey); errors print the Kinesis
 // exception name (ResourceNotFoundException, ...) after Riffle's.
 import type { Command } from 'commander';
-import { KinesisClient, RiffleClient, type StartingPosition } from '../client/index.js';
+import { KinesisClient, RiffleClient, getCheckpoints, type StartingPosition } from '../client/index.js';
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { RiffleError, kinesisNameOf } from '../rpc/errors.js';
 import { shardIdOf, streamArnOf } from '../util/kinesis.js';
@@ -75,6 +75,28 @@ export function registerStreamCommands(program: Command): void {
           shards.map((shard) => [
             shard.shardId, shard.sequenceNumberRange?.endingSequenceNumber ? 'closed' : 'open', shard.parentShardId ?? '-', shard.adjacentParentShardId ?? '-',
             shard.hashKeyRange?.startingHashKey ?? '', shard.hashKeyRange?.endingHashKey ?? '',
+          ]),
+        );
+      }),
+    );
+  bootstrapOption(stream.command('checkpoints <application>').description('Checkpoints and shard leases of a consumer application (KinesisWorker), from its coordinator.'))
+    .option('--shard-id <id>', 'one shard only (GetCheckpoint)', shardIdOption)
+    .option('--json', 'print JSON')
+    .action(async (application: string, options: { bootstrap: string; shardId?: string; json?: boolean }) =>
+      withKinesis('stream checkpoints', options.bootstrap, async (_kinesis, client) => {
+        const answer = await getCheckpoints(client, application, { shardId: options.shardId });
+        if (options.json) {
+          printJson({
+            ApplicationName: application, FailoverTimeMs: answer.failoverTimeMs, Workers: answer.workers,
+            Shards: answer.shards.map((shard) => ({ ShardId: shard.shardId, Checkpoint: shard.checkpoint || null, LeaseOwner: shard.leaseOwner || null, LeaseEpoch: shard.leaseEpoch, CheckpointTimestamp: Number(shard.checkpointTimestampMs) || null })),
+          });
+          return;
+        }
+        process.stdout.write(`application ${application}: ${answer.workers.length} live worker(s) ${answer.workers.join(', ')}, failover ${answer.failoverTimeMs} ms\n\n`);
+        printTable(
+          ['SHARD', 'CHECKPOINT', 'LEASE-OWNER', 'LEASE-EPOCH', 'CHECKPOINTED-AT'],
+          answer.shards.map((shard) => [
+            shard.shardId, shard.checkpoint || '-', shard.leaseOwner || '-', shard.leaseEpoch, Number(shard.checkpointTimestampMs) > 0 ? new Date(Number(shard.checkpointTimestampMs)).toISOString() : '-',
           ]),
         );
       }),

@@ -17,3 +17,7 @@ export {
 export {
   decodeSequenceNumber, encodeSequenceNumber, hashKeyOfPartitionKey, partitionOfShardId, shardIdOf, streamArnOf, HASH_KEY_MAX,
 } from '../util/kinesis.js';
+export {
+  KinesisWorker, getCheckpoints, findApplicationCoordinator, SHARD_END, type KinesisWorkerOptions, type ShardRecordProcessor, type RecordProcessorCheckpointer,
+  type ShardInfo, type WorkerEvent, type KinesisRecord,
+} from './kinesis-worker.js';

@@ -80,6 +80,7 @@ export const ERRORS = {
   PROVISIONED_THROUGHPUT_EXCEEDED: { code: 1004, status: S.RESOURCE_EXHAUSTED, retriable: true, message: 'The request rate for the stream is too high, or the requested data is too large for the available throughput.', kinesisName: 'ProvisionedThroughputExceededException' },
   EXPIRED_ITERATOR: { code: 1005, status: S.INVALID_ARGUMENT, retriable: false, message: 'The provided iterator exceeds the maximum age allowed.', kinesisName: 'ExpiredIteratorException' },
   SHARD_CLOSED: { code: 1007, status: S.FAILED_PRECONDITION, retriable: false, message: 'The shard (partition) was closed by a resharding and takes no more writes; write to its child shards.', kinesisName: 'InvalidArgumentException' },
+  LEASE_NOT_HELD: { code: 1008, status: S.FAILED_PRECONDITION, retriable: false, message: 'The worker does not hold the lease of this shard at this epoch (it expired or moved to another worker): stop processing the shard.' },
   EXPIRED_NEXT_TOKEN: { code: 1006, status: S.INVALID_ARGUMENT, retriable: false, message: 'The pagination token passed to the operation is expired.', kinesisName: 'ExpiredNextTokenException' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SHARD_WRITE_RECORDS_PER_SECOND, ShardLimits, TokenBucket } from '../../../broker/kinesis/throughput-limits.js';
+import { SHARD_WRITE_RECORDS_PER_SECOND, ShardLimits, SubscribeRateLimiter, TokenBucket } from '../../../broker/kinesis/throughput-limits.js';
 
 describe('throughput limits', () => {
   it('a token bucket refills at its rate and never beyond its capacity', () => {
@@ -39,5 +39,16 @@ describe('throughput limits', () => {
     expect(limits.tryRead('s/0')).toBe(false);
     now += 5_000;
     expect(limits.tryRead('s/0')).toBe(true);
+  });
+
+  it('admits one SubscribeToShard a second per consumer and shard', () => {
+    let now = 10_000;
+    const limiter = new SubscribeRateLimiter(() => now);
+    expect(limiter.tryAdmit('arn|0')).toBe(0);
+    expect(limiter.tryAdmit('arn|1')).toBe(0);
+    now += 400;
+    expect(limiter.tryAdmit('arn|0')).toBe(600);
+    now += 600;
+    expect(limiter.tryAdmit('arn|0')).toBe(0);
   });
 });
