@@ -12,14 +12,27 @@
 //   read-repeat           a reader receiving a record of a shard at or before one it already had;
 //   parent-before-child   a reader receiving a record of a child shard before it read every
 //                         parent to SHARD_END.
+// For the application with leases and checkpoints (operations carrying `group`, the app), the
+// reader is the application: unseen and parent-before-child are judged for the app as a whole,
+// read-skip and read-repeat per worker from the checkpoint its lease resumed after, and:
+//   double-lease          a worker acquiring a shard's lease while another worker still holds it;
+//   checkpoint-restart    a lease resuming after something other than the app's last
+//                         acknowledged checkpoint of the shard (or one whose outcome is unknown);
+//   reprocessed           a record processed again by another worker although the first one
+//                         gave the lease up in a planned move (only a crash or a lost lease
+//                         excuses processing twice).
 // Duplicates (a value at two places) are counted but are not anomalies: PutRecords is
 // at-least-once, as in Kinesis, and a retry after an unknown outcome may write a value twice.
 import type { Op } from './history.js';
 import type { KinesisFinalState } from './workload-kinesis.js';
 
-export type KinesisAnomalyKind = 'lost' | 'unseen' | 'inconsistent' | 'sequence-order' | 'read-skip' | 'read-repeat' | 'parent-before-child';
+export type KinesisAnomalyKind =
+  | 'lost' | 'unseen' | 'inconsistent' | 'sequence-order' | 'read-skip' | 'read-repeat' | 'parent-before-child'
+  | 'double-lease' | 'checkpoint-restart' | 'reprocessed';
 
-export const KINESIS_ANOMALY_KINDS: readonly KinesisAnomalyKind[] = ['lost', 'unseen', 'inconsistent', 'sequence-order', 'read-skip', 'read-repeat', 'parent-before-child'];
+export const KINESIS_ANOMALY_KINDS: readonly KinesisAnomalyKind[] = [
+  'lost', 'unseen', 'inconsistent', 'sequence-order', 'read-skip', 'read-repeat', 'parent-before-child', 'double-lease', 'checkpoint-restart', 'reprocessed',
+];
 
 export interface KinesisCheckResult {
   valid: boolean;
@@ -34,6 +47,9 @@ export interface KinesisCheckResult {
     /** Records received by readers, over all readers. */
     received: number;
     readers: number;
+    /** Leases acquired by the application's workers, and checkpoints acknowledged. */
+    leases: number;
+    checkpoints: number;
   };
   anomalies: Record<KinesisAnomalyKind, { count: number; examples: string[] }>;
 }
@@ -84,52 +100,109 @@ export function checkKinesis(ops: readonly Op[], final: KinesisFinalState): Kine
     if (atSequence?.value !== value) flag('inconsistent', `'${value}' acknowledged at ${op.shard}@${op.sequence}, where the final read has '${atSequence?.value ?? 'nothing'}'`);
   }
 
-  // Each reader, in history order.
+  // Each reader (a process, or an application of several workers), in time order: operations
+  // reported by worker processes carry their own clock and can reach the history out of order.
   interface ReaderState {
     /** Per shard, the final-read index of the last record received. */
     last: Map<string, number>;
-    finished: Set<string>;
-    values: Set<string>;
   }
   const readers = new Map<string, ReaderState>();
-  const readerOf = (process: string): ReaderState => {
-    let state = readers.get(process);
-    if (!state) readers.set(process, (state = { last: new Map(), finished: new Set(), values: new Set() }));
+  const readerOf = (key: string): ReaderState => {
+    let state = readers.get(key);
+    if (!state) readers.set(key, (state = { last: new Map() }));
     return state;
   };
+  /** Shards read to their end, and values received, per consumer (a reader process or an app). */
+  const finished = new Map<string, Set<string>>();
+  const seen = new Map<string, Set<string>>();
+  const setOf = (map: Map<string, Set<string>>, key: string): Set<string> => {
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    return set;
+  };
+  // Application state: lease holders, checkpoints, who processed what, how each lease ended.
+  const holders = new Map<string, string>();
+  const lastCheckpoint = new Map<string, string>();
+  const unknownCheckpoints = new Map<string, Set<string>>();
+  const processedBy = new Map<string, string>();
+  const leaseEnd = new Map<string, string>();
   let received = 0;
-  for (const op of ops) {
+  let leases = 0;
+  let checkpoints = 0;
+  const indexOf = (shard: string, sequence: string): number => positionOf.get(shard)?.get(sequence)?.index ?? -1;
+  for (const op of [...ops].sort((a, b) => a.timeMs - b.timeMs || a.index - b.index)) {
+    const consumer = op.group ?? op.process;
+    const readerKey = op.group ? `${op.group}/${op.process}` : op.process;
+    if (op.f === 'checkpoint' && op.group && op.shard && op.sequence !== undefined) {
+      const key = `${op.group}/${op.shard}`;
+      if (op.type === 'ok') {
+        checkpoints++;
+        lastCheckpoint.set(key, op.sequence);
+        unknownCheckpoints.set(key, new Set());
+      } else setOf(unknownCheckpoints, key).add(op.sequence);
+      continue;
+    }
+    if (op.f === 'lease' && op.group && op.shard) {
+      const key = `${op.group}/${op.shard}`;
+      if (op.type !== 'ok') {
+        if (holders.get(key) === op.process) holders.delete(key);
+        leaseEnd.set(`${op.process}/${op.shard}`, op.error ?? 'released');
+        continue;
+      }
+      leases++;
+      const holder = holders.get(key);
+      if (holder !== undefined && holder !== op.process) flag('double-lease', `${op.process} acquired ${op.shard} of ${op.group} at t=${op.timeMs} ms while ${holder} held it`);
+      holders.set(key, op.process);
+      leaseEnd.delete(`${op.process}/${op.shard}`);
+      const resumeAfter = op.sequence ?? '';
+      const allowed = new Set([lastCheckpoint.get(key) ?? '', ...(unknownCheckpoints.get(key) ?? [])]);
+      if (!allowed.has(resumeAfter)) {
+        flag('checkpoint-restart', `${op.process} resumed ${op.shard} of ${op.group} at t=${op.timeMs} ms after '${resumeAfter}', not after ${[...allowed].map((value) => `'${value}'`).join(' or ')}`);
+      }
+      readerOf(readerKey).last.set(op.shard, resumeAfter === '' ? -1 : indexOf(op.shard, resumeAfter));
+      continue;
+    }
     if (op.type !== 'ok') continue;
-    if (op.f === 'shard-end' && op.shard) readerOf(op.process).finished.add(op.shard);
+    if (op.f === 'shard-end' && op.shard) setOf(finished, consumer).add(op.shard);
     if (op.f !== 'get' || !op.shard || !op.kinesisRecords) continue;
-    const reader = readerOf(op.process);
+    const reader = readerOf(readerKey);
     const shard = final.shards.get(op.shard);
-    const missingParents = shard?.parents.filter((parent) => !reader.finished.has(parent)) ?? [];
-    if (missingParents.length > 0) flag('parent-before-child', `${op.process} read ${op.shard} (t=${op.timeMs} ms) before finishing ${missingParents.join(', ')}`);
+    const done = setOf(finished, consumer);
+    const missingParents = shard?.parents.filter((parent) => !done.has(parent)) ?? [];
+    if (missingParents.length > 0) flag('parent-before-child', `${readerKey} read ${op.shard} (t=${op.timeMs} ms) before finishing ${missingParents.join(', ')}`);
     const positions = positionOf.get(op.shard);
     for (const record of op.kinesisRecords) {
       received++;
-      reader.values.add(record.value);
+      setOf(seen, consumer).add(record.value);
       const position = positions?.get(record.sequence);
       if (!position || position.value !== record.value) {
-        flag('inconsistent', `${op.process} received '${record.value}' at ${op.shard}@${record.sequence}, where the final read has '${position?.value ?? 'nothing'}'`);
+        flag('inconsistent', `${readerKey} received '${record.value}' at ${op.shard}@${record.sequence}, where the final read has '${position?.value ?? 'nothing'}'`);
         continue;
       }
       const last = reader.last.get(op.shard) ?? -1;
-      if (position.index <= last) flag('read-repeat', `${op.process} received ${op.shard}@${record.sequence} (index ${position.index}) after index ${last}`);
-      else if (position.index > last + 1) flag('read-skip', `${op.process} jumped in ${op.shard} from index ${last} to ${position.index} (t=${op.timeMs} ms)`);
+      if (position.index <= last) flag('read-repeat', `${readerKey} received ${op.shard}@${record.sequence} (index ${position.index}) after index ${last}`);
+      else if (position.index > last + 1) flag('read-skip', `${readerKey} jumped in ${op.shard} from index ${last} to ${position.index} (t=${op.timeMs} ms)`);
       reader.last.set(op.shard, Math.max(last, position.index));
+      if (op.group) {
+        const recordKey = `${op.group}/${op.shard}@${record.sequence}`;
+        const first = processedBy.get(recordKey);
+        if (first !== undefined && first !== op.process) {
+          const ended = leaseEnd.get(`${first}/${op.shard}`);
+          if (ended !== 'killed' && ended !== 'lease-lost') flag('reprocessed', `${op.process} processed ${op.shard}@${record.sequence} again after ${first} gave the lease up (${ended ?? 'still holding it'})`);
+        }
+        processedBy.set(recordKey, op.process);
+      }
     }
   }
-  for (const [process, reader] of readers) {
+  for (const [consumer, values] of seen) {
     for (const value of acked.keys()) {
-      if (places.has(value) && !reader.values.has(value)) flag('unseen', `${process} never received '${value}'`);
+      if (places.has(value) && !values.has(value)) flag('unseen', `${consumer} never received '${value}'`);
     }
   }
 
   return {
     valid: KINESIS_ANOMALY_KINDS.every((kind) => anomalies[kind].count === 0),
-    counts: { puts, acknowledged: acked.size, indeterminate, duplicates, shards: final.shards.size, finalRecords, received, readers: readers.size },
+    counts: { puts, acknowledged: acked.size, indeterminate, duplicates, shards: final.shards.size, finalRecords, received, readers: seen.size, leases, checkpoints },
     anomalies,
   };
 }

@@ -25,7 +25,11 @@ export type OpFunction =
   /** Kinesis: a reader read a shard to its end (SHARD_END). */
   | 'shard-end'
   /** Kinesis: a reader (re)starts: from here its positions may jump. */
-  | 'reader-start';
+  | 'reader-start'
+  /** Kinesis application: a worker's lease of a shard (ok: acquired, resuming after `sequence`; info: given up). */
+  | 'lease'
+  /** Kinesis application: a checkpoint of a shard at `sequence` (ok, or info when unknown). */
+  | 'checkpoint';
 
 export interface Op {
   /** Order in the history. */
@@ -44,13 +48,13 @@ export interface Op {
   records?: { partition: number; offset: number; value: string }[];
   /** commit with type info: the outcome is unknown for any offset from this one to `offset`. */
   fromOffset?: number;
-  /** assign: the partitions and where reading starts; commit: the group. */
+  /** assign: the partitions and where reading starts; commit: the group (Kinesis: the application). */
   partitions?: number[];
   group?: string;
   error?: string;
   /** nemesis: what fault, on what. */
   fault?: string;
-  /** Kinesis: the shard and sequence number of a put, the shard of a get or shard-end. */
+  /** Kinesis: the shard and sequence number of a put or checkpoint, the shard of a get, lease or shard-end. */
   shard?: string;
   sequence?: string;
   /** get: what was received from `shard`, in order. */

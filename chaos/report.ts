@@ -36,7 +36,9 @@ export function renderMarkdown(report: RunReport): string {
     lines.push(`| values written twice (retried puts; allowed, at-least-once as in Kinesis) | ${kinesis.counts.duplicates} |`);
     lines.push(`| shards at the end (open and closed) | ${kinesis.counts.shards} |`);
     lines.push(`| records in the final read | ${kinesis.counts.finalRecords} |`);
-    lines.push(`| records received by ${kinesis.counts.readers} readers | ${kinesis.counts.received} |`, '');
+    lines.push(`| records received by ${kinesis.counts.readers} readers (the application counts as one) | ${kinesis.counts.received} |`);
+    lines.push(`| leases acquired by the application's workers | ${kinesis.counts.leases} |`);
+    lines.push(`| checkpoints acknowledged | ${kinesis.counts.checkpoints} |`, '');
     lines.push('| anomaly | count |', '|---|---|');
     for (const kind of KINESIS_ANOMALY_KINDS) lines.push(`| ${kind} | ${kinesis.anomalies[kind].count} |`);
     lines.push('');

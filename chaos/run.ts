@@ -122,6 +122,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   } finally {
     clearInterval(flushTimer);
     await groups.abort();
+    await kinesis?.abort();
     history.flush();
     nemesis.close();
     await cluster.shutdown();

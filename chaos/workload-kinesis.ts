@@ -6,6 +6,12 @@
 // they finished. A reshard (split, merge or UpdateShardCount) can be asked for by the scenario.
 // After the heal, `finalRead` reads every shard, open or closed, from TRIM_HORIZON to its end.
 //
+// Beside them runs an application with server-side checkpoints and leases: `workers` processes of
+// lease-worker.ts (the SDK's KinesisWorker, checkpointing after every batch) that the harness
+// kill -9s (its leases expire after the failover time and the next owner resumes from the
+// checkpoint) or stops with SIGTERM (checkpoint and release: a planned move), starting a new one
+// each time.
+//
 // History operations (history.ts): 'put' (invoke, then ok with shard and sequence number, or
 // info when the outcome is unknown), 'get' (what a reader received from one shard, in order),
 // 'shard-end' (a reader finished a shard), 'reader-start' (a reader (re)starts: positions may
@@ -13,7 +19,17 @@
 import { KinesisClient, RiffleClient, type Shard } from '../src/client/index.js';
 import { toRiffleError } from '../src/rpc/errors.js';
 import type { Prng } from '../src/util/prng.js';
-import type { History } from './history.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { History, Op } from './history.js';
+
+const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lease-worker.js');
+/** Application workers started over a run at most (a bound on restarts). */
+const WORKERS_STARTED_MAX = 200;
+/** The application's lease failover time: a killed worker's leases move after this. */
+export const APP_FAILOVER_MS = 6_000;
 
 export interface KinesisWorkloadOptions {
   stream: string;
@@ -26,6 +42,11 @@ export interface KinesisWorkloadOptions {
   keys: number;
   /** How often (on average) a reader crashes and restarts, 0 for never. */
   readerRestartEveryMs: number;
+  /** The application with leases and checkpoints: its name and how many workers run at once. */
+  app: string;
+  workers: number;
+  /** How often (on average) a worker is killed or stopped and replaced, 0 for never. */
+  workerRestartEveryMs: number;
 }
 
 export const KINESIS_WORKLOAD_DEFAULTS: Omit<KinesisWorkloadOptions, 'stream'> = {
@@ -35,7 +56,20 @@ export const KINESIS_WORKLOAD_DEFAULTS: Omit<KinesisWorkloadOptions, 'stream'> =
   recordsPerPut: 10,
   keys: 64,
   readerRestartEveryMs: 10_000,
+  app: 'chaos-app',
+  workers: 2,
+  workerRestartEveryMs: 12_000,
 };
+
+interface AppWorker {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  /** Shards it holds, per its own reports. */
+  leased: Set<string>;
+  /** The last sequence number it processed per shard: a checkpoint in flight may carry it. */
+  processed: Map<string, string>;
+}
 
 /** PutRecords calls each producer makes at most, a bound on any run. */
 const PUTS_PER_PRODUCER_MAX = 200_000;
@@ -65,6 +99,9 @@ export class KinesisWorkload {
   private readonly producing: Promise<void>[] = [];
   private readonly reading: Promise<void>[] = [];
   private readonly clients: RiffleClient[] = [];
+  private readonly workers = new Map<string, AppWorker>();
+  private workersStarted = 0;
+  private churn?: Promise<void>;
   private consumerArn = '';
   /** The open shards' last sequence numbers when the producers stopped: what readers must reach. */
   private drainTargets = new Map<string, string | null>();
@@ -89,6 +126,8 @@ export class KinesisWorkload {
     for (let index = 0; index < this.options.producers; index++) this.producing.push(this.produce(`kinesis-producer-${index}`));
     this.reading.push(this.read('kinesis-poller', 'polling'));
     this.reading.push(this.read('kinesis-efo', 'efo'));
+    for (let index = 0; index < this.options.workers; index++) this.startWorker();
+    if (this.options.workerRestartEveryMs > 0) this.churn = this.churnLoop();
   }
 
   /** Stops the producers, then lets the readers reach the end of every shard and stops them. */
@@ -98,8 +137,99 @@ export class KinesisWorkload {
     this.drainDeadlineMs = Date.now() + DRAIN_MS_MAX;
     this.drainTargets = await this.openShardEnds();
     this.draining = true;
+    await this.churn;
     await Promise.all(this.reading);
+    while (Date.now() < this.drainDeadlineMs && !this.applicationCaughtUp()) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+    await Promise.all([...this.workers.values()].map((worker) => this.terminate(worker)));
     for (const client of this.clients) client.close();
+  }
+
+  /** Kills the application's workers that are left (for a run that ends early). */
+  async abort(): Promise<void> {
+    this.stopping = true;
+    this.draining = true;
+    for (const worker of this.workers.values()) worker.child.kill('SIGKILL');
+    await Promise.all([...this.workers.values()].map((worker) => worker.exited));
+    this.workers.clear();
+  }
+
+  private startWorker(): void {
+    if (this.workersStarted >= WORKERS_STARTED_MAX) return;
+    const name = `app-worker-${this.workersStarted++}`;
+    const child = spawn(process.execPath, [WORKER_ENTRY, this.bootstrap, this.options.app, this.options.stream, 'polling', String(APP_FAILOVER_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const worker: AppWorker = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), leased: new Set(), processed: new Map() };
+    this.workers.set(name, worker);
+    createInterface({ input: child.stdout! }).on('line', (line) => this.recordWorkerLine(worker, line));
+  }
+
+  private recordWorkerLine(worker: AppWorker, line: string): void {
+    let parsed: Omit<Op, 'index' | 'timeMs' | 'process'> & { at?: number };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      return;
+    }
+    const { at, ...op } = parsed;
+    if (op.f === 'get' && op.shard && op.kinesisRecords?.length) worker.processed.set(op.shard, op.kinesisRecords[op.kinesisRecords.length - 1]!.sequence);
+    if (op.f === 'lease' && op.shard) {
+      if (op.type === 'ok') worker.leased.add(op.shard);
+      else worker.leased.delete(op.shard);
+    }
+    this.history.add({ ...op, process: worker.name }, at);
+  }
+
+  private async churnLoop(): Promise<void> {
+    while (!this.stopping) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.workerRestartEveryMs * (0.5 + this.random.next())));
+      if (this.stopping) break;
+      const names = [...this.workers.keys()].sort();
+      if (names.length === 0) continue;
+      const victim = this.workers.get(this.random.pick(names))!;
+      if (this.random.chance(0.5)) await this.killWorker(victim);
+      else await this.terminate(victim);
+      this.startWorker();
+    }
+  }
+
+  /** A crash: the worker holds nothing from the moment it dies; a checkpoint in flight may land. */
+  private async killWorker(worker: AppWorker): Promise<void> {
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    this.workers.delete(worker.name);
+    for (const shard of worker.leased) {
+      const sequence = worker.processed.get(shard);
+      if (sequence !== undefined) this.history.add({ type: 'info', f: 'checkpoint', process: worker.name, group: this.options.app, shard, sequence, error: 'killed' });
+      this.history.add({ type: 'info', f: 'lease', process: worker.name, group: this.options.app, shard, error: 'killed' });
+    }
+    this.history.add({ type: 'invoke', f: 'nemesis', process: 'workload', fault: `kill -9 ${worker.name}` });
+  }
+
+  /** A planned stop: the worker checkpoints and releases every lease, then leaves. */
+  private async terminate(worker: AppWorker): Promise<void> {
+    worker.child.kill('SIGTERM');
+    const timer = setTimeout(() => worker.child.kill('SIGKILL'), 20_000);
+    await worker.exited;
+    clearTimeout(timer);
+    this.workers.delete(worker.name);
+    for (const shard of worker.leased) this.history.add({ type: 'info', f: 'lease', process: worker.name, group: this.options.app, shard, error: 'exited' });
+  }
+
+  /** The application processed every open shard up to its end when the producers stopped. */
+  private applicationCaughtUp(): boolean {
+    const last = new Map<string, string>();
+    for (const op of this.history.ops) {
+      if (op.f === 'get' && op.type === 'ok' && op.group === this.options.app && op.shard && op.kinesisRecords?.length) {
+        const sequence = op.kinesisRecords[op.kinesisRecords.length - 1]!.sequence;
+        const previous = last.get(op.shard);
+        if (previous === undefined || BigInt(sequence) > BigInt(previous)) last.set(op.shard, sequence);
+      }
+    }
+    for (const [shard, target] of this.drainTargets) {
+      if (target === null) continue;
+      const reached = last.get(shard);
+      if (reached === undefined || BigInt(reached) < BigInt(target)) return false;
+    }
+    return true;
   }
 
   /**

@@ -51,9 +51,14 @@ export function removeReplica(partition: PartitionInfo, nodeId: number, eligible
   return changeTo(partition, { leader, isr });
 }
 
-/** A leader for a leaderless partition, if an ISR member has become eligible. */
+/**
+ * A leader for a leaderless partition, if an ISR member has become eligible. Closed partitions
+ * (a resharded stream's parents) too: they keep their records until retention, and readers and
+ * followers reach them through their leader (the chaos suite found closed shards left leaderless,
+ * and unreadable, after their last ISR member had been down).
+ */
 export function electIfLeaderless(partition: PartitionInfo, eligible: Eligibility): PartitionChangeRecord | null {
-  if (partition.leader !== NO_LEADER || partition.state !== 'open') return null;
+  if (partition.leader !== NO_LEADER) return null;
   const leader = electLeader(partition.replicas, partition.isr, eligible);
   return leader === NO_LEADER ? null : changeTo(partition, { leader, isr: partition.isr });
 }
@@ -61,7 +66,7 @@ export function electIfLeaderless(partition: PartitionInfo, eligible: Eligibilit
 /** Moves leadership back to the preferred (first) replica once it is eligible and in the ISR. */
 export function electPreferred(partition: PartitionInfo, eligible: Eligibility): PartitionChangeRecord | null {
   const preferred = partition.replicas[0]!;
-  if (partition.leader === preferred || partition.state !== 'open') return null;
+  if (partition.leader === preferred) return null;
   if (!partition.isr.includes(preferred) || !eligible(preferred)) return null;
   return changeTo(partition, { leader: preferred, isr: partition.isr });
 }

@@ -113,4 +113,76 @@ describe('Kinesis chaos checker', () => {
     expect(result.valid).toBe(true);
     expect(result.counts.duplicates).toBe(1);
   });
+
+  describe('an application with leases and checkpoints', () => {
+    /**
+     * cleanRun's shards and puts, processed by app 'app': worker-a leases PARENT, processes and
+     * checkpoints p0..p1, hands the lease over in a planned move; worker-b resumes after p1,
+     * processes p2, reaches SHARD_END, then leases CHILD and processes it.
+     */
+    function appRun(): { history: History; final: KinesisFinalState } {
+      const { history, final } = cleanRun();
+      const app = { group: 'app' };
+      history.add({ ...app, type: 'ok', f: 'lease', process: 'worker-a', shard: PARENT, sequence: '' });
+      history.add({ ...app, type: 'ok', f: 'get', process: 'worker-a', shard: PARENT, kinesisRecords: [0, 1].map((index) => ({ value: `p${index}`, sequence: sequence(index) })) });
+      history.add({ ...app, type: 'ok', f: 'checkpoint', process: 'worker-a', shard: PARENT, sequence: sequence(1) });
+      history.add({ ...app, type: 'info', f: 'lease', process: 'worker-a', shard: PARENT, error: 'lease-released' });
+      history.add({ ...app, type: 'ok', f: 'lease', process: 'worker-b', shard: PARENT, sequence: sequence(1) });
+      history.add({ ...app, type: 'ok', f: 'get', process: 'worker-b', shard: PARENT, kinesisRecords: [{ value: 'p2', sequence: sequence(2) }] });
+      history.add({ ...app, type: 'ok', f: 'checkpoint', process: 'worker-b', shard: PARENT, sequence: sequence(2) });
+      history.add({ ...app, type: 'ok', f: 'shard-end', process: 'worker-b', shard: PARENT });
+      history.add({ ...app, type: 'info', f: 'lease', process: 'worker-b', shard: PARENT });
+      history.add({ ...app, type: 'ok', f: 'lease', process: 'worker-a', shard: CHILD, sequence: '' });
+      history.add({ ...app, type: 'ok', f: 'get', process: 'worker-a', shard: CHILD, kinesisRecords: [0, 1].map((index) => ({ value: `c${index}`, sequence: sequence(index) })) });
+      return { history, final };
+    }
+
+    it('passes a clean run with a planned move', () => {
+      const { history, final } = appRun();
+      expect(flagged(history, final)).toEqual([]);
+      expect(checkKinesis(history.ops, final).counts).toMatchObject({ readers: 2, leases: 3, checkpoints: 2 });
+    });
+
+    it('flags a lease acquired while another worker holds it', () => {
+      const { history, final } = appRun();
+      history.add({ group: 'app', type: 'ok', f: 'lease', process: 'worker-c', shard: CHILD, sequence: '' });
+      expect(flagged(history, final)).toContain('double-lease');
+    });
+
+    it('flags a lease that resumes after an older checkpoint than the last acknowledged one', () => {
+      const { history, final } = appRun();
+      history.add({ group: 'app', type: 'ok', f: 'checkpoint', process: 'worker-a', shard: CHILD, sequence: sequence(1) });
+      history.add({ group: 'app', type: 'info', f: 'lease', process: 'worker-a', shard: CHILD, error: 'killed' });
+      history.add({ group: 'app', type: 'ok', f: 'lease', process: 'worker-b', shard: CHILD, sequence: sequence(0) });
+      history.add({ group: 'app', type: 'ok', f: 'get', process: 'worker-b', shard: CHILD, kinesisRecords: [{ value: 'c1', sequence: sequence(1) }] });
+      expect(flagged(history, final)).toEqual(['checkpoint-restart']);
+    });
+
+    it('flags a record processed again after a planned move, but not after a crash', () => {
+      const planned = appRun();
+      // worker-a processed c1 but checkpointed only c0 before its planned release.
+      planned.history.add({ group: 'app', type: 'ok', f: 'checkpoint', process: 'worker-a', shard: CHILD, sequence: sequence(0) });
+      planned.history.add({ group: 'app', type: 'info', f: 'lease', process: 'worker-a', shard: CHILD, error: 'lease-released' });
+      planned.history.add({ group: 'app', type: 'ok', f: 'lease', process: 'worker-b', shard: CHILD, sequence: sequence(0) });
+      planned.history.add({ group: 'app', type: 'ok', f: 'get', process: 'worker-b', shard: CHILD, kinesisRecords: [{ value: 'c1', sequence: sequence(1) }] });
+      expect(flagged(planned.history, planned.final)).toEqual(['reprocessed']);
+
+      const crashed = appRun();
+      crashed.history.add({ group: 'app', type: 'ok', f: 'checkpoint', process: 'worker-a', shard: CHILD, sequence: sequence(0) });
+      crashed.history.add({ group: 'app', type: 'info', f: 'lease', process: 'worker-a', shard: CHILD, error: 'killed' });
+      crashed.history.add({ group: 'app', type: 'ok', f: 'lease', process: 'worker-b', shard: CHILD, sequence: sequence(0) });
+      crashed.history.add({ group: 'app', type: 'ok', f: 'get', process: 'worker-b', shard: CHILD, kinesisRecords: [{ value: 'c1', sequence: sequence(1) }] });
+      expect(flagged(crashed.history, crashed.final)).toEqual([]);
+    });
+
+    it('judges unseen and parent-before-child for the application as a whole', () => {
+      const { history, final } = appRun();
+      history.add({ group: 'app', type: 'ok', f: 'lease', process: 'worker-c', shard: 'shardId-000000000002', sequence: '' });
+      final.shards.set('shardId-000000000002', { parents: ['shardId-000000000009'], closed: false, records: [{ value: 'x0', sequence: sequence(0), partitionKey: 'k' }] });
+      history.add({ type: 'ok', f: 'put', process: 'kinesis-producer-0', value: 'x0', shard: 'shardId-000000000002', sequence: sequence(0) });
+      history.add({ type: 'ok', f: 'get', process: 'reader', shard: 'shardId-000000000002', kinesisRecords: [{ value: 'x0', sequence: sequence(0) }] });
+      // The app never processed x0 (unseen), and the reader read a shard whose parent it never finished.
+      expect(flagged(history, final)).toEqual(['unseen', 'parent-before-child']);
+    });
+  });
 });
