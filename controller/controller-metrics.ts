@@ -22,7 +22,7 @@ export class ControllerMetrics {
     };
     gauge('riffle_controller_active', '1 on the active controller, 0 on standbys', () => (source.isActive() ? 1 : 0));
     gauge('riffle_controller_fenced_brokers', 'registered brokers that are fenced', () => source.image().fencedBrokers().length);
-    gauge('riffle_controller_offline_partitions', 'open partitions without a leader', () => source.image().offline().length);
+    gauge('riffle_controller_offline_partitions', 'partitions without a leader (open, or closed stream shards)', () => source.image().offline().length);
     gauge('riffle_controller_under_replicated_partitions', 'partitions whose ISR is smaller than their replica set',
       () => source.image().underReplicated().length);
     gauge('riffle_controller_metadata_offset', 'metadata offset of the last applied batch', () => source.image().offset);

@@ -115,9 +115,9 @@ export class MetadataImage {
     return this.partitionsWhere((partition) => partition.isr.length < partition.replicas.length);
   }
 
-  /** Open partitions without a leader. */
+  /** Partitions without a leader, open or closed (a closed shard's records are still read). */
   offline(): PartitionInfo[] {
-    return this.partitionsWhere((partition) => partition.leader === NO_LEADER && partition.state === 'open');
+    return this.partitionsWhere((partition) => partition.leader === NO_LEADER);
   }
 
   private brokersWhere(predicate: (broker: BrokerInfo) => boolean): BrokerInfo[] {

@@ -186,6 +186,24 @@ describe('QuorumController: failures and elections', () => {
     isrInvariants(harness);
   });
 
+  it('elects the returning last ISR member of a closed stream shard too (its records are still read)', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    await harness.controller.alterStream({ operation: 'create', streamName: 'solo', shardCount: 1, replicationFactor: 1 });
+    await harness.controller.alterStream({ operation: 'split', streamName: 'solo', partition: 0, newStartingHashKey: '1000' });
+    const topicId = harness.controller.image.topicByName('solo')!.topicId;
+    const parent = harness.controller.image.partition(topicId, 0)!;
+    expect(parent.state).toBe('closed');
+    const others = [1, 2, 3].filter((id) => id !== parent.leader);
+    await keepAlive(harness, epochs, others, 8);
+    expect(harness.controller.image.partition(topicId, 0)).toMatchObject({ leader: NO_LEADER, isr: [parent.leader] });
+    expect(harness.controller.image.offline().map((partition) => partition.partition)).toContain(0);
+
+    await heartbeat(harness, parent.leader, epochs.get(parent.leader)!);
+    expect(harness.controller.image.partition(topicId, 0)).toMatchObject({ leader: parent.leader, state: 'closed' });
+    isrInvariants(harness);
+  });
+
   it('does not elect a returning broker that was dropped from the ISR (no unclean election)', async () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
