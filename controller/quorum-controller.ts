@@ -111,6 +111,12 @@ interface BrokerSession {
   metadataOffset: number;
   /** The offset of the batch that began the broker's controlled shutdown, once known. */
   shutdownOffset: number | null;
+  /**
+   * Heartbeats received and not answered yet (queued behind other mutations here). A broker
+   * sends its next heartbeat only after an answer, so while one waits in this controller's queue
+   * the broker is alive however long the wait: its session does not expire meanwhile.
+   */
+  pendingHeartbeats: number;
 }
 
 export class QuorumController {
@@ -195,7 +201,7 @@ export class QuorumController {
     this.addRemovals(batch, nodeId);
     const epoch = await this.commit(batch.records);
     assert(this.current.broker(nodeId)?.epoch === epoch, () => `broker ${nodeId} registered at ${epoch}`);
-    this.sessions.set(nodeId, { epoch, lastContactMs: this.nowMs(), metadataOffset: -1, shutdownOffset: null });
+    this.sessions.set(nodeId, { epoch, lastContactMs: this.nowMs(), metadataOffset: -1, shutdownOffset: null, pendingHeartbeats: 0 });
     this.options.logger.info(`broker ${nodeId} registered at epoch ${epoch} in rack '${request.rack ?? ''}'`);
     return { brokerEpoch: epoch, clusterId };
   }
@@ -206,9 +212,15 @@ export class QuorumController {
       const epoch = requestInt64(request.brokerEpoch, 'broker epoch');
       const metadataOffset = requestInt64(request.metadataOffset, 'metadata offset');
       this.brokerWithEpoch(nodeId, epoch);
-      // Contact counts on arrival: a long queue of mutations must not expire a live session.
-      this.recordContact(nodeId, epoch, metadataOffset);
-      return this.serialize(() => this.heartbeat(nodeId, epoch, metadataOffset, request.wantShutdown ?? false));
+      // Contact counts on arrival, and the session holds while the heartbeat waits for its turn
+      // (the chaos suite saw a controller whose queue was held up for seconds fence every broker,
+      // each of them waiting for the answer to a heartbeat it had sent in time).
+      const session = this.recordContact(nodeId, epoch, metadataOffset);
+      session.pendingHeartbeats++;
+      return this.serialize(() => this.heartbeat(nodeId, epoch, metadataOffset, request.wantShutdown ?? false)).finally(() => {
+        session.pendingHeartbeats--;
+        session.lastContactMs = Math.max(session.lastContactMs, this.nowMs());
+      });
     });
   }
 
@@ -376,7 +388,8 @@ export class QuorumController {
     await this.bootstrapIfNeeded();
     await this.createOffsetsTopicIfDue(now);
     for (const broker of this.current.liveBrokers()) {
-      if (now - this.sessionOf(broker).lastContactMs > this.config.sessionTimeoutMs) await this.fence(broker, 'session expired');
+      const session = this.sessionOf(broker);
+      if (now - session.lastContactMs > this.config.sessionTimeoutMs) await this.fence(broker, 'session expired');
     }
     await this.commitChanges((image) => image.offline().map((p) => electIfLeaderless(p, (id) => image.isActiveBroker(id))));
     if (now - this.lastPreferredCheckMs >= this.config.preferredLeaderCheckIntervalMs) {
@@ -639,21 +652,23 @@ export class QuorumController {
     return broker;
   }
 
-  private recordContact(nodeId: number, epoch: number, metadataOffset: number): void {
+  private recordContact(nodeId: number, epoch: number, metadataOffset: number): BrokerSession {
     const session = this.sessions.get(nodeId);
     if (session && session.epoch === epoch) {
       session.lastContactMs = this.nowMs();
       session.metadataOffset = Math.max(session.metadataOffset, metadataOffset);
-      return;
+      return session;
     }
-    this.sessions.set(nodeId, { epoch, lastContactMs: this.nowMs(), metadataOffset, shutdownOffset: null });
+    const fresh: BrokerSession = { epoch, lastContactMs: this.nowMs(), metadataOffset, shutdownOffset: null, pendingHeartbeats: 0 };
+    this.sessions.set(nodeId, fresh);
+    return fresh;
   }
 
   /** The broker's session; a broker this controller has not heard from gets one starting now. */
   private sessionOf(broker: BrokerInfo): BrokerSession {
     let session = this.sessions.get(broker.nodeId);
     if (!session || session.epoch !== broker.epoch) {
-      session = { epoch: broker.epoch, lastContactMs: this.nowMs(), metadataOffset: -1, shutdownOffset: null };
+      session = { epoch: broker.epoch, lastContactMs: this.nowMs(), metadataOffset: -1, shutdownOffset: null, pendingHeartbeats: 0 };
       this.sessions.set(broker.nodeId, session);
     }
     return session;

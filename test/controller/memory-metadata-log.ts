@@ -22,7 +22,11 @@ export class MemoryMetadataLog implements MetadataLog {
   timeOutNextAppend = false;
   private held: MetadataRecord[] | null = null;
 
+  /** When set, appends wait for it (a slow quorum holding the controller's queue). */
+  gate: Promise<void> | null = null;
+
   async append(records: MetadataRecord[]): Promise<number> {
+    if (this.gate) await this.gate;
     if (!this.active) throw new Error('not the leader');
     if (this.held) {
       this.commit(this.held);

@@ -186,6 +186,26 @@ describe('QuorumController: failures and elections', () => {
     isrInvariants(harness);
   });
 
+  it('does not expire a broker whose heartbeat waits in its own queue behind a slow commit', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    await keepAlive(harness, epochs, [1, 2, 3], 1);
+    let openGate = (): void => undefined;
+    harness.log.gate = new Promise<void>((resolve) => (openGate = resolve));
+    // A mutation stuck on the quorum holds the queue; every broker's heartbeat arrives and waits.
+    const stuck = createTopic(harness, 'slow', 1, 1);
+    const beats = [1, 2, 3].map((nodeId) => heartbeat(harness, nodeId, epochs.get(nodeId)!));
+    harness.clock.advance(30_000);
+    const tick = harness.controller.tick();
+    openGate();
+    harness.log.gate = null;
+    await Promise.all([stuck, ...beats, tick]);
+    for (const nodeId of [1, 2, 3]) expect(harness.controller.image.broker(nodeId)?.state).toBe('active');
+    // A broker that really went silent still expires.
+    await keepAlive(harness, epochs, [1, 2], 8);
+    expect(harness.controller.image.broker(3)?.state).toBe('fenced');
+  });
+
   it('elects the returning last ISR member of a closed stream shard too (its records are still read)', async () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
