@@ -37,6 +37,8 @@ const HEARTBEAT_RETRY_MS = 200;
 export const IDLE_TIME_BETWEEN_READS_MS_DEFAULT = 200;
 export const MAX_RECORDS_DEFAULT = 1_000;
 const THROTTLED_BACKOFF_MS = 250;
+/** Between tries of the checkpoint a released lease needs before it is given back. */
+const FINAL_CHECKPOINT_RETRY_MS = 200;
 /** How often the worker checks whether it has been silent for too long. */
 const FENCE_CHECK_MS = 50;
 
@@ -203,8 +205,7 @@ export class KinesisWorker {
     for (const [shardId, runner] of this.runners) {
       const lease = held.get(shardId);
       if (lease && lease.leaseEpoch === runner.leaseEpoch) continue;
-      this.runners.delete(shardId);
-      runner.lose();
+      this.drop(runner);
     }
     for (const [shardId, epoch] of this.finished) if (held.get(shardId)?.leaseEpoch !== epoch) this.finished.delete(shardId);
     if (!this.stopping) {
@@ -239,21 +240,33 @@ export class KinesisWorker {
   private fenceIfSilent(): void {
     const marginMs = Math.min(2_000, this.failoverTimeMs / 3);
     if (performance.now() - this.lastAnsweredSentMs < this.failoverTimeMs - marginMs) return;
-    for (const [shardId, runner] of this.runners) {
-      this.runners.delete(shardId);
-      runner.lose();
-    }
+    for (const runner of this.runners.values()) this.drop(runner);
   }
 
   /** Called by a runner whose checkpoint was refused with LEASE_NOT_HELD. */
   leaseGone(runner: ShardRunner): void {
-    if (this.runners.get(runner.shardId) === runner) this.runners.delete(runner.shardId);
-    runner.lose();
+    this.drop(runner);
     this.wake();
+  }
+
+  /**
+   * The lease is gone (taken, expired, or given up by this worker for silence): the runner stops
+   * at once, without a checkpoint, and the application hears of it now, not when the runner ends.
+   */
+  private drop(runner: ShardRunner): void {
+    if (this.runners.get(runner.shardId) !== runner) return;
+    this.runners.delete(runner.shardId);
+    runner.lose();
+    this.emit({ type: 'lease-lost', shardId: runner.shardId, leaseEpoch: runner.leaseEpoch });
   }
 
   emit(event: WorkerEvent): void {
     this.options.onEvent?.(event);
+  }
+
+  /** The application's failover time, as the coordinator last said. */
+  get failoverTime(): number {
+    return this.failoverTimeMs;
   }
 
   get retrieval(): NonNullable<KinesisWorkerOptions['retrieval']> {
@@ -407,8 +420,31 @@ class ShardRunner {
     }
     // Released (planned move or stop), or the reader failed: checkpoint what was processed.
     await this.quietly(() => this.processor.shutdownRequested?.({ shardId: this.shardId }, this.checkpointer));
-    await this.quietly(() => this.checkpointer.checkpoint(this.lastProcessed ?? undefined));
-    return this.lost ? 'lost' : 'released';
+    return (await this.finalCheckpoint()) ? 'released' : 'lost';
+  }
+
+  /**
+   * Checkpoints the last processed record before the lease is given back, retrying while the
+   * coordinator is unreachable (the lease stays held meanwhile: the heartbeat still lists the
+   * shard). Giving the lease back without it would make the next owner process those records
+   * again (the chaos suite's `reprocessed` found that). False when the lease was lost instead.
+   */
+  private async finalCheckpoint(): Promise<boolean> {
+    // Past the failover time the coordinator has expired this worker anyway (it may be stopping,
+    // with its heartbeats ended): the lease is lost, not released.
+    const deadline = performance.now() + this.worker.failoverTime;
+    for (;;) {
+      if (this.lost || performance.now() > deadline) return false;
+      try {
+        await this.checkpointer.checkpoint(this.lastProcessed ?? undefined);
+        return !this.lost;
+      } catch (error) {
+        const riffleError = toRiffleError(error);
+        this.worker.emit({ type: 'error', shardId: this.shardId, error: riffleError });
+        if (!riffleError.retriable || this.lost) return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, FINAL_CHECKPOINT_RETRY_MS));
+    }
   }
 
   private async quietly(action: () => unknown): Promise<void> {
