@@ -17,7 +17,9 @@
 // read-skip and read-repeat per worker from the checkpoint its lease resumed after, and:
 //   double-lease          a worker acquiring a shard's lease while another worker still holds it;
 //   checkpoint-restart    a lease resuming after something other than the app's last
-//                         acknowledged checkpoint of the shard (or one whose outcome is unknown);
+//                         acknowledged checkpoint of the shard, or a later record a worker had
+//                         processed (its checkpoint may have been in flight when the worker
+//                         lost the lease or died);
 //   reprocessed           a record processed again by another worker although the first one
 //                         gave the lease up in a planned move (only a crash or a lost lease
 //                         excuses processing twice).
@@ -138,7 +140,8 @@ export function checkKinesis(ops: readonly Op[], final: KinesisFinalState): Kine
       if (op.type === 'ok') {
         checkpoints++;
         lastCheckpoint.set(key, op.sequence);
-        unknownCheckpoints.set(key, new Set());
+        const later = [...(unknownCheckpoints.get(key) ?? [])].filter((sequence) => BigInt(sequence) > BigInt(op.sequence!));
+        unknownCheckpoints.set(key, new Set(later));
       } else setOf(unknownCheckpoints, key).add(op.sequence);
       continue;
     }
@@ -166,6 +169,8 @@ export function checkKinesis(ops: readonly Op[], final: KinesisFinalState): Kine
     if (op.f === 'shard-end' && op.shard) setOf(finished, consumer).add(op.shard);
     if (op.f !== 'get' || !op.shard || !op.kinesisRecords) continue;
     const reader = readerOf(readerKey);
+    // A worker checkpoints what it processed; the outcome of the last such call may never be seen.
+    if (op.group && op.kinesisRecords.length > 0) setOf(unknownCheckpoints, `${op.group}/${op.shard}`).add(op.kinesisRecords[op.kinesisRecords.length - 1]!.sequence);
     const shard = final.shards.get(op.shard);
     const done = setOf(finished, consumer);
     const missingParents = shard?.parents.filter((parent) => !done.has(parent)) ?? [];

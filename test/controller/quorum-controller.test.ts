@@ -206,6 +206,19 @@ describe('QuorumController: failures and elections', () => {
     expect(harness.controller.image.broker(3)?.state).toBe('fenced');
   });
 
+  it('does not count its own stall against broker sessions', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    await keepAlive(harness, epochs, [1, 2, 3], 1);
+    // The controller's process did not run for 20 s: its next tick must not fence everyone.
+    harness.clock.advance(20_000);
+    await harness.controller.tick();
+    for (const nodeId of [1, 2, 3]) expect(harness.controller.image.broker(nodeId)?.state).toBe('active');
+    await keepAlive(harness, epochs, [1, 2], 8);
+    expect(harness.controller.image.broker(3)?.state).toBe('fenced');
+    expect(harness.controller.image.broker(1)?.state).toBe('active');
+  });
+
   it('elects the returning last ISR member of a closed stream shard too (its records are still read)', async () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
