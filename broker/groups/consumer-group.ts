@@ -424,6 +424,37 @@ export function ownedByOthers(group: GroupState, memberId: string): Set<string> 
   return taken;
 }
 
+/** Who holds each partition (assigned, or pending revocation), by tpKey. */
+export function partitionHolders(group: GroupState): Map<string, string> {
+  const holders = new Map<string, string>();
+  for (const [memberId, current] of group.current) {
+    for (const [topic, partition] of assignmentEntries(current.assigned)) holders.set(tpKey(topic, partition), memberId);
+    for (const [topic, partition] of assignmentEntries(current.pendingRevocation)) holders.set(tpKey(topic, partition), memberId);
+  }
+  return holders;
+}
+
+/**
+ * Whether a heartbeat of `memberId` that was answered "no change" (it repeated what it owns)
+ * would now get a different answer: the member is gone, the target moved past its epoch, or a
+ * partition it waits for was released. A member revoking changes only by its own next heartbeat.
+ * Used to end long-poll heartbeats (parked-heartbeats.ts) exactly when there is news.
+ */
+export function heartbeatAnswerWouldChange(group: GroupState, memberId: string, holdersOf: (group: GroupState) => Map<string, string> = partitionHolders): boolean {
+  const current = group.current.get(memberId);
+  if (!current || current.state === 'left' || !group.members.has(memberId)) return true;
+  if (current.state === 'unrevoked_partitions') return false;
+  if (current.memberEpoch !== group.assignmentEpoch) return true;
+  if (current.state === 'stable') return false;
+  const holders = holdersOf(group);
+  const assigned = new Set([...assignmentEntries(current.assigned)].map(([topic, partition]) => tpKey(topic, partition)));
+  for (const [topic, partition] of assignmentEntries(group.target.get(memberId) ?? {})) {
+    const key = tpKey(topic, partition);
+    if (!assigned.has(key) && !holders.has(key)) return true;
+  }
+  return false;
+}
+
 function isSubset(a: Assignment, b: Assignment): boolean {
   for (const [topic, partition] of assignmentEntries(a)) if (!b[topic]?.includes(partition)) return false;
   return true;

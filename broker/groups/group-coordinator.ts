@@ -17,6 +17,7 @@ import {
   METADATA_BYTES_MAX, type GroupState, type HeartbeatInput, type HeartbeatOutcome, type TopicCatalog,
 } from './consumer-group.js';
 import { GroupShard } from './group-shard.js';
+import type { CancelSignal } from './parked-heartbeats.js';
 import type { GroupMetrics } from './group-metrics.js';
 import { LAG_SAMPLE_INTERVAL_MS, type GroupOffsetsToSample, type LagSampler } from './lag-sampler.js';
 import { offsetsPartitionFor, tpKey, type OffsetsRecord, type OffsetValue } from './offsets-records.js';
@@ -41,9 +42,13 @@ export interface GroupCoordinatorOptions {
 export const GROUP_TICK_MS = 100;
 /** A member that is reconciling is asked back this soon, so partitions move quickly. */
 export const RECONCILING_HEARTBEAT_INTERVAL_MS = 100;
+/** Times one held heartbeat is woken and run again before it is answered as it stands. */
+const HOLD_ROUNDS_MAX = 100;
 /** How often retention of empty groups' offsets is checked. */
 const RETENTION_CHECK_MS = 60_000;
 export const TOPIC_NAME_LENGTH_MAX = 249;
+
+export type HeartbeatAnswer = HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number; longPoll: boolean };
 
 export interface CommitPartition {
   topic: string;
@@ -65,6 +70,7 @@ export class GroupCoordinator {
     options.metrics.bind({
       groups: () => this.listGroups(),
       loadedPartitions: () => this.loadedShards().length,
+      parkedHeartbeats: () => [...this.shards.values()].reduce((sum, shard) => sum + shard.parked.size, 0),
       lag: () => this.options.lag.latest,
     });
   }
@@ -179,28 +185,68 @@ export class GroupCoordinator {
 
   // ---- heartbeat ----
 
-  async heartbeat(input: HeartbeatInput): Promise<HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number }> {
+  /**
+   * One ConsumerGroupHeartbeat. With `longPollMaxWaitMs` > 0 (the long-poll extension), an answer
+   * that would be "no change" is held for up to min(that, the heartbeat interval) and the
+   * heartbeat is run again as soon as a committed change concerns this member (see
+   * parked-heartbeats.ts); a held heartbeat keeps the member's session alive.
+   */
+  async heartbeat(input: HeartbeatInput, longPollMaxWaitMs = 0, cancel?: CancelSignal): Promise<HeartbeatAnswer> {
     const shard = this.shardFor(input.groupId);
     try {
-      const outcome = await shard.run(() => {
-        const before = shard.groups.get(input.groupId);
-        const after = before ? cloneGroup(before) : newGroup(input.groupId);
-        const result = heartbeat(after, input, this.catalog());
-        return {
-          records: GroupShard.changes(input.groupId, before, after),
-          result,
-          afterCommit: () => this.afterMembershipChange(shard, input.groupId, result),
-        };
-      });
+      // At most one held heartbeat per member: a newer one ends the older before it runs.
+      if (input.memberId) shard.parked.end(input.groupId, input.memberId, 'superseded');
+      let outcome = await this.runHeartbeat(shard, input);
+      const waitMs = Math.min(Math.max(0, longPollMaxWaitMs), this.config.heartbeatIntervalMs);
+      if (waitMs > 0 && outcome.assignment === null && !outcome.left) outcome = await this.hold(shard, input, outcome, performance.now() + waitMs, cancel);
       this.options.metrics.heartbeats.inc({ outcome: 'ok' });
-      const current = shard.groups.get(input.groupId)?.current.get(outcome.memberId);
-      const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== shard.groups.get(input.groupId)!.assignmentEpoch);
-      const interval = reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
-      return { ...outcome, heartbeatIntervalMs: interval, sessionTimeoutMs: this.config.sessionTimeoutMs };
+      return { ...outcome, heartbeatIntervalMs: this.intervalFor(shard, input.groupId, outcome.memberId), sessionTimeoutMs: this.config.sessionTimeoutMs, longPoll: waitMs > 0 };
     } catch (error) {
       this.options.metrics.heartbeats.inc({ outcome: toRiffleError(error).errorName });
       throw error;
     }
+  }
+
+  private runHeartbeat(shard: GroupShard, input: HeartbeatInput): Promise<HeartbeatOutcome> {
+    return shard.run(() => {
+      const before = shard.groups.get(input.groupId);
+      const after = before ? cloneGroup(before) : newGroup(input.groupId);
+      const result = heartbeat(after, input, this.catalog());
+      return {
+        records: GroupShard.changes(input.groupId, before, after),
+        result,
+        afterCommit: () => this.afterMembershipChange(shard, input.groupId, result),
+      };
+    });
+  }
+
+  /** Holds a "no change" heartbeat until there is news for the member or `deadlineMs` passes. */
+  private async hold(shard: GroupShard, input: HeartbeatInput, answered: HeartbeatOutcome, deadlineMs: number, cancel?: CancelSignal): Promise<HeartbeatOutcome> {
+    let outcome = answered;
+    const rerunInput = { ...input, memberId: answered.memberId };
+    for (let rounds = 0; rounds < HOLD_ROUNDS_MAX; rounds++) {
+      const leftMs = deadlineMs - performance.now();
+      const group = shard.groups.get(input.groupId);
+      if (leftMs <= 0 || !group || !shard.parked.hasRoom()) break;
+      const end = await shard.parked.park(group, outcome.memberId, leftMs, cancel);
+      this.options.metrics.parkedHeartbeatEnds.inc({ end });
+      if (end === 'unloaded') throw new RiffleError('NOT_COORDINATOR', `Broker ${this.options.selfId} no longer coordinates group '${input.groupId}'.`);
+      if (end !== 'changed') break;
+      // News for this member: the same heartbeat again gives the new answer.
+      outcome = await this.runHeartbeat(shard, rerunInput);
+      if (outcome.assignment !== null || outcome.left) return outcome;
+    }
+    // Held until now: the member was alive all along (its session counts from now).
+    const session = shard.sessions.get(input.groupId)?.get(outcome.memberId);
+    if (session) session.deadlineMs = Math.max(session.deadlineMs, performance.now() + this.config.sessionTimeoutMs);
+    return outcome;
+  }
+
+  private intervalFor(shard: GroupShard, groupId: string, memberId: string): number {
+    const group = shard.groups.get(groupId);
+    const current = group?.current.get(memberId);
+    const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== group!.assignmentEpoch);
+    return reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
   }
 
   private afterMembershipChange(shard: GroupShard, groupId: string, outcome: HeartbeatOutcome): void {
@@ -265,7 +311,8 @@ export class GroupCoordinator {
       if (shard.state !== 'active') continue;
       for (const [groupId, sessions] of shard.sessions) {
         for (const [memberId, session] of sessions) {
-          const expired = now > session.deadlineMs;
+          // A member whose heartbeat is held right now is alive, whatever its deadline says.
+          const expired = now > session.deadlineMs && !shard.parked.isParked(groupId, memberId);
           const notRevoking = session.revocationDeadlineMs !== null && now > session.revocationDeadlineMs;
           if (expired || notRevoking) this.removeMember(shard, groupId, memberId, expired ? 'session expired' : 'did not revoke within its rebalance timeout');
         }

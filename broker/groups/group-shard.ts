@@ -6,6 +6,9 @@
 // in memory, so memory never holds what a successor would not replay. Losing the leadership (a
 // new leader epoch) closes the shard: its appends fail with NOT_COORDINATOR and it answers nothing.
 //
+// Long-poll heartbeats held by this shard end when a committed change concerns them, and all end
+// (NOT_COORDINATOR) when the shard closes.
+//
 // Sessions (when each member was last heard from) are not written down: a new coordinator gives
 // every loaded member a fresh session, as Kafka does.
 import type { Partition } from '../partition.js';
@@ -15,6 +18,7 @@ import type { Logger } from '../../src/util/logger.js';
 import { RecordBatchBuilder, forEachRecordOfAll } from '../../src/util/record-batch.js';
 import { applyRecord, diffRecords, groupStateOf, type GroupState } from './consumer-group.js';
 import { decodeRecord, encodeKey, encodeValue, type OffsetsRecord } from './offsets-records.js';
+import { ParkedHeartbeats } from './parked-heartbeats.js';
 
 /** Operations waiting for their turn on one shard; beyond this, requests are refused. */
 export const SHARD_QUEUE_MAX = 10_000;
@@ -45,6 +49,8 @@ export class GroupShard {
   readonly rebalanceStartedMs = new Map<string, number>();
   /** When each group last became empty (Date.now()), for offsets retention. */
   readonly emptySinceMs = new Map<string, number>();
+  /** Long-poll heartbeats held until their member's answer changes (parked-heartbeats.ts). */
+  readonly parked = new ParkedHeartbeats();
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
   loadedRecords = 0;
@@ -150,7 +156,12 @@ export class GroupShard {
       }
       throw riffleError;
     }
-    for (const record of records) applyRecord(this.groups, record);
+    const changed = new Set<string>();
+    for (const record of records) {
+      applyRecord(this.groups, record);
+      changed.add(record.group);
+    }
+    for (const groupId of changed) this.parked.groupChanged(groupId, this.groups.get(groupId));
   }
 
   /** The records that turn the stored `before` into `after` (a changed copy). */
@@ -161,5 +172,7 @@ export class GroupShard {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    // Held heartbeats learn at once that this broker no longer coordinates their group.
+    this.parked.closeAll();
   }
 }

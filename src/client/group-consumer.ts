@@ -106,7 +106,12 @@ export class GroupConsumer {
   private sessionTimeoutMs = DEFAULT_SESSION_TIMEOUT_MS;
   private heartbeatInFlight?: Promise<void>;
   private heartbeatAgain = false;
+  /** Cancels the heartbeat in flight when it is a long-poll one (held by the coordinator). */
+  private longPollInFlight?: AbortController;
+  /** The coordinator holds "no change" heartbeats (the long-poll extension): the next goes right after an answer. */
+  private longPollSupported = false;
   private reconciliation: Promise<void> = Promise.resolve();
+  private reconciliationsPending = 0;
   /** What this member owns (has been given and has not revoked). */
   private readonly owned = new Map<string, TopicPartition>();
   /** Offsets processed by the handlers and not yet committed, by partition. */
@@ -310,10 +315,15 @@ export class GroupConsumer {
     this.heartbeatTimer = setTimeout(() => this.heartbeatNow(), delayMs);
   }
 
-  /** One heartbeat at a time; asking while one is out sends another right after it. */
+  /**
+   * One heartbeat at a time; asking while one is out sends another right after it. A long-poll
+   * heartbeat in flight may be held by the coordinator for up to an interval: it is cancelled,
+   * so the news (a revocation done, a new subscription) goes out at once.
+   */
   private heartbeatNow(): void {
     if (this.heartbeatInFlight) {
       this.heartbeatAgain = true;
+      this.longPollInFlight?.abort();
       return;
     }
     clearTimeout(this.heartbeatTimer);
@@ -334,11 +344,17 @@ export class GroupConsumer {
     const request = this.heartbeatRequest(leaving);
     const sentAtMs = performance.now();
     let response: ConsumerGroupHeartbeatResponse__Output;
+    const longPoll = request.longPollMaxWaitMs > 0 ? new AbortController() : undefined;
+    this.longPollInFlight = longPoll;
     try {
-      response = await this.callCoordinator<ConsumerGroupHeartbeatResponse__Output>('ConsumerGroupHeartbeat', request);
+      response = await this.callCoordinator<ConsumerGroupHeartbeatResponse__Output>('ConsumerGroupHeartbeat', request, request.longPollMaxWaitMs, longPoll?.signal);
     } catch (error) {
       if (leaving) throw error;
+      // Cancelled here to send a newer heartbeat at once (the coordinator drops the held one).
+      if (longPoll?.signal.aborted) return 0;
       return this.retryAfter(toRiffleError(error));
+    } finally {
+      if (this.longPollInFlight === longPoll) this.longPollInFlight = undefined;
     }
     if (response.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
@@ -352,6 +368,7 @@ export class GroupConsumer {
       return this.retryAfter(error);
     }
     if (leaving) return 0;
+    this.longPollSupported = response.longPoll;
     if (request.hasSubscription) this.subscriptionChanged = false;
     this.memberId = response.memberId;
     this.memberEpoch = response.memberEpoch;
@@ -361,9 +378,23 @@ export class GroupConsumer {
     if (response.assignment) {
       const target = new Map<string, TopicPartition>();
       for (const topic of response.assignment.topicPartitions) for (const partition of topic.partitions) target.set(tpKeyOf(topic.topicName, partition), { topic: topic.topicName, partition });
-      this.reconciliation = this.reconciliation.then(() => this.reconcile(target, sentAtMs)).catch((error: unknown) => this.emit('error', error));
+      this.reconciliationsPending += 1;
+      this.reconciliation = this.reconciliation
+        .then(() => this.reconcile(target, sentAtMs))
+        .catch((error: unknown) => {
+          this.emit('error', error);
+          return false;
+        })
+        .then((changed) => {
+          this.reconciliationsPending -= 1;
+          // Tell the coordinator at once: revoked partitions can go to their new owner; and a
+          // long-polling member goes back to waiting for news.
+          if (this.reconciliationsPending === 0 && (changed || this.longPollSupported)) this.heartbeatNow();
+        });
+      return this.heartbeatIntervalMs;
     }
-    return this.heartbeatIntervalMs;
+    // Long-poll: the coordinator held this heartbeat until there was news or an interval passed.
+    return response.longPoll && this.reconciliationsPending === 0 ? 0 : this.heartbeatIntervalMs;
   }
 
   /**
@@ -387,9 +418,11 @@ export class GroupConsumer {
     await this.loseAll();
   }
 
-  private heartbeatRequest(leaving: boolean): { hasSubscription: boolean } & Record<string, unknown> {
+  private heartbeatRequest(leaving: boolean): { hasSubscription: boolean; longPollMaxWaitMs: number } & Record<string, unknown> {
     const staticMember = Boolean(this.options.instanceId);
     const joining = this.memberEpoch === 0;
+    // Held only while nothing is pending here: a member busy reconciling speaks up when it is done.
+    const longPoll = !leaving && !joining && this.reconciliationsPending === 0 && this.state === 'joined';
     const sendSubscription = joining || this.subscriptionChanged;
     return {
       groupId: this.options.groupId,
@@ -404,6 +437,7 @@ export class GroupConsumer {
       topicPartitions: joining ? [] : ownedAsTopicPartitions(this.owned),
       hasSubscription: sendSubscription,
       hasOwnedPartitions: !joining,
+      longPollMaxWaitMs: longPoll ? this.heartbeatIntervalMs : 0,
     };
   }
 
@@ -414,9 +448,12 @@ export class GroupConsumer {
     return RETRY_BACKOFF_MS;
   }
 
-  /** Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new. */
-  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<void> {
-    if (this.memberEpoch === 0) return;
+  /**
+   * Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new.
+   * Resolves whether anything was revoked or added (the coordinator should hear of it at once).
+   */
+  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<boolean> {
+    if (this.memberEpoch === 0) return false;
     // Losing everything (fenced, or the session guard) while this waits makes its work stale.
     const generation = this.generation;
     const stale = (): boolean => this.generation !== generation;
@@ -437,7 +474,7 @@ export class GroupConsumer {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, leftMs)))),
       ]);
       clearTimeout(timer);
-      if (stale()) return;
+      if (stale()) return false;
       for (const { topic, partition } of revoked) {
         this.owned.delete(tpKeyOf(topic, partition));
         this.fetcher.remove(topic, partition);
@@ -448,14 +485,14 @@ export class GroupConsumer {
     }
     if (added.length > 0) {
       const offsets = await this.committedOffsets(added);
-      if (stale()) return;
+      if (stale()) return false;
       const starts: [TopicPartition, number][] = [];
       for (const tp of added) {
         const key = tpKeyOf(tp.topic, tp.partition);
         let offset = offsets.get(key) ?? -1;
         if (offset >= 0) this.committed.set(key, offset);
         else offset = await this.resetOffset(tp);
-        if (stale()) return;
+        if (stale()) return false;
         starts.push([tp, offset]);
       }
       // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
@@ -463,15 +500,14 @@ export class GroupConsumer {
       for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
       await this.options.onPartitionsAssigned?.(added);
       this.emit('assigned', added);
-      if (stale()) return;
+      if (stale()) return false;
       for (const [tp, offset] of starts) {
         const key = tpKeyOf(tp.topic, tp.partition);
         if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
         this.startOverrides.delete(key);
       }
     }
-    // Tell the coordinator at once: revoked partitions can go to their new owner.
-    if (revoked.length > 0 || added.length > 0) this.heartbeatNow();
+    return revoked.length > 0 || added.length > 0;
   }
 
   private async resetOffset(tp: TopicPartition): Promise<number> {
@@ -593,12 +629,13 @@ export class GroupConsumer {
     return this.coordinator;
   }
 
-  private async callCoordinator<Response>(method: string, request: object): Promise<Response> {
+  /** `heldMs`: how long the coordinator may hold the call (a long-poll heartbeat), on top of the call timeout. */
+  private async callCoordinator<Response>(method: string, request: object, heldMs = 0, signal?: AbortSignal): Promise<Response> {
     const address = await this.coordinatorAddress();
     try {
-      return await this.client.connection(address).call<Response>('riffle.v1.Kafka', method, request, COORDINATOR_CALL_TIMEOUT_MS);
+      return await this.client.connection(address).call<Response>('riffle.v1.Kafka', method, request, COORDINATOR_CALL_TIMEOUT_MS + heldMs, undefined, signal);
     } catch (error) {
-      this.coordinator = undefined;
+      if (!signal?.aborted) this.coordinator = undefined;
       throw error;
     }
   }
@@ -637,6 +674,8 @@ export class GroupConsumer {
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.sessionTimer);
     clearInterval(this.autoCommitTimer);
+    // A held heartbeat would keep stop() waiting for up to an interval.
+    this.longPollInFlight?.abort();
     await this.runLoop;
     await this.reconciliation;
     await this.heartbeatInFlight;
