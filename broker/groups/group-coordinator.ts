@@ -16,7 +16,7 @@ import {
   cloneGroup, deletionRecords, expireMember, groupStateOf, heartbeat, newGroup, validateCommitter, validateGroupId,
   METADATA_BYTES_MAX, type GroupState, type HeartbeatInput, type HeartbeatOutcome, type TopicCatalog,
 } from './consumer-group.js';
-import { GroupShard } from './group-shard.js';
+import { GroupShard, type ShardOperationResult } from './group-shard.js';
 import type { CancelSignal } from './parked-heartbeats.js';
 import type { GroupMetrics } from './group-metrics.js';
 import { LAG_SAMPLE_INTERVAL_MS, type GroupOffsetsToSample, type LagSampler } from './lag-sampler.js';
@@ -42,11 +42,19 @@ export interface GroupCoordinatorOptions {
 export const GROUP_TICK_MS = 100;
 /** A member that is reconciling is asked back this soon, so partitions move quickly. */
 export const RECONCILING_HEARTBEAT_INTERVAL_MS = 100;
+/** Heartbeats of one group waiting for their shard's turn at most; beyond, refused (retriable). */
+export const HEARTBEAT_BATCH_MAX = 2_000;
 /** Times one held heartbeat is woken and run again before it is answered as it stands. */
 const HOLD_ROUNDS_MAX = 100;
 /** How often retention of empty groups' offsets is checked. */
 const RETENTION_CHECK_MS = 60_000;
 export const TOPIC_NAME_LENGTH_MAX = 249;
+
+interface PendingHeartbeat {
+  input: HeartbeatInput;
+  resolve: (outcome: HeartbeatOutcome) => void;
+  reject: (error: unknown) => void;
+}
 
 export type HeartbeatAnswer = HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number; longPoll: boolean };
 
@@ -60,6 +68,8 @@ export interface CommitPartition {
 
 export class GroupCoordinator {
   private readonly shards = new Map<number, GroupShard>();
+  /** Heartbeats waiting for their shard's turn, by shard and group (see runHeartbeat). */
+  private readonly pendingHeartbeats = new Map<GroupShard, Map<string, PendingHeartbeat[]>>();
   private timer?: NodeJS.Timeout;
   private lagTimer?: NodeJS.Timeout;
   private lagSampling = false;
@@ -207,17 +217,67 @@ export class GroupCoordinator {
     }
   }
 
+  /**
+   * Runs a heartbeat in its shard's turn. Heartbeats of one group that arrive while the shard is
+   * busy are run together as one operation and one appended batch (group commit): each runs on a
+   * copy of the state the previous one left, a failing one changes nothing, and all are answered
+   * once the batch is committed. A member joining, or every held heartbeat of a group woken by one
+   * change, then costs one replicated write instead of one each.
+   */
   private runHeartbeat(shard: GroupShard, input: HeartbeatInput): Promise<HeartbeatOutcome> {
-    return shard.run(() => {
-      const before = shard.groups.get(input.groupId);
-      const after = before ? cloneGroup(before) : newGroup(input.groupId);
-      const result = heartbeat(after, input, this.catalog());
-      return {
-        records: GroupShard.changes(input.groupId, before, after),
-        result,
-        afterCommit: () => this.afterMembershipChange(shard, input.groupId, result),
-      };
+    return new Promise((resolve, reject) => {
+      let groups = this.pendingHeartbeats.get(shard);
+      if (!groups) this.pendingHeartbeats.set(shard, (groups = new Map()));
+      const pending = groups.get(input.groupId);
+      if (pending) {
+        if (pending.length >= HEARTBEAT_BATCH_MAX) {
+          reject(new RiffleError('COORDINATOR_NOT_AVAILABLE', `${pending.length} heartbeats of group '${input.groupId}' are waiting.`));
+          return;
+        }
+        pending.push({ input, resolve, reject });
+        return;
+      }
+      const batch: PendingHeartbeat[] = [{ input, resolve, reject }];
+      groups.set(input.groupId, batch);
+      shard.run(() => this.heartbeatBatch(shard, input.groupId, batch)).then(
+        (results) => results.forEach((result, index) => (result.error === undefined ? batch[index]!.resolve(result.outcome!) : batch[index]!.reject(result.error))),
+        (error: unknown) => {
+          this.closeBatch(shard, input.groupId, batch);
+          batch.forEach((entry) => entry.reject(error));
+        },
+      );
     });
+  }
+
+  /** From here on, new heartbeats of the group start the next batch. */
+  private closeBatch(shard: GroupShard, groupId: string, batch: PendingHeartbeat[]): void {
+    const groups = this.pendingHeartbeats.get(shard);
+    if (groups?.get(groupId) === batch) groups.delete(groupId);
+    if (groups?.size === 0) this.pendingHeartbeats.delete(shard);
+  }
+
+  private heartbeatBatch(shard: GroupShard, groupId: string, batch: PendingHeartbeat[]): ShardOperationResult<{ outcome?: HeartbeatOutcome; error?: unknown }[]> {
+    this.closeBatch(shard, groupId, batch);
+    const before = shard.groups.get(groupId);
+    let working = before ?? newGroup(groupId);
+    const results: { outcome?: HeartbeatOutcome; error?: unknown }[] = [];
+    for (const { input } of batch) {
+      const next = cloneGroup(working);
+      try {
+        results.push({ outcome: heartbeat(next, input, this.catalog()) });
+        working = next;
+      } catch (error) {
+        results.push({ error });
+      }
+    }
+    const changed = results.some((result) => result.outcome !== undefined);
+    return {
+      records: changed ? GroupShard.changes(groupId, before, working) : [],
+      result: results,
+      afterCommit: () => {
+        for (const result of results) if (result.outcome) this.afterMembershipChange(shard, groupId, result.outcome);
+      },
+    };
   }
 
   /** Holds a "no change" heartbeat until there is news for the member or `deadlineMs` passes. */
