@@ -169,6 +169,8 @@ export interface HeartbeatOutcome {
 export interface TopicCatalog {
   /** Partition counts of the topics a consumer may subscribe to (no internal topics). */
   partitionCounts(): ReadonlyMap<string, number>;
+  /** Racks (AZs) of the brokers holding a replica of each partition of a topic, distinct and sorted. */
+  partitionRacks?(topic: string): readonly (readonly string[])[];
 }
 
 export const DEFAULT_REBALANCE_TIMEOUT_MS = 60_000;
@@ -291,7 +293,8 @@ function updateMemberMetadata(group: GroupState, memberId: string, input: Heartb
   return previous !== undefined && (
     JSON.stringify(previous.subscribedTopicNames) !== JSON.stringify(next.subscribedTopicNames)
     || previous.subscribedTopicRegex !== next.subscribedTopicRegex
-    || previous.serverAssignor !== next.serverAssignor);
+    || previous.serverAssignor !== next.serverAssignor
+    || previous.rackId !== next.rackId);
 }
 
 const compiledRegexes = new Map<string, RegExp>();
@@ -336,7 +339,13 @@ function refreshTarget(group: GroupState, catalog: TopicCatalog, clock: () => nu
     resolved.set(memberId, topics);
     for (const topic of topics) subscribed.set(topic, counts.get(topic)!);
   }
-  const digest = JSON.stringify([...subscribed].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+  // Replica racks matter to the assignment only when some member has a rack (KIP-881): then a
+  // change of them (replicas moved) is a change of the subscribed topics, as in Kafka.
+  const withRacks = catalog.partitionRacks !== undefined && [...group.members.values()].some((meta) => meta.rackId !== '');
+  const partitionRacks = new Map<string, readonly (readonly string[])[]>();
+  if (withRacks) for (const topic of subscribed.keys()) partitionRacks.set(topic, catalog.partitionRacks!(topic));
+  const sortedTopics = [...subscribed].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const digest = JSON.stringify(withRacks ? sortedTopics.map(([topic, count]) => [topic, count, partitionRacks.get(topic)]) : sortedTopics);
   const bumped = bumpRequested || digest !== group.subscriptionDigest;
   if (bumped) {
     group.epoch += 1;
@@ -350,6 +359,7 @@ function refreshTarget(group: GroupState, catalog: TopicCatalog, clock: () => nu
     members: [...group.members.keys()].map((memberId) => ({ memberId, topics: resolved.get(memberId)!, rackId: group.members.get(memberId)!.rackId })),
     partitionCounts: subscribed,
     previous: group.target,
+    partitionRacks,
   });
   group.target.clear();
   for (const [memberId, assignment] of target) group.target.set(memberId, sortedAssignment(assignment));

@@ -70,6 +70,8 @@ export class GroupCoordinator {
   private readonly shards = new Map<number, GroupShard>();
   /** Heartbeats waiting for their shard's turn, by shard and group (see runHeartbeat). */
   private readonly pendingHeartbeats = new Map<GroupShard, Map<string, PendingHeartbeat[]>>();
+  private racksImage?: MetadataImage;
+  private readonly racksByTopic = new Map<string, readonly (readonly string[])[]>();
   private timer?: NodeJS.Timeout;
   private lagTimer?: NodeJS.Timeout;
   private lagSampling = false;
@@ -190,7 +192,23 @@ export class GroupCoordinator {
         for (const topic of this.options.image().topics.values()) if (!topic.internal) counts.set(topic.name, topic.partitions.length);
         return counts;
       },
+      partitionRacks: (topic) => this.partitionRacks(topic),
     };
+  }
+
+  /** The racks (brokers' AZs) holding a replica of each partition of a topic; cached per metadata image. */
+  private partitionRacks(topicName: string): readonly (readonly string[])[] {
+    const image = this.options.image();
+    if (image !== this.racksImage) {
+      this.racksImage = image;
+      this.racksByTopic.clear();
+    }
+    let racks = this.racksByTopic.get(topicName);
+    if (racks) return racks;
+    racks = (image.topicByName(topicName)?.partitions ?? []).map((partition) =>
+      [...new Set(partition.replicas.map((nodeId) => image.broker(nodeId)?.rack ?? '').filter((rack) => rack !== ''))].sort());
+    this.racksByTopic.set(topicName, racks);
+    return racks;
   }
 
   // ---- heartbeat ----
