@@ -226,9 +226,16 @@ export class GroupCoordinator {
       if (input.memberId) shard.parked.end(input.groupId, input.memberId, 'superseded');
       let outcome = await this.runHeartbeat(shard, input);
       const waitMs = Math.min(Math.max(0, longPollMaxWaitMs), this.config.heartbeatIntervalMs);
-      if (waitMs > 0 && outcome.assignment === null && !outcome.left) outcome = await this.hold(shard, input, outcome, performance.now() + waitMs, cancel);
+      // `longPoll` tells the member it may heartbeat again at once; never for a "no change" that
+      // was not held (no room to hold it), or the member would spin.
+      let longPoll = waitMs > 0;
+      if (waitMs > 0 && outcome.assignment === null && !outcome.left) {
+        const held = await this.hold(shard, input, outcome, performance.now() + waitMs, cancel);
+        outcome = held.outcome;
+        longPoll = held.held;
+      }
       this.options.metrics.heartbeats.inc({ outcome: 'ok' });
-      return { ...outcome, heartbeatIntervalMs: this.intervalFor(shard, input.groupId, outcome.memberId), sessionTimeoutMs: this.config.sessionTimeoutMs, longPoll: waitMs > 0 };
+      return { ...outcome, heartbeatIntervalMs: this.intervalFor(shard, input.groupId, outcome.memberId), sessionTimeoutMs: this.config.sessionTimeoutMs, longPoll };
     } catch (error) {
       this.options.metrics.heartbeats.inc({ outcome: toRiffleError(error).errorName });
       throw error;
@@ -299,25 +306,27 @@ export class GroupCoordinator {
   }
 
   /** Holds a "no change" heartbeat until there is news for the member or `deadlineMs` passes. */
-  private async hold(shard: GroupShard, input: HeartbeatInput, answered: HeartbeatOutcome, deadlineMs: number, cancel?: CancelSignal): Promise<HeartbeatOutcome> {
+  private async hold(shard: GroupShard, input: HeartbeatInput, answered: HeartbeatOutcome, deadlineMs: number, cancel?: CancelSignal): Promise<{ outcome: HeartbeatOutcome; held: boolean }> {
     let outcome = answered;
+    let held = false;
     const rerunInput = { ...input, memberId: answered.memberId };
     for (let rounds = 0; rounds < HOLD_ROUNDS_MAX; rounds++) {
       const leftMs = deadlineMs - performance.now();
       const group = shard.groups.get(input.groupId);
       if (leftMs <= 0 || !group || !shard.parked.hasRoom()) break;
       const end = await shard.parked.park(group, outcome.memberId, leftMs, cancel);
+      held = true;
       this.options.metrics.parkedHeartbeatEnds.inc({ end });
       if (end === 'unloaded') throw new RiffleError('NOT_COORDINATOR', `Broker ${this.options.selfId} no longer coordinates group '${input.groupId}'.`);
       if (end !== 'changed') break;
       // News for this member: the same heartbeat again gives the new answer.
       outcome = await this.runHeartbeat(shard, rerunInput);
-      if (outcome.assignment !== null || outcome.left) return outcome;
+      if (outcome.assignment !== null || outcome.left) return { outcome, held };
     }
     // Held until now: the member was alive all along (its session counts from now).
     const session = shard.sessions.get(input.groupId)?.get(outcome.memberId);
-    if (session) session.deadlineMs = Math.max(session.deadlineMs, performance.now() + this.config.sessionTimeoutMs);
-    return outcome;
+    if (session && held) session.deadlineMs = Math.max(session.deadlineMs, performance.now() + this.config.sessionTimeoutMs);
+    return { outcome, held };
   }
 
   private intervalFor(shard: GroupShard, groupId: string, memberId: string): number {
