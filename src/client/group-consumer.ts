@@ -368,7 +368,8 @@ export class GroupConsumer {
       return this.retryAfter(error);
     }
     if (leaving) return 0;
-    this.longPollSupported = response.longPoll;
+    // Only an answer to a long-poll request says whether the coordinator holds heartbeats.
+    if (request.longPollMaxWaitMs > 0) this.longPollSupported = response.longPoll;
     if (request.hasSubscription) this.subscriptionChanged = false;
     this.memberId = response.memberId;
     this.memberEpoch = response.memberEpoch;

@@ -138,6 +138,18 @@ function expectNoOverlappingOwnership(group: Member[], endOf: Map<Member, number
   }
 }
 
+/** riffle_group_parked_heartbeats_total{end} summed over the cluster's nodes. */
+async function parkedEnds(end: string): Promise<number> {
+  let total = 0;
+  for (const node of cluster.nodes.values()) {
+    const response = await fetch(`http://${node.options.host}:${node.options.httpPort}/metrics`).catch(() => undefined);
+    const text = response?.ok ? await response.text() : '';
+    const line = text.split('\n').find((candidate) => candidate.startsWith(`riffle_group_parked_heartbeats_total{end="${end}"`));
+    total += line ? Number(line.split(' ').pop()) : 0;
+  }
+  return total;
+}
+
 async function coordinatorOf(groupId: string): Promise<number> {
   const response = await client.callAny<FindCoordinatorResponse__Output>('riffle.v1.Kafka', 'FindCoordinator', { keyType: 0, coordinatorKeys: [groupId] });
   expect(response.coordinators[0]!.errorCode).toBe(0);
@@ -173,6 +185,35 @@ describe('consumer groups', () => {
     const description = JSON.parse(described.stdout) as { offsets: { lag: number; logEndOffset: number }[] };
     expect(description.offsets.every((offset) => offset.lag === 0 && offset.logEndOffset >= 0)).toBe(true);
   }, 180_000);
+
+  it('assigns members partitions with a replica in their AZ, and tells them of rebalances through held (long-poll) heartbeats', async () => {
+    // RF 1: each partition lives in one AZ (nodes 1-3 are in a, b, c).
+    await new Admin(client).createTopic({ name: 'racks', partitions: 6, replicationFactor: 1 });
+    const metadata = await client.refreshMetadata(['racks']);
+    const rackOf = new Map(metadata.brokers.map((broker) => [broker.nodeId, broker.rack]));
+    const replicaRack = new Map(metadata.topics[0]!.partitions.map((partition) => [partition.partitionIndex, rackOf.get(partition.replicaNodes[0]!)!]));
+    const racks = [...new Set(replicaRack.values())].sort();
+    expect(racks.length).toBeGreaterThanOrEqual(2);
+    const changedBefore = await parkedEnds('changed');
+    const consumers = racks.map((rack) => new GroupConsumer(client, { groupId: 'by-rack', rack }));
+    try {
+      for (const consumer of consumers) {
+        consumer.subscribe({ topics: ['racks'] });
+        await consumer.run({ eachMessage: async () => undefined });
+      }
+      const balanced = (): boolean => {
+        const sizes = consumers.map((consumer) => consumer.assignment().length);
+        return sizes.reduce((sum, size) => sum + size, 0) === 6 && Math.max(...sizes) - Math.min(...sizes) <= 1;
+      };
+      await waitFor(() => balanced() && consumers.every((consumer, index) => consumer.assignment().every(({ partition }) => replicaRack.get(partition) === racks[index])),
+        { timeoutMs: 60_000, what: 'every member to own the partitions of its AZ' });
+      // The members that were there before the last one joined heard of their revocations on
+      // held heartbeats, answered by the change rather than by the interval.
+      expect(await parkedEnds('changed')).toBeGreaterThan(changedBefore);
+    } finally {
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+    }
+  }, 120_000);
 
   it("rejects a zombie member's commit, refuses to reset an active group, resets and deletes an inactive one", async () => {
     await new Admin(client).createTopic({ name: 'fenced', partitions: 2, replicationFactor: 3 });
