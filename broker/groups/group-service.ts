@@ -91,11 +91,14 @@ function topicPartitionsOf(assignment: Assignment): TopicPartitions[] {
 
 /** A held (long-poll) heartbeat ends when its client cancels the call or its deadline passes. */
 function cancelSignalOf(call: grpc.ServerUnaryCall<unknown, unknown>): CancelSignal {
+  // One listener on the call however often the heartbeat is held again (no listener leak warning).
+  const listeners: (() => void)[] = [];
+  call.once('cancelled', () => listeners.forEach((listener) => listener()));
   return {
     get cancelled() {
       return call.cancelled;
     },
-    onCancel: (listener) => void call.once('cancelled', listener),
+    onCancel: (listener) => void listeners.push(listener),
   };
 }
 

@@ -87,6 +87,8 @@ function guardMarginMs(timeoutMs: number): number {
   return Math.min(2_000, timeoutMs / 5);
 }
 const COORDINATOR_CALL_TIMEOUT_MS = 5_000;
+/** Offset lookups (ListOffsets) one reconciliation has in flight at most. */
+const OFFSET_LOOKUPS_IN_FLIGHT_MAX = 32;
 const RETRY_BACKOFF_MS = 100;
 /** Errors after which the member must join again with epoch 0 (and lose what it owned). */
 const REJOIN_ERRORS: ReadonlySet<ErrorName> = new Set(['UNKNOWN_MEMBER_ID', 'FENCED_MEMBER_EPOCH']);
@@ -110,8 +112,14 @@ export class GroupConsumer {
   private longPollInFlight?: AbortController;
   /** The coordinator holds "no change" heartbeats (the long-poll extension): the next goes right after an answer. */
   private longPollSupported = false;
+  /** How long a long-poll heartbeat may be held: the longest heartbeat interval the coordinator gave. */
+  private longPollWaitMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private reconciliation: Promise<void> = Promise.resolve();
   private reconciliationsPending = 0;
+  /** The assignment waiting for the reconciliation in progress to finish (at most one waits). */
+  private queuedTarget?: { target: Map<string, TopicPartition>; askedAtMs: number };
+  /** Partitions the reconciliation in progress is starting on (reported as owned meanwhile). */
+  private readonly adding = new Map<string, TopicPartition>();
   /** What this member owns (has been given and has not revoked). */
   private readonly owned = new Map<string, TopicPartition>();
   /** Offsets processed by the handlers and not yet committed, by partition. */
@@ -374,14 +382,25 @@ export class GroupConsumer {
     this.memberId = response.memberId;
     this.memberEpoch = response.memberEpoch;
     this.heartbeatIntervalMs = response.heartbeatIntervalMs > 0 ? response.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    // The shorter interval of a reconciling member is not the group's: hold for the longest heard.
+    this.longPollWaitMs = Math.max(this.longPollWaitMs, this.heartbeatIntervalMs);
     if (response.sessionTimeoutMs > 0) this.sessionTimeoutMs = response.sessionTimeoutMs;
     this.armSessionGuard(sentAtMs);
     if (response.assignment) {
       const target = new Map<string, TopicPartition>();
       for (const topic of response.assignment.topicPartitions) for (const partition of topic.partitions) target.set(tpKeyOf(topic.topicName, partition), { topic: topic.topicName, partition });
+      // Only the newest assignment matters: one that arrives while another waits its turn
+      // replaces it (the revocation deadline still counts from the first ask).
+      const queued = this.queuedTarget;
+      this.queuedTarget = { target, askedAtMs: Math.min(sentAtMs, queued?.askedAtMs ?? sentAtMs) };
+      if (queued) return this.heartbeatIntervalMs;
       this.reconciliationsPending += 1;
       this.reconciliation = this.reconciliation
-        .then(() => this.reconcile(target, sentAtMs))
+        .then(() => {
+          const next = this.queuedTarget!;
+          this.queuedTarget = undefined;
+          return this.reconcile(next.target, next.askedAtMs);
+        })
         .catch((error: unknown) => {
           this.emit('error', error);
           return false;
@@ -435,10 +454,10 @@ export class GroupConsumer {
       subscribedTopicNames: sendSubscription ? this.topics : [],
       subscribedTopicRegex: sendSubscription ? this.regex : '',
       serverAssignor: this.options.assignor ?? '',
-      topicPartitions: joining ? [] : ownedAsTopicPartitions(this.owned),
+      topicPartitions: joining ? [] : ownedAsTopicPartitions(new Map([...this.owned, ...this.adding])),
       hasSubscription: sendSubscription,
       hasOwnedPartitions: !joining,
-      longPollMaxWaitMs: longPoll ? this.heartbeatIntervalMs : 0,
+      longPollMaxWaitMs: longPoll ? this.longPollWaitMs : 0,
     };
   }
 
@@ -459,7 +478,7 @@ export class GroupConsumer {
     const generation = this.generation;
     const stale = (): boolean => this.generation !== generation;
     const revoked = [...this.owned].filter(([key]) => !target.has(key)).map(([, partition]) => partition);
-    const added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
+    let added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
     if (revoked.length > 0) {
       for (const { topic, partition } of revoked) this.fetcher.pause(topic, partition);
       // The coordinator takes the partitions away anyway once the rebalance timeout has passed
@@ -484,31 +503,63 @@ export class GroupConsumer {
       await this.options.onPartitionsRevoked?.(revoked);
       this.emit('revoked', revoked);
     }
+    // Partitions a newer assignment (already received, waiting its turn) takes away again are not
+    // taken up at all: the coordinator sees them released, and nothing is fetched from them.
+    const stillWanted = (tp: TopicPartition): boolean => !this.queuedTarget || this.queuedTarget.target.has(tpKeyOf(tp.topic, tp.partition));
+    added = added.filter(stillWanted);
     if (added.length > 0) {
-      const offsets = await this.committedOffsets(added);
-      if (stale()) return false;
-      const starts: [TopicPartition, number][] = [];
-      for (const tp of added) {
-        const key = tpKeyOf(tp.topic, tp.partition);
-        let offset = offsets.get(key) ?? -1;
-        if (offset >= 0) this.committed.set(key, offset);
-        else offset = await this.resetOffset(tp);
-        if (stale()) return false;
-        starts.push([tp, offset]);
-      }
-      // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
-      // is fetched, so nothing is handed to the handlers before the application heard of them.
-      for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
-      await this.options.onPartitionsAssigned?.(added);
-      this.emit('assigned', added);
-      if (stale()) return false;
-      for (const [tp, offset] of starts) {
-        const key = tpKeyOf(tp.topic, tp.partition);
-        if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
-        this.startOverrides.delete(key);
+      // Until they are owned, they are reported as owned: the coordinator must not hand them to
+      // another member while this one may still start on them.
+      for (const tp of added) this.adding.set(tpKeyOf(tp.topic, tp.partition), tp);
+      try {
+        return await this.takeUp(added, stale, stillWanted) || revoked.length > 0;
+      } finally {
+        this.adding.clear();
       }
     }
-    return revoked.length > 0 || added.length > 0;
+    return revoked.length > 0;
+  }
+
+  /** The second half of reconcile: start on newly assigned partitions. */
+  private async takeUp(wanted: TopicPartition[], stale: () => boolean, stillWanted: (tp: TopicPartition) => boolean): Promise<boolean> {
+    const offsets = await this.committedOffsets(wanted);
+    if (stale()) return false;
+    const starts: [TopicPartition, number][] = [];
+    // Offsets where the group has none are looked up a batch at a time; a newer assignment that
+    // arrives meanwhile drops what it takes away.
+    for (let index = 0; index < wanted.length; index += OFFSET_LOOKUPS_IN_FLIGHT_MAX) {
+      const batch = wanted.slice(index, index + OFFSET_LOOKUPS_IN_FLIGHT_MAX).filter((tp) => {
+        if (stillWanted(tp)) return true;
+        this.adding.delete(tpKeyOf(tp.topic, tp.partition));
+        return false;
+      });
+      const found = await Promise.all(batch.map(async (tp): Promise<[TopicPartition, number]> => {
+        const key = tpKeyOf(tp.topic, tp.partition);
+        const committed = offsets.get(key) ?? -1;
+        if (committed >= 0) {
+          this.committed.set(key, committed);
+          return [tp, committed];
+        }
+        return [tp, await this.resetOffset(tp)];
+      }));
+      if (stale()) return false;
+      starts.push(...found);
+    }
+    const added = starts.map(([tp]) => tp);
+    // All dropped: still news for the coordinator, which saw them reported as being taken up.
+    if (added.length === 0) return true;
+    // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
+    // is fetched, so nothing is handed to the handlers before the application heard of them.
+    for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
+    await this.options.onPartitionsAssigned?.(added);
+    this.emit('assigned', added);
+    if (stale()) return false;
+    for (const [tp, offset] of starts) {
+      const key = tpKeyOf(tp.topic, tp.partition);
+      if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
+      this.startOverrides.delete(key);
+    }
+    return true;
   }
 
   private async resetOffset(tp: TopicPartition): Promise<number> {
