@@ -12,11 +12,11 @@
 // Rack awareness (as Kafka's KIP-881): when members say their rack (AZ) and the partitions'
 // replicas have racks, both prefer giving a partition to a member in a rack that holds a replica
 // of it, so the member can fetch from a replica in its own AZ. Balance comes first (the counts per
-// member are exactly those of the rack-oblivious assignor), then stickiness: `uniform` never moves
-// a partition only for its rack; racks decide which partitions a member keeps when it must give
-// some up (those in other racks go first) and where the partitions that move go. Kafka's sticky
-// assignor goes one step further and lets a rack-matching member with room take a partition from
-// a mismatched owner; that costs extra moves, and moves pause partitions. `range` takes, per
+// member are exactly those of the rack-oblivious assignor). `uniform` then keeps, as Kafka's
+// sticky assignors do under KIP-881, every partition a member had in its own rack (up to its
+// share); the partitions it had in another rack go first to a member in their rack with room, and
+// only then back to it. So a partition moves for its rack only to a member in its rack, a group
+// converges to the best locality the balance allows, and then stays put (a fixed point). `range` takes, per
 // topic, the rack-matching partitions first, round-robin over the members, then fills each
 // member's count in partition order (contiguity is given up where racks disagree). Where racks
 // cannot matter (no member rack, no replica racks, or every partition has a replica in every
@@ -63,21 +63,28 @@ export const uniformAssignor: PartitionAssignor = {
     // floor(P/N) or ceil(P/N); a member may keep at most its share.
     const quota = quotas(members, spec, all.length);
     const owner = new Map<string, string>();
-    // 1. Sticky: keep what each member had, up to its quota, if it still subscribes; a member that
-    // must give some up keeps those in its own rack first.
-    for (const member of members) {
-      for (const [topic, partition] of racks.inRackFirst(member, previousPartitions(spec, member))) {
+    const keep = (member: AssignorMember, partitions: [string, number][], hasRoom: (memberId: string) => boolean): void => {
+      for (const [topic, partition] of partitions) {
         const key = `${topic}\u0000${partition}`;
-        if (owner.has(key) || load.get(member.memberId)! >= quota.get(member.memberId)!) continue;
+        if (owner.has(key) || !hasRoom(member.memberId)) continue;
         owner.set(key, member.memberId);
         give(result, load, member.memberId, topic, partition);
       }
-    }
+    };
+    // 1. Sticky: keep what each member had, up to its quota, if it still subscribes. With racks,
+    // only what is in the member's rack (or has no rack to match) is kept here.
+    const withinQuota = (memberId: string): boolean => load.get(memberId)! < quota.get(memberId)!;
+    for (const member of members) keep(member, previousPartitions(spec, member).filter(([topic, partition]) => !racks.outOfRack(member, topic, partition)), withinQuota);
     const byTopic = membersByTopic(members);
-    // 2. With racks: unowned partitions go to a member in one of their replicas' racks that has room
-    // within the balance, the partitions with the fewest such members first.
-    if (racks.enabled) assignInRack(all, owner, byTopic, racks, capacity(members, spec, quota, load, all.length), result, load);
-    // 3. Everything unowned goes to the least-loaded member that subscribes to its topic (one in
+    if (racks.enabled) {
+      const room = capacity(members, spec, quota, load, all.length);
+      // 2. Unowned partitions go to a member in one of their replicas' racks that has room within
+      // the balance, the partitions with the fewest such members first.
+      assignInRack(all, owner, byTopic, racks, room, result, load);
+      // 3. Then members keep, as room allows, what they had out of their rack.
+      for (const member of members) keep(member, previousPartitions(spec, member).filter(([topic, partition]) => racks.outOfRack(member, topic, partition)), (memberId) => withinQuota(memberId) && room.hasRoom(memberId));
+    }
+    // 4. Everything unowned goes to the least-loaded member that subscribes to its topic (one in
     // the partition's rack among equals).
     for (const [topic, partition] of all) {
       const key = `${topic}\u0000${partition}`;
@@ -88,7 +95,7 @@ export const uniformAssignor: PartitionAssignor = {
       owner.set(key, target);
       give(result, load, target, topic, partition);
     }
-    // 4. Heterogeneous subscriptions can leave a member two or more above another that could
+    // 5. Heterogeneous subscriptions can leave a member two or more above another that could
     // take one of its partitions: move partitions one at a time until none can.
     rebalance(result, load, members, all.length, racks);
     return toAssignments(result);
@@ -186,12 +193,6 @@ export class RackMatcher {
     if (!this.enabled || member.rackId === '') return false;
     const racks = this.spec.partitionRacks?.get(topic)?.[partition] ?? [];
     return racks.length > 0 && !racks.includes(member.rackId);
-  }
-
-  /** The partitions, those out of the member's rack last (otherwise in the given order). */
-  inRackFirst(member: AssignorMember, partitions: [string, number][]): [string, number][] {
-    if (!this.enabled) return partitions;
-    return [...partitions.filter(([topic, partition]) => !this.outOfRack(member, topic, partition)), ...partitions.filter(([topic, partition]) => this.outOfRack(member, topic, partition))];
   }
 }
 

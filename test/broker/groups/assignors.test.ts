@@ -78,27 +78,47 @@ describe('uniform assignor with racks', () => {
     owners(result);
   });
 
-  it('moves no partition for its rack alone: a rack-oblivious assignment stays as it is', () => {
+  it('moves a partition for its rack only to a member in that rack, and then stays put (a fixed point)', () => {
     const members = [member('m1', 'a'), member('m2', 'b'), member('m3', 'c')];
     const racks = { t: oneRackEach(12, ['b', 'c', 'a']) };
     const oblivious = uniformAssignor.assign(spec(members.map((entry) => ({ ...entry, rackId: '' })), { t: 12 }));
-    expect(outOfRack(oblivious, members, racks)).toBeGreaterThan(0);
-    const again = uniformAssignor.assign(spec(members, { t: 12 }, racks, oblivious));
-    expect(again).toEqual(oblivious);
+    expect(outOfRack(oblivious, members, racks)).toBe(12);
+    const improved = uniformAssignor.assign(spec(members, { t: 12 }, racks, oblivious));
+    expect(outOfRack(improved, members, racks)).toBe(0);
+    expect(sizes(improved)).toEqual([4, 4, 4]);
+    expect(uniformAssignor.assign(spec(members, { t: 12 }, racks, improved))).toEqual(improved);
   });
 
-  it('moves only as many partitions as balance needs when a member joins, and sends them to its rack', () => {
+  it('keeps every in-rack partition when a member joins, and gives the newcomer partitions of its rack', () => {
     const members = [member('m1', 'a'), member('m2', 'b'), member('m3', 'a'), member('m4', 'b')];
     const racks = { t: oneRackEach(24, ['a', 'b', 'c']) };
     const before = uniformAssignor.assign(spec(members, { t: 24 }, racks));
     const joined = [...members, member('m5', 'c')];
-    const withRacks = uniformAssignor.assign(spec(joined, { t: 24 }, racks, before));
-    const withoutRacks = uniformAssignor.assign(spec(joined.map((entry) => ({ ...entry, rackId: '' })), { t: 24 }, undefined, before));
-    expect(moved(before, withRacks)).toBe(moved(before, withoutRacks));
-    expect(sizes(withRacks).sort()).toEqual([4, 5, 5, 5, 5]);
-    // The newcomer in rack c gets rack-c partitions (the others hold them out of rack).
-    const newcomer = withRacks.get('m5')!.t!;
-    expect(newcomer.every((partition) => racks.t[partition]![0] === 'c')).toBe(true);
+    const after = uniformAssignor.assign(spec(joined, { t: 24 }, racks, before));
+    expect(sizes(after).sort()).toEqual([4, 5, 5, 5, 5]);
+    const ownerBefore = owners(before);
+    const ownerAfter = owners(after);
+    for (const [key, memberId] of ownerBefore) {
+      const partition = Number(key.split('-')[1]);
+      const rack = joined.find((entry) => entry.memberId === memberId)!.rackId;
+      // A partition its owner had in its own rack did not move (no member is above its share here).
+      if (racks.t[partition]![0] === rack) expect(ownerAfter.get(key), key).toBe(memberId);
+    }
+    expect(after.get('m5')!.t!.every((partition) => racks.t[partition]![0] === 'c')).toBe(true);
+  });
+
+  it('a partition moves for its rack only while the group rebalances anyway; the counts stay balanced', () => {
+    // The case the integration test met: joins in the order a, b, c.
+    const racks = { t: ['b', 'a', 'c', 'b', 'a', 'c'].map((rack) => [rack]) };
+    const a = member('a1', 'a');
+    const b = member('b1', 'b');
+    const c = member('c1', 'c');
+    const one = uniformAssignor.assign(spec([a], { t: 6 }, racks));
+    const two = uniformAssignor.assign(spec([a, b], { t: 6 }, racks, one));
+    const three = uniformAssignor.assign(spec([a, b, c], { t: 6 }, racks, two));
+    expect(three.get('a1')).toEqual({ t: [1, 4] });
+    expect(three.get('b1')).toEqual({ t: [0, 3] });
+    expect(three.get('c1')).toEqual({ t: [2, 5] });
   });
 
   it('a member that must give partitions up keeps those in its rack', () => {
@@ -120,7 +140,7 @@ describe('uniform assignor with racks', () => {
     expect(uniformAssignor.assign(spec(members, { t: 10 }, { t: Array.from({ length: 10 }, () => []) }))).toEqual(plain);
   });
 
-  it('stays complete, balanced, at least as in-rack as without racks, and a fixed point, over random groups', () => {
+  it('stays complete, balanced, at least as in-rack as without racks, and a fixed point, over random groups and joins', () => {
     const seed = Number(process.env.ASSIGNOR_SEED ?? Date.now() % 1_000_000);
     console.log(`rack-aware assignor seed ${seed} (ASSIGNOR_SEED=${seed} reproduces)`);
     const random = new Prng(seed);
@@ -136,6 +156,13 @@ describe('uniform assignor with racks', () => {
       const oblivious = uniformAssignor.assign(spec(members, { t: count }));
       expect(outOfRack(result, members, racks), `round ${round} (seed ${seed})`).toBeLessThanOrEqual(outOfRack(oblivious, members, racks));
       expect(uniformAssignor.assign(spec(members, { t: count }, racks, result)), `round ${round} (seed ${seed})`).toEqual(result);
+      // A member joins: still complete and balanced, and again a fixed point.
+      const joined = [...members, member('zz', rackNames[random.int(0, 2)]!)];
+      const next = uniformAssignor.assign(spec(joined, { t: count }, racks, result));
+      const nextCounts = sizes(next);
+      expect(owners(next).size, `round ${round} join (seed ${seed})`).toBe(count);
+      expect(Math.max(...nextCounts) - Math.min(...nextCounts), `round ${round} join (seed ${seed})`).toBeLessThanOrEqual(1);
+      expect(uniformAssignor.assign(spec(joined, { t: count }, racks, next)), `round ${round} join (seed ${seed})`).toEqual(next);
     }
   });
 });
