@@ -14,7 +14,7 @@
 //   partition is ever held by two members, and members whose partitions do not move keep
 //   consuming throughout: nobody stops the world.
 // - A member's epoch fences it: a heartbeat or commit from an older epoch is refused.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { RiffleError } from '../../src/rpc/errors.js';
 import { ASSIGNORS, DEFAULT_ASSIGNOR } from './assignors.js';
 import {
@@ -345,7 +345,10 @@ function refreshTarget(group: GroupState, catalog: TopicCatalog, clock: () => nu
   const partitionRacks = new Map<string, readonly (readonly string[])[]>();
   if (withRacks) for (const topic of subscribed.keys()) partitionRacks.set(topic, catalog.partitionRacks!(topic));
   const sortedTopics = [...subscribed].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const digest = JSON.stringify(withRacks ? sortedTopics.map(([topic, count]) => [topic, count, partitionRacks.get(topic)]) : sortedTopics);
+  // With racks the digest is hashed: it is written down, and racks of 1,000 partitions are long.
+  const digest = withRacks
+    ? `racks:${createHash('sha256').update(JSON.stringify(sortedTopics.map(([topic, count]) => [topic, count, partitionRacks.get(topic)]))).digest('hex')}`
+    : JSON.stringify(sortedTopics);
   const bumped = bumpRequested || digest !== group.subscriptionDigest;
   if (bumped) {
     group.epoch += 1;

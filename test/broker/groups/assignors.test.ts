@@ -215,4 +215,31 @@ describe('rack-aware assignment through the heartbeat', () => {
     step(beat({ memberId: 'ma', memberEpoch: a.memberEpoch, rackId: 'b', subscribedTopicNames: null, ownedPartitions: {} }));
     expect(group.epoch).toBe(epoch + 1);
   });
+
+  it('bumps the epoch when replica racks change for a group with racks, and not for one without', () => {
+    let racks = oneRackEach(4, ['a', 'b']);
+    const catalog: TopicCatalog = { partitionCounts: () => new Map([['t', 4]]), partitionRacks: () => racks };
+    const run = (rackId: string): { before: number; after: number } => {
+      racks = oneRackEach(4, ['a', 'b']);
+      let group = newGroup('g');
+      const step = (input: Partial<HeartbeatInput>): ReturnType<typeof heartbeat> => {
+        const next = cloneGroup(group);
+        const outcome = heartbeat(next, {
+          groupId: 'g', memberId: 'm', memberEpoch: 0, instanceId: '', rackId, rebalanceTimeoutMs: 0, subscribedTopicNames: ['t'],
+          subscribedTopicRegex: null, serverAssignor: '', ownedPartitions: null, clientId: '', clientHost: '', ...input,
+        }, catalog);
+        group = next;
+        return outcome;
+      };
+      const joined = step({});
+      const before = group.epoch;
+      racks = oneRackEach(4, ['b', 'a']);
+      step({ memberEpoch: joined.memberEpoch, subscribedTopicNames: null, ownedPartitions: joined.assignment });
+      return { before, after: group.epoch };
+    };
+    const withRack = run('a');
+    expect(withRack.after).toBe(withRack.before + 1);
+    const without = run('');
+    expect(without.after).toBe(without.before);
+  });
 });
