@@ -449,15 +449,18 @@ export function partitionHolders(group: GroupState): Map<string, string> {
 
 /**
  * Whether a heartbeat of `memberId` that was answered "no change" (it repeated what it owns)
- * would now get a different answer: the member is gone, the target moved past its epoch, or a
- * partition it waits for was released. A member revoking changes only by its own next heartbeat.
- * Used to end long-poll heartbeats (parked-heartbeats.ts) exactly when there is news.
+ * now has news that moves partitions: the member is gone, its target partitions differ from what
+ * it holds (it must revoke, or may take more), or a partition it waits for was released. A member
+ * revoking changes only by its own next heartbeat. A member whose partitions stay the same under
+ * a new target epoch is not news worth waking for: it takes the epoch on its next heartbeat (at
+ * the latest when its hold ends), so a rebalance wakes only the members whose partitions move.
+ * Used to end long-poll heartbeats (parked-heartbeats.ts).
  */
 export function heartbeatAnswerWouldChange(group: GroupState, memberId: string, holdersOf: (group: GroupState) => Map<string, string> = partitionHolders): boolean {
   const current = group.current.get(memberId);
   if (!current || current.state === 'left' || !group.members.has(memberId)) return true;
   if (current.state === 'unrevoked_partitions') return false;
-  if (current.memberEpoch !== group.assignmentEpoch) return true;
+  if (current.memberEpoch !== group.assignmentEpoch) return !assignmentEquals(current.assigned, group.target.get(memberId) ?? {});
   if (current.state === 'stable') return false;
   const holders = holdersOf(group);
   const assigned = new Set([...assignmentEntries(current.assigned)].map(([topic, partition]) => tpKey(topic, partition)));

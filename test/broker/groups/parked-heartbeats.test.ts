@@ -155,6 +155,28 @@ describe('long-poll heartbeats', () => {
     for (const { elapsedMs } of answers) expect(elapsedMs).toBeLessThan(5_000);
   });
 
+  it('wakes only the members whose partitions move; one that keeps its partitions takes the new epoch when its hold ends', async () => {
+    const { coordinator } = await setup({ heartbeatIntervalMs: 1_000, partitions: 4 });
+    // Two members with two partitions each; a third member subscribing to another topic bumps the
+    // epoch without moving any partition of topic t.
+    const settled = await settleAll(coordinator, [await joinSettled(coordinator), await joinSettled(coordinator)]);
+    expect(settled.map((member) => count(member.owned))).toEqual([2, 2]);
+    const holds = settled.map((member) => held(coordinator, member, 1_000));
+    await waitFor(() => parkedGauge(coordinator) === 2, { timeoutMs: 5_000, what: 'two held heartbeats' });
+    const epoch = coordinator.group('g').epoch;
+    await coordinator.heartbeat(beat({ subscribedTopicNames: ['other-topic-that-does-not-exist'] }));
+    expect(coordinator.group('g').epoch).toBe(epoch + 1);
+    const answers = await Promise.all(holds);
+    for (const { answer, elapsedMs } of answers) {
+      // Not woken: answered at the end of the hold, and then told the new epoch.
+      expect(elapsedMs).toBeGreaterThanOrEqual(900);
+      expect(answer.assignment).toBeNull();
+    }
+    const next = await coordinator.heartbeat(beat({ memberId: settled[0]!.memberId, memberEpoch: settled[0]!.memberEpoch, ownedPartitions: settled[0]!.owned, subscribedTopicNames: null }));
+    expect(next.memberEpoch).toBe(epoch + 1);
+    expect(count(next.assignment)).toBe(2);
+  });
+
   it('answers "no change" after the wait, capped at the heartbeat interval, and the member stays', async () => {
     const { coordinator } = await setup({ heartbeatIntervalMs: 300 });
     const member = await joinSettled(coordinator);
