@@ -1,9 +1,10 @@
 // Long-poll heartbeats (a Riffle extension to KIP-848, opt-in by the request's
 // long_poll_max_wait_ms): the heartbeats one coordinator shard is holding because their answer
 // would have been "no change". A held heartbeat ends
-// - 'changed' as soon as a committed change of its group would change that member's answer
-//   (new target epoch, a revocation, partitions it waits for released, or the member removed);
-//   the coordinator then runs the heartbeat again and answers with the result;
+// - 'changed' as soon as a committed change of its group moves that member's partitions (a
+//   revocation, more partitions in its target, partitions it waits for released, or the member
+//   removed; see heartbeatAnswerWouldChange); the coordinator then runs the heartbeat again and
+//   answers with the result;
 // - 'timeout' after its wait (at most the heartbeat interval): answered "no change";
 // - 'superseded' when a newer heartbeat of the same member arrives (at most one held per member);
 // - 'cancelled' when the client cancelled the call;
