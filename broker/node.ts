@@ -262,9 +262,11 @@ async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logge
   broker.fetchStreams.endAll();
   // EFO subscriptions would hold the server for the grace too; their clients resubscribe elsewhere.
   broker.kinesis.close();
+  // Long-poll heartbeats held by the coordinator would too; closing it answers them NOT_COORDINATOR
+  // at once, and their members find the new coordinator.
+  broker.groups.close();
   await shutdownServer(broker.server, config.shutdownGraceMs);
   broker.leases.close();
-  broker.groups.close();
   broker.lifecycle.stop();
   broker.controllerClient.close();
   await broker.replicas.close();

@@ -7,8 +7,20 @@
 // every partition where it is when that balance allows (sticky), so a member joining or leaving
 // moves only the partitions it must. `range` gives each member contiguous ranges of each topic it
 // subscribes to, members in member-id order, so members subscribed to co-partitioned topics get
-// the same partition numbers of each. Rack-awareness is not implemented: racks are carried for a
-// later assignor.
+// the same partition numbers of each.
+//
+// Rack awareness (as Kafka's KIP-881): when members say their rack (AZ) and the partitions'
+// replicas have racks, both prefer giving a partition to a member in a rack that holds a replica
+// of it, so the member can fetch from a replica in its own AZ. Balance comes first (the counts per
+// member are exactly those of the rack-oblivious assignor). `uniform` then keeps, as Kafka's
+// sticky assignors do under KIP-881, every partition a member had in its own rack (up to its
+// share); the partitions it had in another rack go first to a member in their rack with room, and
+// only then back to it. So a partition moves for its rack only to a member in its rack, a group
+// converges to the best locality the balance allows, and then stays put (a fixed point). `range` takes, per
+// topic, the rack-matching partitions first, round-robin over the members, then fills each
+// member's count in partition order (contiguity is given up where racks disagree). Where racks
+// cannot matter (no member rack, no replica racks, or every partition has a replica in every
+// member's rack) both assign exactly as without racks.
 import { assert } from '../../src/util/assert.js';
 import type { Assignment } from './offsets-records.js';
 
@@ -25,6 +37,8 @@ export interface AssignmentSpec {
   partitionCounts: ReadonlyMap<string, number>;
   /** The target assignment before this change, by member id. */
   previous: ReadonlyMap<string, Assignment>;
+  /** Racks holding a replica of each partition, by topic then partition; absent: unknown. */
+  partitionRacks?: ReadonlyMap<string, readonly (readonly string[])[]>;
 }
 
 export interface PartitionAssignor {
@@ -43,42 +57,144 @@ export const uniformAssignor: PartitionAssignor = {
     const load = new Map<string, number>(members.map((member) => [member.memberId, 0]));
     if (members.length === 0) return new Map();
     const all = allPartitions(spec);
+    const racks = new RackMatcher(spec, members);
     // Each member's fair share: how many partitions it could hold if every one it may take were
     // spread evenly over the members that may take it. For a homogeneous group this is
     // floor(P/N) or ceil(P/N); a member may keep at most its share.
     const quota = quotas(members, spec, all.length);
     const owner = new Map<string, string>();
-    // 1. Sticky: keep what each member had, up to its quota, if it still subscribes.
-    for (const member of members) {
-      const previous = spec.previous.get(member.memberId) ?? {};
-      for (const topic of Object.keys(previous).sort()) {
-        const count = spec.partitionCounts.get(topic);
-        if (count === undefined || !member.topics.has(topic)) continue;
-        for (const partition of previous[topic]!) {
-          const key = `${topic}\u0000${partition}`;
-          if (partition >= count || owner.has(key) || load.get(member.memberId)! >= quota.get(member.memberId)!) continue;
-          owner.set(key, member.memberId);
-          give(result, load, member.memberId, topic, partition);
-        }
+    const keep = (member: AssignorMember, partitions: [string, number][], hasRoom: (memberId: string) => boolean): void => {
+      for (const [topic, partition] of partitions) {
+        const key = `${topic}\u0000${partition}`;
+        if (owner.has(key) || !hasRoom(member.memberId)) continue;
+        owner.set(key, member.memberId);
+        give(result, load, member.memberId, topic, partition);
       }
-    }
-    // 2. Everything unowned goes to the least-loaded member that subscribes to its topic.
+    };
+    // 1. Sticky: keep what each member had, up to its quota, if it still subscribes. With racks,
+    // only what is in the member's rack (or has no rack to match) is kept here.
+    const withinQuota = (memberId: string): boolean => load.get(memberId)! < quota.get(memberId)!;
+    for (const member of members) keep(member, previousPartitions(spec, member).filter(([topic, partition]) => !racks.outOfRack(member, topic, partition)), withinQuota);
     const byTopic = membersByTopic(members);
+    if (racks.enabled) {
+      const room = capacity(members, spec, quota, load, all.length);
+      // 2. Unowned partitions go to a member in one of their replicas' racks that has room within
+      // the balance, the partitions with the fewest such members first.
+      assignInRack(all, owner, byTopic, racks, room, result, load);
+      // 3. Then members keep, as room allows, what they had out of their rack.
+      for (const member of members) keep(member, previousPartitions(spec, member).filter(([topic, partition]) => racks.outOfRack(member, topic, partition)), (memberId) => withinQuota(memberId) && room.hasRoom(memberId));
+    }
+    // 4. Everything unowned goes to the least-loaded member that subscribes to its topic (one in
+    // the partition's rack among equals).
     for (const [topic, partition] of all) {
       const key = `${topic}\u0000${partition}`;
       if (owner.has(key)) continue;
       const candidates = byTopic.get(topic) ?? [];
-      const target = leastLoaded(candidates, load);
+      const target = leastLoaded(candidates, load, racks.enabled ? (member) => racks.inRack(member, topic, partition) : undefined);
       if (!target) continue;
       owner.set(key, target);
       give(result, load, target, topic, partition);
     }
-    // 3. Heterogeneous subscriptions can leave a member two or more above another that could
+    // 5. Heterogeneous subscriptions can leave a member two or more above another that could
     // take one of its partitions: move partitions one at a time until none can.
-    rebalance(result, load, members, all.length);
+    rebalance(result, load, members, all.length, racks);
     return toAssignments(result);
   },
 };
+
+/** A member's previous target partitions that still exist and that it still subscribes to. */
+function previousPartitions(spec: AssignmentSpec, member: AssignorMember): [string, number][] {
+  const previous = spec.previous.get(member.memberId) ?? {};
+  const kept: [string, number][] = [];
+  for (const topic of Object.keys(previous).sort(compare)) {
+    const count = spec.partitionCounts.get(topic);
+    if (count === undefined || !member.topics.has(topic)) continue;
+    for (const partition of previous[topic]!) if (partition < count) kept.push([topic, partition]);
+  }
+  return kept;
+}
+
+/**
+ * Whether a member may take one more partition without breaking the balance: homogeneous groups
+ * end with floor(P/N) or ceil(P/N) each, with exactly P mod N members at the ceiling; otherwise
+ * a member stays within its share (the rebalance step evens out the rest).
+ */
+interface Capacity {
+  hasRoom(memberId: string): boolean;
+  /** Room only shrinks with load, the same for every member: if the least loaded has none, nobody has. */
+  readonly monotone: boolean;
+}
+
+function capacity(members: readonly AssignorMember[], spec: AssignmentSpec, quota: ReadonlyMap<string, number>, load: ReadonlyMap<string, number>, total: number): Capacity {
+  const homogeneous = members.every((member) => sameSet(member.topics, members[0]!.topics));
+  if (!homogeneous) return { hasRoom: (memberId) => load.get(memberId)! < quota.get(memberId)!, monotone: false };
+  const base = Math.floor(total / members.length);
+  const extra = total % members.length;
+  const hasRoom = (memberId: string): boolean => {
+    const current = load.get(memberId)!;
+    if (current < base) return true;
+    if (current > base) return false;
+    let atCeiling = 0;
+    for (const value of load.values()) if (value > base) atCeiling += 1;
+    return atCeiling < extra;
+  };
+  return { hasRoom, monotone: true };
+}
+
+function assignInRack(
+  all: readonly [string, number][], owner: Map<string, string>, byTopic: ReadonlyMap<string, AssignorMember[]>, racks: RackMatcher,
+  room: Capacity, result: Map<string, Map<string, number[]>>, load: Map<string, number>,
+): void {
+  const wanted: { topic: string; partition: number; candidates: AssignorMember[] }[] = [];
+  for (const [topic, partition] of all) {
+    if (owner.has(`${topic}\u0000${partition}`)) continue;
+    const candidates = (byTopic.get(topic) ?? []).filter((member) => racks.inRack(member, topic, partition));
+    if (candidates.length > 0) wanted.push({ topic, partition, candidates });
+  }
+  // Stable: equally constrained partitions keep topic and partition order.
+  wanted.sort((a, b) => a.candidates.length - b.candidates.length);
+  for (const { topic, partition, candidates } of wanted) {
+    const least = leastLoaded(candidates, load)!;
+    const target = room.hasRoom(least) ? least : room.monotone ? undefined : leastLoaded(candidates.filter((member) => room.hasRoom(member.memberId)), load);
+    if (!target) continue;
+    owner.set(`${topic}\u0000${partition}`, target);
+    give(result, load, target, topic, partition);
+  }
+}
+
+/**
+ * Which partitions are in a member's rack. "In rack" needs both a member rack and replica racks;
+ * rack awareness is on only when it can change something: some member with a rack subscribes to
+ * a partition with no replica in that rack.
+ */
+export class RackMatcher {
+  readonly enabled: boolean;
+
+  constructor(private readonly spec: AssignmentSpec, members: readonly AssignorMember[]) {
+    this.enabled = members.some((member) => member.rackId !== '' && [...member.topics].some((topic) => {
+      const racks = spec.partitionRacks?.get(topic);
+      if (!racks) return false;
+      const count = spec.partitionCounts.get(topic) ?? 0;
+      for (let partition = 0; partition < count; partition++) {
+        const replicaRacks = racks[partition] ?? [];
+        if (replicaRacks.length > 0 && !replicaRacks.includes(member.rackId)) return true;
+      }
+      return false;
+    }));
+  }
+
+  inRack(member: AssignorMember, topic: string, partition: number): boolean {
+    if (!this.enabled || member.rackId === '') return false;
+    return this.spec.partitionRacks?.get(topic)?.[partition]?.includes(member.rackId) ?? false;
+  }
+
+  /** Known to be in another rack than the member's. */
+  outOfRack(member: AssignorMember, topic: string, partition: number): boolean {
+    if (!this.enabled || member.rackId === '') return false;
+    const racks = this.spec.partitionRacks?.get(topic)?.[partition] ?? [];
+    return racks.length > 0 && !racks.includes(member.rackId);
+  }
+}
 
 export const rangeAssignor: PartitionAssignor = {
   name: 'range',
@@ -92,17 +208,61 @@ export const rangeAssignor: PartitionAssignor = {
       if (subscribers.length === 0) continue;
       const base = Math.floor(count / subscribers.length);
       const extra = count % subscribers.length;
-      let next = 0;
+      const sizes = subscribers.map((_, index) => base + (index < extra ? 1 : 0));
+      const racks = new RackMatcher(spec, subscribers);
+      const partitions = racks.enabled ? rangeInRack(topic, count, subscribers, sizes, racks) : rangeContiguous(count, sizes);
       subscribers.forEach((member, index) => {
-        const size = base + (index < extra ? 1 : 0);
-        for (let partition = next; partition < next + size; partition++) give(result, load, member.memberId, topic, partition);
-        next += size;
+        for (const partition of partitions[index]!) give(result, load, member.memberId, topic, partition);
       });
-      assert(next === count, () => `range assignor covered ${next} of ${count} partitions of ${topic}`);
+      assert(partitions.reduce((sum, list) => sum + list.length, 0) === count, () => `range assignor covered ${partitions.flat().length} of ${count} partitions of ${topic}`);
     }
     return toAssignments(result);
   },
 };
+
+/** Contiguous ranges: the first member gets 0..sizes[0]-1, and so on. */
+function rangeContiguous(count: number, sizes: readonly number[]): number[][] {
+  let next = 0;
+  return sizes.map((size) => {
+    const range = Array.from({ length: size }, (_, offset) => next + offset);
+    next += size;
+    assert(next <= count, () => `range of ${next} beyond ${count} partitions`);
+    return range;
+  });
+}
+
+/**
+ * KIP-881's rack-aware range: round-robin over the members (in member-id order), each takes its
+ * lowest unassigned partition with a replica in its rack while it is below its count; then each
+ * member's count is filled with the remaining partitions in order. The counts are the plain
+ * range assignor's, so balance is unchanged.
+ */
+function rangeInRack(topic: string, count: number, subscribers: readonly AssignorMember[], sizes: readonly number[], racks: RackMatcher): number[][] {
+  const taken = new Array<boolean>(count).fill(false);
+  const lists: number[][] = subscribers.map(() => []);
+  for (let progress = true; progress;) {
+    progress = false;
+    subscribers.forEach((member, index) => {
+      if (lists[index]!.length >= sizes[index]!) return;
+      for (let partition = 0; partition < count; partition++) {
+        if (taken[partition] || !racks.inRack(member, topic, partition)) continue;
+        taken[partition] = true;
+        lists[index]!.push(partition);
+        progress = true;
+        return;
+      }
+    });
+  }
+  let partition = 0;
+  subscribers.forEach((_, index) => {
+    while (lists[index]!.length < sizes[index]!) {
+      while (taken[partition]) partition += 1;
+      taken[partition] = true;
+      lists[index]!.push(partition);
+    }
+  });
+  return lists.map((list) => list.sort((a, b) => a - b));
+}
 
 export const ASSIGNORS: ReadonlyMap<string, PartitionAssignor> = new Map([
   [uniformAssignor.name, uniformAssignor],
@@ -155,7 +315,7 @@ function previousSize(spec: AssignmentSpec, memberId: string): number {
   return size;
 }
 
-function rebalance(result: Map<string, Map<string, number[]>>, load: Map<string, number>, members: readonly AssignorMember[], total: number): void {
+function rebalance(result: Map<string, Map<string, number[]>>, load: Map<string, number>, members: readonly AssignorMember[], total: number, racks: RackMatcher): void {
   const movesMax = total + members.length;
   for (let move = 0; move < movesMax; move++) {
     let moved = false;
@@ -166,9 +326,12 @@ function rebalance(result: Map<string, Map<string, number[]>>, load: Map<string,
         .sort((a, b) => load.get(a.memberId)! - load.get(b.memberId)! || compare(a.memberId, b.memberId))
         .find((candidate) => [...result.get(from.memberId)!.keys()].some((topic) => candidate.topics.has(topic)));
       if (!taker) continue;
-      const topic = [...result.get(from.memberId)!.keys()].sort(compare).find((name) => taker.topics.has(name))!;
+      const topics = [...result.get(from.memberId)!.keys()].sort(compare).filter((name) => taker.topics.has(name));
+      // With racks, the partition moved is one in the taker's rack if there is one.
+      const inRack = topics.flatMap((name) => result.get(from.memberId)!.get(name)!.filter((candidate) => racks.inRack(taker, name, candidate)).map((candidate) => [name, candidate] as const))[0];
+      const topic = inRack?.[0] ?? topics[0]!;
       const partitions = result.get(from.memberId)!.get(topic)!;
-      const partition = partitions.pop()!;
+      const partition = inRack ? partitions.splice(partitions.indexOf(inRack[1]), 1)[0]! : partitions.pop()!;
       if (partitions.length === 0) result.get(from.memberId)!.delete(topic);
       load.set(from.memberId, load.get(from.memberId)! - 1);
       give(result, load, taker.memberId, topic, partition);
@@ -191,10 +354,13 @@ function membersByTopic(members: readonly AssignorMember[]): Map<string, Assigno
   return byTopic;
 }
 
-function leastLoaded(candidates: readonly AssignorMember[], load: ReadonlyMap<string, number>): string | undefined {
+/** The least-loaded candidate (the first among equals, or the first `preferred` among equals). */
+function leastLoaded(candidates: readonly AssignorMember[], load: ReadonlyMap<string, number>, preferred?: (member: AssignorMember) => boolean): string | undefined {
   let best: AssignorMember | undefined;
   for (const candidate of candidates) {
-    if (!best || load.get(candidate.memberId)! < load.get(best.memberId)!) best = candidate;
+    const fewer = best !== undefined && load.get(candidate.memberId)! < load.get(best.memberId)!;
+    const equalButPreferred = best !== undefined && preferred !== undefined && load.get(candidate.memberId)! === load.get(best.memberId)! && preferred(candidate) && !preferred(best);
+    if (!best || fewer || equalButPreferred) best = candidate;
   }
   return best?.memberId;
 }

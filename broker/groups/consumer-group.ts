@@ -14,7 +14,7 @@
 //   partition is ever held by two members, and members whose partitions do not move keep
 //   consuming throughout: nobody stops the world.
 // - A member's epoch fences it: a heartbeat or commit from an older epoch is refused.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { RiffleError } from '../../src/rpc/errors.js';
 import { ASSIGNORS, DEFAULT_ASSIGNOR } from './assignors.js';
 import {
@@ -169,6 +169,8 @@ export interface HeartbeatOutcome {
 export interface TopicCatalog {
   /** Partition counts of the topics a consumer may subscribe to (no internal topics). */
   partitionCounts(): ReadonlyMap<string, number>;
+  /** Racks (AZs) of the brokers holding a replica of each partition of a topic, distinct and sorted. */
+  partitionRacks?(topic: string): readonly (readonly string[])[];
 }
 
 export const DEFAULT_REBALANCE_TIMEOUT_MS = 60_000;
@@ -291,7 +293,8 @@ function updateMemberMetadata(group: GroupState, memberId: string, input: Heartb
   return previous !== undefined && (
     JSON.stringify(previous.subscribedTopicNames) !== JSON.stringify(next.subscribedTopicNames)
     || previous.subscribedTopicRegex !== next.subscribedTopicRegex
-    || previous.serverAssignor !== next.serverAssignor);
+    || previous.serverAssignor !== next.serverAssignor
+    || previous.rackId !== next.rackId);
 }
 
 const compiledRegexes = new Map<string, RegExp>();
@@ -336,7 +339,16 @@ function refreshTarget(group: GroupState, catalog: TopicCatalog, clock: () => nu
     resolved.set(memberId, topics);
     for (const topic of topics) subscribed.set(topic, counts.get(topic)!);
   }
-  const digest = JSON.stringify([...subscribed].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+  // Replica racks matter to the assignment only when some member has a rack (KIP-881): then a
+  // change of them (replicas moved) is a change of the subscribed topics, as in Kafka.
+  const withRacks = catalog.partitionRacks !== undefined && [...group.members.values()].some((meta) => meta.rackId !== '');
+  const partitionRacks = new Map<string, readonly (readonly string[])[]>();
+  if (withRacks) for (const topic of subscribed.keys()) partitionRacks.set(topic, catalog.partitionRacks!(topic));
+  const sortedTopics = [...subscribed].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  // With racks the digest is hashed: it is written down, and racks of 1,000 partitions are long.
+  const digest = withRacks
+    ? `racks:${createHash('sha256').update(JSON.stringify(sortedTopics.map(([topic, count]) => [topic, count, partitionRacks.get(topic)]))).digest('hex')}`
+    : JSON.stringify(sortedTopics);
   const bumped = bumpRequested || digest !== group.subscriptionDigest;
   if (bumped) {
     group.epoch += 1;
@@ -350,6 +362,7 @@ function refreshTarget(group: GroupState, catalog: TopicCatalog, clock: () => nu
     members: [...group.members.keys()].map((memberId) => ({ memberId, topics: resolved.get(memberId)!, rackId: group.members.get(memberId)!.rackId })),
     partitionCounts: subscribed,
     previous: group.target,
+    partitionRacks,
   });
   group.target.clear();
   for (const [memberId, assignment] of target) group.target.set(memberId, sortedAssignment(assignment));
@@ -422,6 +435,40 @@ export function ownedByOthers(group: GroupState, memberId: string): Set<string> 
     for (const [topic, partition] of assignmentEntries(other.pendingRevocation)) taken.add(tpKey(topic, partition));
   }
   return taken;
+}
+
+/** Who holds each partition (assigned, or pending revocation), by tpKey. */
+export function partitionHolders(group: GroupState): Map<string, string> {
+  const holders = new Map<string, string>();
+  for (const [memberId, current] of group.current) {
+    for (const [topic, partition] of assignmentEntries(current.assigned)) holders.set(tpKey(topic, partition), memberId);
+    for (const [topic, partition] of assignmentEntries(current.pendingRevocation)) holders.set(tpKey(topic, partition), memberId);
+  }
+  return holders;
+}
+
+/**
+ * Whether a heartbeat of `memberId` that was answered "no change" (it repeated what it owns)
+ * now has news that moves partitions: the member is gone, its target partitions differ from what
+ * it holds (it must revoke, or may take more), or a partition it waits for was released. A member
+ * revoking changes only by its own next heartbeat. A member whose partitions stay the same under
+ * a new target epoch is not news worth waking for: it takes the epoch on its next heartbeat (at
+ * the latest when its hold ends), so a rebalance wakes only the members whose partitions move.
+ * Used to end long-poll heartbeats (parked-heartbeats.ts).
+ */
+export function heartbeatAnswerWouldChange(group: GroupState, memberId: string, holdersOf: (group: GroupState) => Map<string, string> = partitionHolders): boolean {
+  const current = group.current.get(memberId);
+  if (!current || current.state === 'left' || !group.members.has(memberId)) return true;
+  if (current.state === 'unrevoked_partitions') return false;
+  if (current.memberEpoch !== group.assignmentEpoch) return !assignmentEquals(current.assigned, group.target.get(memberId) ?? {});
+  if (current.state === 'stable') return false;
+  const holders = holdersOf(group);
+  const assigned = new Set([...assignmentEntries(current.assigned)].map(([topic, partition]) => tpKey(topic, partition)));
+  for (const [topic, partition] of assignmentEntries(group.target.get(memberId) ?? {})) {
+    const key = tpKey(topic, partition);
+    if (!assigned.has(key) && !holders.has(key)) return true;
+  }
+  return false;
 }
 
 function isSubset(a: Assignment, b: Assignment): boolean {

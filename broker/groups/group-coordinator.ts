@@ -16,7 +16,8 @@ import {
   cloneGroup, deletionRecords, expireMember, groupStateOf, heartbeat, newGroup, validateCommitter, validateGroupId,
   METADATA_BYTES_MAX, type GroupState, type HeartbeatInput, type HeartbeatOutcome, type TopicCatalog,
 } from './consumer-group.js';
-import { GroupShard } from './group-shard.js';
+import { GroupShard, type ShardOperationResult } from './group-shard.js';
+import type { CancelSignal } from './parked-heartbeats.js';
 import type { GroupMetrics } from './group-metrics.js';
 import { LAG_SAMPLE_INTERVAL_MS, type GroupOffsetsToSample, type LagSampler } from './lag-sampler.js';
 import { offsetsPartitionFor, tpKey, type OffsetsRecord, type OffsetValue } from './offsets-records.js';
@@ -41,9 +42,21 @@ export interface GroupCoordinatorOptions {
 export const GROUP_TICK_MS = 100;
 /** A member that is reconciling is asked back this soon, so partitions move quickly. */
 export const RECONCILING_HEARTBEAT_INTERVAL_MS = 100;
+/** Heartbeats of one group waiting for their shard's turn at most; beyond, refused (retriable). */
+export const HEARTBEAT_BATCH_MAX = 2_000;
+/** Times one held heartbeat is woken and run again before it is answered as it stands. */
+const HOLD_ROUNDS_MAX = 100;
 /** How often retention of empty groups' offsets is checked. */
 const RETENTION_CHECK_MS = 60_000;
 export const TOPIC_NAME_LENGTH_MAX = 249;
+
+interface PendingHeartbeat {
+  input: HeartbeatInput;
+  resolve: (outcome: HeartbeatOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+export type HeartbeatAnswer = HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number; longPoll: boolean };
 
 export interface CommitPartition {
   topic: string;
@@ -55,6 +68,10 @@ export interface CommitPartition {
 
 export class GroupCoordinator {
   private readonly shards = new Map<number, GroupShard>();
+  /** Heartbeats waiting for their shard's turn, by shard and group (see runHeartbeat). */
+  private readonly pendingHeartbeats = new Map<GroupShard, Map<string, PendingHeartbeat[]>>();
+  private racksImage?: MetadataImage;
+  private readonly racksByTopic = new Map<string, readonly (readonly string[])[]>();
   private timer?: NodeJS.Timeout;
   private lagTimer?: NodeJS.Timeout;
   private lagSampling = false;
@@ -65,6 +82,7 @@ export class GroupCoordinator {
     options.metrics.bind({
       groups: () => this.listGroups(),
       loadedPartitions: () => this.loadedShards().length,
+      parkedHeartbeats: () => [...this.shards.values()].reduce((sum, shard) => sum + shard.parked.size, 0),
       lag: () => this.options.lag.latest,
     });
   }
@@ -174,33 +192,148 @@ export class GroupCoordinator {
         for (const topic of this.options.image().topics.values()) if (!topic.internal) counts.set(topic.name, topic.partitions.length);
         return counts;
       },
+      partitionRacks: (topic) => this.partitionRacks(topic),
     };
+  }
+
+  /** The racks (brokers' AZs) holding a replica of each partition of a topic; cached per metadata image. */
+  private partitionRacks(topicName: string): readonly (readonly string[])[] {
+    const image = this.options.image();
+    if (image !== this.racksImage) {
+      this.racksImage = image;
+      this.racksByTopic.clear();
+    }
+    let racks = this.racksByTopic.get(topicName);
+    if (racks) return racks;
+    racks = (image.topicByName(topicName)?.partitions ?? []).map((partition) =>
+      [...new Set(partition.replicas.map((nodeId) => image.broker(nodeId)?.rack ?? '').filter((rack) => rack !== ''))].sort());
+    this.racksByTopic.set(topicName, racks);
+    return racks;
   }
 
   // ---- heartbeat ----
 
-  async heartbeat(input: HeartbeatInput): Promise<HeartbeatOutcome & { heartbeatIntervalMs: number; sessionTimeoutMs: number }> {
+  /**
+   * One ConsumerGroupHeartbeat. With `longPollMaxWaitMs` > 0 (the long-poll extension), an answer
+   * that would be "no change" is held for up to min(that, the heartbeat interval) and the
+   * heartbeat is run again as soon as a committed change concerns this member (see
+   * parked-heartbeats.ts); a held heartbeat keeps the member's session alive.
+   */
+  async heartbeat(input: HeartbeatInput, longPollMaxWaitMs = 0, cancel?: CancelSignal): Promise<HeartbeatAnswer> {
     const shard = this.shardFor(input.groupId);
     try {
-      const outcome = await shard.run(() => {
-        const before = shard.groups.get(input.groupId);
-        const after = before ? cloneGroup(before) : newGroup(input.groupId);
-        const result = heartbeat(after, input, this.catalog());
-        return {
-          records: GroupShard.changes(input.groupId, before, after),
-          result,
-          afterCommit: () => this.afterMembershipChange(shard, input.groupId, result),
-        };
-      });
+      // At most one held heartbeat per member: a newer one ends the older before it runs.
+      if (input.memberId) shard.parked.end(input.groupId, input.memberId, 'superseded');
+      let outcome = await this.runHeartbeat(shard, input);
+      const waitMs = Math.min(Math.max(0, longPollMaxWaitMs), this.config.heartbeatIntervalMs);
+      // `longPoll` tells the member it may heartbeat again at once; never for a "no change" that
+      // was not held (no room to hold it), or the member would spin.
+      let longPoll = waitMs > 0;
+      if (waitMs > 0 && outcome.assignment === null && !outcome.left) {
+        const held = await this.hold(shard, input, outcome, performance.now() + waitMs, cancel);
+        outcome = held.outcome;
+        longPoll = held.held;
+      }
       this.options.metrics.heartbeats.inc({ outcome: 'ok' });
-      const current = shard.groups.get(input.groupId)?.current.get(outcome.memberId);
-      const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== shard.groups.get(input.groupId)!.assignmentEpoch);
-      const interval = reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
-      return { ...outcome, heartbeatIntervalMs: interval, sessionTimeoutMs: this.config.sessionTimeoutMs };
+      return { ...outcome, heartbeatIntervalMs: this.intervalFor(shard, input.groupId, outcome.memberId), sessionTimeoutMs: this.config.sessionTimeoutMs, longPoll };
     } catch (error) {
       this.options.metrics.heartbeats.inc({ outcome: toRiffleError(error).errorName });
       throw error;
     }
+  }
+
+  /**
+   * Runs a heartbeat in its shard's turn. Heartbeats of one group that arrive while the shard is
+   * busy are run together as one operation and one appended batch (group commit): each runs on a
+   * copy of the state the previous one left, a failing one changes nothing, and all are answered
+   * once the batch is committed. A member joining, or every held heartbeat of a group woken by one
+   * change, then costs one replicated write instead of one each.
+   */
+  private runHeartbeat(shard: GroupShard, input: HeartbeatInput): Promise<HeartbeatOutcome> {
+    return new Promise((resolve, reject) => {
+      let groups = this.pendingHeartbeats.get(shard);
+      if (!groups) this.pendingHeartbeats.set(shard, (groups = new Map()));
+      const pending = groups.get(input.groupId);
+      if (pending) {
+        if (pending.length >= HEARTBEAT_BATCH_MAX) {
+          reject(new RiffleError('COORDINATOR_NOT_AVAILABLE', `${pending.length} heartbeats of group '${input.groupId}' are waiting.`));
+          return;
+        }
+        pending.push({ input, resolve, reject });
+        return;
+      }
+      const batch: PendingHeartbeat[] = [{ input, resolve, reject }];
+      groups.set(input.groupId, batch);
+      shard.run(() => this.heartbeatBatch(shard, input.groupId, batch)).then(
+        (results) => results.forEach((result, index) => (result.error === undefined ? batch[index]!.resolve(result.outcome!) : batch[index]!.reject(result.error))),
+        (error: unknown) => {
+          this.closeBatch(shard, input.groupId, batch);
+          batch.forEach((entry) => entry.reject(error));
+        },
+      );
+    });
+  }
+
+  /** From here on, new heartbeats of the group start the next batch. */
+  private closeBatch(shard: GroupShard, groupId: string, batch: PendingHeartbeat[]): void {
+    const groups = this.pendingHeartbeats.get(shard);
+    if (groups?.get(groupId) === batch) groups.delete(groupId);
+    if (groups?.size === 0) this.pendingHeartbeats.delete(shard);
+  }
+
+  private heartbeatBatch(shard: GroupShard, groupId: string, batch: PendingHeartbeat[]): ShardOperationResult<{ outcome?: HeartbeatOutcome; error?: unknown }[]> {
+    this.closeBatch(shard, groupId, batch);
+    const before = shard.groups.get(groupId);
+    let working = before ?? newGroup(groupId);
+    const results: { outcome?: HeartbeatOutcome; error?: unknown }[] = [];
+    for (const { input } of batch) {
+      const next = cloneGroup(working);
+      try {
+        results.push({ outcome: heartbeat(next, input, this.catalog()) });
+        working = next;
+      } catch (error) {
+        results.push({ error });
+      }
+    }
+    const changed = results.some((result) => result.outcome !== undefined);
+    return {
+      records: changed ? GroupShard.changes(groupId, before, working) : [],
+      result: results,
+      afterCommit: () => {
+        for (const result of results) if (result.outcome) this.afterMembershipChange(shard, groupId, result.outcome);
+      },
+    };
+  }
+
+  /** Holds a "no change" heartbeat until there is news for the member or `deadlineMs` passes. */
+  private async hold(shard: GroupShard, input: HeartbeatInput, answered: HeartbeatOutcome, deadlineMs: number, cancel?: CancelSignal): Promise<{ outcome: HeartbeatOutcome; held: boolean }> {
+    let outcome = answered;
+    let held = false;
+    const rerunInput = { ...input, memberId: answered.memberId };
+    for (let rounds = 0; rounds < HOLD_ROUNDS_MAX; rounds++) {
+      const leftMs = deadlineMs - performance.now();
+      const group = shard.groups.get(input.groupId);
+      if (leftMs <= 0 || !group || !shard.parked.hasRoom()) break;
+      const end = await shard.parked.park(group, outcome.memberId, leftMs, cancel);
+      held = true;
+      this.options.metrics.parkedHeartbeatEnds.inc({ end });
+      if (end === 'unloaded') throw new RiffleError('NOT_COORDINATOR', `Broker ${this.options.selfId} no longer coordinates group '${input.groupId}'.`);
+      if (end !== 'changed') break;
+      // News for this member: the same heartbeat again gives the new answer.
+      outcome = await this.runHeartbeat(shard, rerunInput);
+      if (outcome.assignment !== null || outcome.left) return { outcome, held };
+    }
+    // Held until now: the member was alive all along (its session counts from now).
+    const session = shard.sessions.get(input.groupId)?.get(outcome.memberId);
+    if (session && held) session.deadlineMs = Math.max(session.deadlineMs, performance.now() + this.config.sessionTimeoutMs);
+    return { outcome, held };
+  }
+
+  private intervalFor(shard: GroupShard, groupId: string, memberId: string): number {
+    const group = shard.groups.get(groupId);
+    const current = group?.current.get(memberId);
+    const reconciling = current !== undefined && (current.state !== 'stable' || current.memberEpoch !== group!.assignmentEpoch);
+    return reconciling ? Math.min(RECONCILING_HEARTBEAT_INTERVAL_MS, this.config.heartbeatIntervalMs) : this.config.heartbeatIntervalMs;
   }
 
   private afterMembershipChange(shard: GroupShard, groupId: string, outcome: HeartbeatOutcome): void {
@@ -265,7 +398,8 @@ export class GroupCoordinator {
       if (shard.state !== 'active') continue;
       for (const [groupId, sessions] of shard.sessions) {
         for (const [memberId, session] of sessions) {
-          const expired = now > session.deadlineMs;
+          // A member whose heartbeat is held right now is alive, whatever its deadline says.
+          const expired = now > session.deadlineMs && !shard.parked.isParked(groupId, memberId);
           const notRevoking = session.revocationDeadlineMs !== null && now > session.revocationDeadlineMs;
           if (expired || notRevoking) this.removeMember(shard, groupId, memberId, expired ? 'session expired' : 'did not revoke within its rebalance timeout');
         }

@@ -8,6 +8,7 @@ import type { PartitionLag } from './lag-sampler.js';
 export interface GroupMetricsSource {
   groups(): GroupState[];
   loadedPartitions(): number;
+  parkedHeartbeats(): number;
   lag(): ReadonlyMap<string, PartitionLag[]>;
 }
 
@@ -23,6 +24,7 @@ export class GroupMetrics {
   readonly loadDuration: Histogram;
   readonly membersRemoved: Counter<'reason'>;
   readonly offsetsExpired: Counter;
+  readonly parkedHeartbeatEnds: Counter<'end'>;
   private source?: GroupMetricsSource;
 
   constructor(registry: Registry) {
@@ -41,6 +43,16 @@ export class GroupMetrics {
         const counts = new Map<string, number>(GROUP_STATES.map((state) => [state, 0]));
         for (const group of metrics.source?.groups() ?? []) counts.set(groupStateOf(group), counts.get(groupStateOf(group))! + 1);
         for (const [state, count] of counts) this.set({ state }, count);
+      },
+    });
+    this.parkedHeartbeatEnds = new Counter({
+      name: 'riffle_group_parked_heartbeats_total', help: 'Long-poll heartbeats this coordinator held, by how the hold ended (changed, timeout, superseded, cancelled, unloaded).',
+      labelNames: ['end'], registers: [registry],
+    });
+    new Gauge({
+      name: 'riffle_group_heartbeats_parked', help: 'Long-poll heartbeats this coordinator holds now.', registers: [registry],
+      collect() {
+        this.set(metrics.source?.parkedHeartbeats() ?? 0);
       },
     });
     new Gauge({

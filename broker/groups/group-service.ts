@@ -25,6 +25,7 @@ import type { DeleteGroupsResponse } from '../../src/rpc/generated/riffle/v1/Del
 import type { TopicPartitions, TopicPartitions__Output } from '../../src/rpc/generated/riffle/v1/TopicPartitions.js';
 import type { ClusterView } from '../cluster-view.js';
 import { groupStateOf, preferredAssignor, type HeartbeatInput } from './consumer-group.js';
+import type { CancelSignal } from './parked-heartbeats.js';
 import type { GroupCoordinator } from './group-coordinator.js';
 import { assignmentEntries, sortedAssignment, tpKey, type Assignment } from './offsets-records.js';
 
@@ -40,7 +41,7 @@ export function groupHandlers(context: HandlerContext, deps: GroupServiceDeps): 
   return {
     FindCoordinator: unary(context, 'FindCoordinator', async (request: FindCoordinatorRequest__Output) => findCoordinator(deps, request)),
     ConsumerGroupHeartbeat: unary(context, 'ConsumerGroupHeartbeat', async (request: ConsumerGroupHeartbeatRequest__Output, call: grpc.ServerUnaryCall<ConsumerGroupHeartbeatRequest__Output, ConsumerGroupHeartbeatResponse>) =>
-      consumerGroupHeartbeat(deps, request, call.getPeer())),
+      consumerGroupHeartbeat(deps, request, call.getPeer(), cancelSignalOf(call))),
     OffsetCommit: unary(context, 'OffsetCommit', async (request: OffsetCommitRequest__Output) => offsetCommit(deps, request)),
     OffsetFetch: unary(context, 'OffsetFetch', async (request: OffsetFetchRequest__Output) => offsetFetch(deps, request)),
     DescribeGroups: unary(context, 'DescribeGroups', async (request: DescribeGroupsRequest__Output) => describeGroups(deps, request)),
@@ -90,7 +91,20 @@ function topicPartitionsOf(assignment: Assignment): TopicPartitions[] {
   return Object.entries(assignment).map(([topicName, partitions]) => ({ topicName, topicId: '', partitions }));
 }
 
-async function consumerGroupHeartbeat(deps: GroupServiceDeps, request: ConsumerGroupHeartbeatRequest__Output, peer: string): Promise<ConsumerGroupHeartbeatResponse> {
+/** A held (long-poll) heartbeat ends when its client cancels the call or its deadline passes. */
+function cancelSignalOf(call: grpc.ServerUnaryCall<unknown, unknown>): CancelSignal {
+  // One listener on the call however often the heartbeat is held again (no listener leak warning).
+  const listeners: (() => void)[] = [];
+  call.once('cancelled', () => listeners.forEach((listener) => listener()));
+  return {
+    get cancelled() {
+      return call.cancelled;
+    },
+    onCancel: (listener) => void listeners.push(listener),
+  };
+}
+
+async function consumerGroupHeartbeat(deps: GroupServiceDeps, request: ConsumerGroupHeartbeatRequest__Output, peer: string, cancel: CancelSignal): Promise<ConsumerGroupHeartbeatResponse> {
   try {
     const joining = request.memberEpoch === 0;
     const hasSubscription = request.hasSubscription || joining;
@@ -109,10 +123,10 @@ async function consumerGroupHeartbeat(deps: GroupServiceDeps, request: ConsumerG
       clientHost: peer,
     };
     if (!input.memberId && request.memberEpoch !== 0) throw new RiffleError('UNKNOWN_MEMBER_ID', 'A member id is required once joined.');
-    const outcome = await deps.coordinator.heartbeat(input);
+    const outcome = await deps.coordinator.heartbeat(input, request.longPollMaxWaitMs, cancel);
     return {
       errorCode: 0, errorMessage: '', memberId: outcome.memberId, memberEpoch: outcome.memberEpoch, heartbeatIntervalMs: outcome.heartbeatIntervalMs, sessionTimeoutMs: outcome.sessionTimeoutMs,
-      assignment: outcome.assignment ? { topicPartitions: topicPartitionsOf(outcome.assignment) } : null, throttleTimeMs: 0,
+      assignment: outcome.assignment ? { topicPartitions: topicPartitionsOf(outcome.assignment) } : null, throttleTimeMs: 0, longPoll: outcome.longPoll,
     };
   } catch (error) {
     const riffleError = toRiffleError(error);

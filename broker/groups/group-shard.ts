@@ -6,6 +6,9 @@
 // in memory, so memory never holds what a successor would not replay. Losing the leadership (a
 // new leader epoch) closes the shard: its appends fail with NOT_COORDINATOR and it answers nothing.
 //
+// Long-poll heartbeats held by this shard end when a committed change concerns them, and all end
+// (NOT_COORDINATOR) when the shard closes.
+//
 // Sessions (when each member was last heard from) are not written down: a new coordinator gives
 // every loaded member a fresh session, as Kafka does.
 import type { Partition } from '../partition.js';
@@ -16,6 +19,7 @@ import { RecordBatchBuilder, forEachRecordOfAll } from '../../src/util/record-ba
 import { applyRecord, diffRecords, groupStateOf, type GroupState } from './consumer-group.js';
 import { applyAppRecord, isAppRecord, type KinesisApp } from './kinesis-leases.js';
 import { decodeRecord, encodeKey, encodeValue, type OffsetsRecord } from './offsets-records.js';
+import { ParkedHeartbeats } from './parked-heartbeats.js';
 
 /** Operations waiting for their turn on one shard; beyond this, requests are refused. */
 export const SHARD_QUEUE_MAX = 10_000;
@@ -48,6 +52,8 @@ export class GroupShard {
   readonly rebalanceStartedMs = new Map<string, number>();
   /** When each group last became empty (Date.now()), for offsets retention. */
   readonly emptySinceMs = new Map<string, number>();
+  /** Long-poll heartbeats held until their member's answer changes (parked-heartbeats.ts). */
+  readonly parked = new ParkedHeartbeats();
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
   loadedRecords = 0;
@@ -153,7 +159,12 @@ export class GroupShard {
       }
       throw riffleError;
     }
-    for (const record of records) this.apply(record);
+    const changed = new Set<string>();
+    for (const record of records) {
+      this.apply(record);
+      if (!isAppRecord(record)) changed.add(record.group);
+    }
+    for (const groupId of changed) this.parked.groupChanged(groupId, this.groups.get(groupId));
   }
 
   private apply(record: OffsetsRecord): void {
@@ -169,5 +180,7 @@ export class GroupShard {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    // Held heartbeats learn at once that this broker no longer coordinates their group.
+    this.parked.closeAll();
   }
 }

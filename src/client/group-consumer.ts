@@ -87,6 +87,8 @@ function guardMarginMs(timeoutMs: number): number {
   return Math.min(2_000, timeoutMs / 5);
 }
 const COORDINATOR_CALL_TIMEOUT_MS = 5_000;
+/** Offset lookups (ListOffsets) one reconciliation has in flight at most. */
+const OFFSET_LOOKUPS_IN_FLIGHT_MAX = 32;
 const RETRY_BACKOFF_MS = 100;
 /** Errors after which the member must join again with epoch 0 (and lose what it owned). */
 const REJOIN_ERRORS: ReadonlySet<ErrorName> = new Set(['UNKNOWN_MEMBER_ID', 'FENCED_MEMBER_EPOCH']);
@@ -106,7 +108,18 @@ export class GroupConsumer {
   private sessionTimeoutMs = DEFAULT_SESSION_TIMEOUT_MS;
   private heartbeatInFlight?: Promise<void>;
   private heartbeatAgain = false;
+  /** Cancels the heartbeat in flight when it is a long-poll one (held by the coordinator). */
+  private longPollInFlight?: AbortController;
+  /** The coordinator holds "no change" heartbeats (the long-poll extension): the next goes right after an answer. */
+  private longPollSupported = false;
+  /** How long a long-poll heartbeat may be held: the longest heartbeat interval the coordinator gave. */
+  private longPollWaitMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private reconciliation: Promise<void> = Promise.resolve();
+  private reconciliationsPending = 0;
+  /** The assignment waiting for the reconciliation in progress to finish (at most one waits). */
+  private queuedTarget?: { target: Map<string, TopicPartition>; askedAtMs: number };
+  /** Partitions the reconciliation in progress is starting on (reported as owned meanwhile). */
+  private readonly adding = new Map<string, TopicPartition>();
   /** What this member owns (has been given and has not revoked). */
   private readonly owned = new Map<string, TopicPartition>();
   /** Offsets processed by the handlers and not yet committed, by partition. */
@@ -310,10 +323,15 @@ export class GroupConsumer {
     this.heartbeatTimer = setTimeout(() => this.heartbeatNow(), delayMs);
   }
 
-  /** One heartbeat at a time; asking while one is out sends another right after it. */
+  /**
+   * One heartbeat at a time; asking while one is out sends another right after it. A long-poll
+   * heartbeat in flight may be held by the coordinator for up to an interval: it is cancelled,
+   * so the news (a revocation done, a new subscription) goes out at once.
+   */
   private heartbeatNow(): void {
     if (this.heartbeatInFlight) {
       this.heartbeatAgain = true;
+      this.longPollInFlight?.abort();
       return;
     }
     clearTimeout(this.heartbeatTimer);
@@ -334,11 +352,17 @@ export class GroupConsumer {
     const request = this.heartbeatRequest(leaving);
     const sentAtMs = performance.now();
     let response: ConsumerGroupHeartbeatResponse__Output;
+    const longPoll = request.longPollMaxWaitMs > 0 ? new AbortController() : undefined;
+    this.longPollInFlight = longPoll;
     try {
-      response = await this.callCoordinator<ConsumerGroupHeartbeatResponse__Output>('ConsumerGroupHeartbeat', request);
+      response = await this.callCoordinator<ConsumerGroupHeartbeatResponse__Output>('ConsumerGroupHeartbeat', request, request.longPollMaxWaitMs, longPoll?.signal);
     } catch (error) {
       if (leaving) throw error;
+      // Cancelled here to send a newer heartbeat at once (the coordinator drops the held one).
+      if (longPoll?.signal.aborted) return 0;
       return this.retryAfter(toRiffleError(error));
+    } finally {
+      if (this.longPollInFlight === longPoll) this.longPollInFlight = undefined;
     }
     if (response.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
@@ -352,18 +376,45 @@ export class GroupConsumer {
       return this.retryAfter(error);
     }
     if (leaving) return 0;
+    // Only an answer to a long-poll request says whether the coordinator holds heartbeats.
+    if (request.longPollMaxWaitMs > 0) this.longPollSupported = response.longPoll;
     if (request.hasSubscription) this.subscriptionChanged = false;
     this.memberId = response.memberId;
     this.memberEpoch = response.memberEpoch;
     this.heartbeatIntervalMs = response.heartbeatIntervalMs > 0 ? response.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    // The shorter interval of a reconciling member is not the group's: hold for the longest heard.
+    this.longPollWaitMs = Math.max(this.longPollWaitMs, this.heartbeatIntervalMs);
     if (response.sessionTimeoutMs > 0) this.sessionTimeoutMs = response.sessionTimeoutMs;
     this.armSessionGuard(sentAtMs);
     if (response.assignment) {
       const target = new Map<string, TopicPartition>();
       for (const topic of response.assignment.topicPartitions) for (const partition of topic.partitions) target.set(tpKeyOf(topic.topicName, partition), { topic: topic.topicName, partition });
-      this.reconciliation = this.reconciliation.then(() => this.reconcile(target, sentAtMs)).catch((error: unknown) => this.emit('error', error));
+      // Only the newest assignment matters: one that arrives while another waits its turn
+      // replaces it (the revocation deadline still counts from the first ask).
+      const queued = this.queuedTarget;
+      this.queuedTarget = { target, askedAtMs: Math.min(sentAtMs, queued?.askedAtMs ?? sentAtMs) };
+      if (queued) return this.heartbeatIntervalMs;
+      this.reconciliationsPending += 1;
+      this.reconciliation = this.reconciliation
+        .then(() => {
+          const next = this.queuedTarget!;
+          this.queuedTarget = undefined;
+          return this.reconcile(next.target, next.askedAtMs);
+        })
+        .catch((error: unknown) => {
+          this.emit('error', error);
+          return false;
+        })
+        .then((changed) => {
+          this.reconciliationsPending -= 1;
+          // Tell the coordinator at once: revoked partitions can go to their new owner; and a
+          // long-polling member goes back to waiting for news.
+          if (this.reconciliationsPending === 0 && (changed || this.longPollSupported)) this.heartbeatNow();
+        });
+      return this.heartbeatIntervalMs;
     }
-    return this.heartbeatIntervalMs;
+    // Long-poll: the coordinator held this heartbeat until there was news or an interval passed.
+    return response.longPoll && this.reconciliationsPending === 0 ? 0 : this.heartbeatIntervalMs;
   }
 
   /**
@@ -387,9 +438,11 @@ export class GroupConsumer {
     await this.loseAll();
   }
 
-  private heartbeatRequest(leaving: boolean): { hasSubscription: boolean } & Record<string, unknown> {
+  private heartbeatRequest(leaving: boolean): { hasSubscription: boolean; longPollMaxWaitMs: number } & Record<string, unknown> {
     const staticMember = Boolean(this.options.instanceId);
     const joining = this.memberEpoch === 0;
+    // Held only while nothing is pending here: a member busy reconciling speaks up when it is done.
+    const longPoll = !leaving && !joining && this.reconciliationsPending === 0 && this.state === 'joined';
     const sendSubscription = joining || this.subscriptionChanged;
     return {
       groupId: this.options.groupId,
@@ -401,9 +454,10 @@ export class GroupConsumer {
       subscribedTopicNames: sendSubscription ? this.topics : [],
       subscribedTopicRegex: sendSubscription ? this.regex : '',
       serverAssignor: this.options.assignor ?? '',
-      topicPartitions: joining ? [] : ownedAsTopicPartitions(this.owned),
+      topicPartitions: joining ? [] : ownedAsTopicPartitions(new Map([...this.owned, ...this.adding])),
       hasSubscription: sendSubscription,
       hasOwnedPartitions: !joining,
+      longPollMaxWaitMs: longPoll ? this.longPollWaitMs : 0,
     };
   }
 
@@ -414,14 +468,17 @@ export class GroupConsumer {
     return RETRY_BACKOFF_MS;
   }
 
-  /** Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new. */
-  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<void> {
-    if (this.memberEpoch === 0) return;
+  /**
+   * Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new.
+   * Resolves whether anything was revoked or added (the coordinator should hear of it at once).
+   */
+  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<boolean> {
+    if (this.memberEpoch === 0) return false;
     // Losing everything (fenced, or the session guard) while this waits makes its work stale.
     const generation = this.generation;
     const stale = (): boolean => this.generation !== generation;
     const revoked = [...this.owned].filter(([key]) => !target.has(key)).map(([, partition]) => partition);
-    const added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
+    let added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
     if (revoked.length > 0) {
       for (const { topic, partition } of revoked) this.fetcher.pause(topic, partition);
       // The coordinator takes the partitions away anyway once the rebalance timeout has passed
@@ -437,7 +494,7 @@ export class GroupConsumer {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, leftMs)))),
       ]);
       clearTimeout(timer);
-      if (stale()) return;
+      if (stale()) return false;
       for (const { topic, partition } of revoked) {
         this.owned.delete(tpKeyOf(topic, partition));
         this.fetcher.remove(topic, partition);
@@ -446,32 +503,63 @@ export class GroupConsumer {
       await this.options.onPartitionsRevoked?.(revoked);
       this.emit('revoked', revoked);
     }
+    // Partitions a newer assignment (already received, waiting its turn) takes away again are not
+    // taken up at all: the coordinator sees them released, and nothing is fetched from them.
+    const stillWanted = (tp: TopicPartition): boolean => !this.queuedTarget || this.queuedTarget.target.has(tpKeyOf(tp.topic, tp.partition));
+    added = added.filter(stillWanted);
     if (added.length > 0) {
-      const offsets = await this.committedOffsets(added);
-      if (stale()) return;
-      const starts: [TopicPartition, number][] = [];
-      for (const tp of added) {
-        const key = tpKeyOf(tp.topic, tp.partition);
-        let offset = offsets.get(key) ?? -1;
-        if (offset >= 0) this.committed.set(key, offset);
-        else offset = await this.resetOffset(tp);
-        if (stale()) return;
-        starts.push([tp, offset]);
-      }
-      // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
-      // is fetched, so nothing is handed to the handlers before the application heard of them.
-      for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
-      await this.options.onPartitionsAssigned?.(added);
-      this.emit('assigned', added);
-      if (stale()) return;
-      for (const [tp, offset] of starts) {
-        const key = tpKeyOf(tp.topic, tp.partition);
-        if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
-        this.startOverrides.delete(key);
+      // Until they are owned, they are reported as owned: the coordinator must not hand them to
+      // another member while this one may still start on them.
+      for (const tp of added) this.adding.set(tpKeyOf(tp.topic, tp.partition), tp);
+      try {
+        return await this.takeUp(added, stale, stillWanted) || revoked.length > 0;
+      } finally {
+        this.adding.clear();
       }
     }
-    // Tell the coordinator at once: revoked partitions can go to their new owner.
-    if (revoked.length > 0 || added.length > 0) this.heartbeatNow();
+    return revoked.length > 0;
+  }
+
+  /** The second half of reconcile: start on newly assigned partitions. */
+  private async takeUp(wanted: TopicPartition[], stale: () => boolean, stillWanted: (tp: TopicPartition) => boolean): Promise<boolean> {
+    const offsets = await this.committedOffsets(wanted);
+    if (stale()) return false;
+    const starts: [TopicPartition, number][] = [];
+    // Offsets where the group has none are looked up a batch at a time; a newer assignment that
+    // arrives meanwhile drops what it takes away.
+    for (let index = 0; index < wanted.length; index += OFFSET_LOOKUPS_IN_FLIGHT_MAX) {
+      const batch = wanted.slice(index, index + OFFSET_LOOKUPS_IN_FLIGHT_MAX).filter((tp) => {
+        if (stillWanted(tp)) return true;
+        this.adding.delete(tpKeyOf(tp.topic, tp.partition));
+        return false;
+      });
+      const found = await Promise.all(batch.map(async (tp): Promise<[TopicPartition, number]> => {
+        const key = tpKeyOf(tp.topic, tp.partition);
+        const committed = offsets.get(key) ?? -1;
+        if (committed >= 0) {
+          this.committed.set(key, committed);
+          return [tp, committed];
+        }
+        return [tp, await this.resetOffset(tp)];
+      }));
+      if (stale()) return false;
+      starts.push(...found);
+    }
+    const added = starts.map(([tp]) => tp);
+    // All dropped: still news for the coordinator, which saw them reported as being taken up.
+    if (added.length === 0) return true;
+    // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
+    // is fetched, so nothing is handed to the handlers before the application heard of them.
+    for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
+    await this.options.onPartitionsAssigned?.(added);
+    this.emit('assigned', added);
+    if (stale()) return false;
+    for (const [tp, offset] of starts) {
+      const key = tpKeyOf(tp.topic, tp.partition);
+      if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
+      this.startOverrides.delete(key);
+    }
+    return true;
   }
 
   private async resetOffset(tp: TopicPartition): Promise<number> {
@@ -605,12 +693,13 @@ export class GroupConsumer {
     return this.coordinator;
   }
 
-  private async callCoordinator<Response>(method: string, request: object): Promise<Response> {
+  /** `heldMs`: how long the coordinator may hold the call (a long-poll heartbeat), on top of the call timeout. */
+  private async callCoordinator<Response>(method: string, request: object, heldMs = 0, signal?: AbortSignal): Promise<Response> {
     const address = await this.coordinatorAddress();
     try {
-      return await this.client.connection(address).call<Response>('riffle.v1.Kafka', method, request, COORDINATOR_CALL_TIMEOUT_MS);
+      return await this.client.connection(address).call<Response>('riffle.v1.Kafka', method, request, COORDINATOR_CALL_TIMEOUT_MS + heldMs, undefined, signal);
     } catch (error) {
-      this.coordinator = undefined;
+      if (!signal?.aborted) this.coordinator = undefined;
       throw error;
     }
   }
@@ -649,6 +738,8 @@ export class GroupConsumer {
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.sessionTimer);
     clearInterval(this.autoCommitTimer);
+    // A held heartbeat would keep stop() waiting for up to an interval.
+    this.longPollInFlight?.abort();
     await this.runLoop;
     await this.reconciliation;
     await this.heartbeatInFlight;

@@ -52,15 +52,21 @@ export class NodeConnection {
     return client;
   }
 
-  /** Calls a unary method; rejects with a RiffleError. */
-  call<Response>(service: ServiceName, method: string, request: object, timeoutMs: number, metadata?: grpc.Metadata): Promise<Response> {
+  /** Calls a unary method; rejects with a RiffleError. Aborting `signal` cancels the call (it rejects). */
+  call<Response>(service: ServiceName, method: string, request: object, timeoutMs: number, metadata?: grpc.Metadata, signal?: AbortSignal): Promise<Response> {
     const client = this.client(service) as unknown as Record<string, UnaryMethod<Response>>;
     const deadline = new Date(Date.now() + timeoutMs);
     return new Promise((resolve, reject) => {
-      client[method]!.call(client, request, metadata ?? new grpc.Metadata(), { deadline }, (error, response) => {
+      const call = client[method]!.call(client, request, metadata ?? new grpc.Metadata(), { deadline }, (error, response) => {
+        signal?.removeEventListener('abort', cancel);
         if (error) reject(fromServiceError(error));
         else resolve(response as Response);
       });
+      function cancel(): void {
+        call.cancel();
+      }
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
     });
   }
 

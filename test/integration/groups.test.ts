@@ -138,6 +138,17 @@ function expectNoOverlappingOwnership(group: Member[], endOf: Map<Member, number
   }
 }
 
+/** A metric (name, or name and the start of its labels) summed over the cluster's nodes. */
+async function clusterMetric(prefix: string): Promise<number> {
+  let total = 0;
+  for (const node of cluster.nodes.values()) {
+    const response = await fetch(`http://${node.options.host}:${node.options.httpPort}/metrics`).catch(() => undefined);
+    const text = response?.ok ? await response.text() : '';
+    for (const line of text.split('\n')) if (line.startsWith(prefix) && (line[prefix.length] === ' ' || line[prefix.length] === '{' || line[prefix.length] === ',')) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
 async function coordinatorOf(groupId: string): Promise<number> {
   const response = await client.callAny<FindCoordinatorResponse__Output>('riffle.v1.Kafka', 'FindCoordinator', { keyType: 0, coordinatorKeys: [groupId] });
   expect(response.coordinators[0]!.errorCode).toBe(0);
@@ -173,6 +184,47 @@ describe('consumer groups', () => {
     const description = JSON.parse(described.stdout) as { offsets: { lag: number; logEndOffset: number }[] };
     expect(description.offsets.every((offset) => offset.lag === 0 && offset.logEndOffset >= 0)).toBe(true);
   }, 180_000);
+
+  it('assigns members partitions with a replica in their AZ, and tells them of rebalances through held (long-poll) heartbeats', async () => {
+    // RF 1: each partition lives in one AZ (nodes 1-3 are in a, b, c).
+    await new Admin(client).createTopic({ name: 'racks', partitions: 6, replicationFactor: 1 });
+    const metadata = await client.refreshMetadata(['racks']);
+    const rackOf = new Map(metadata.brokers.map((broker) => [broker.nodeId, broker.rack]));
+    const replicaRack = new Map(metadata.topics[0]!.partitions.map((partition) => [partition.partitionIndex, rackOf.get(partition.replicaNodes[0]!)!]));
+    const racks = [...new Set(rackOf.values())].sort();
+    expect(new Set(replicaRack.values()).size).toBeGreaterThanOrEqual(2);
+    const consumers = racks.map((rack) => new GroupConsumer(client, { groupId: 'by-rack', rack }));
+    try {
+      for (const consumer of consumers) {
+        consumer.subscribe({ topics: ['racks'] });
+        await consumer.run({ eachMessage: async () => undefined });
+      }
+      const balanced = (): boolean => {
+        const sizes = consumers.map((consumer) => consumer.assignment().length);
+        return sizes.reduce((sum, size) => sum + size, 0) === 6 && Math.max(...sizes) - Math.min(...sizes) <= 1;
+      };
+      // As many partitions in their member's AZ as the balance (two each) allows: all of an AZ's
+      // partitions up to two.
+      const inRackPossible = racks.reduce((sum, rack) => sum + Math.min(2, [...replicaRack.values()].filter((value) => value === rack).length), 0);
+      const inRack = (): number => consumers.reduce((sum, consumer, index) => sum + consumer.assignment().filter(({ partition }) => replicaRack.get(partition) === racks[index]).length, 0);
+      await waitFor(() => balanced() && inRack() === inRackPossible, { timeoutMs: 60_000, what: 'every member to own the partitions of its AZ' }).catch((error: unknown) => {
+        const owned = consumers.map((consumer, index) => `${racks[index]}: ${consumer.assignment().map(({ partition }) => `${partition}(${replicaRack.get(partition)})`).join(' ')}`);
+        throw new Error(`${String(error)}; ${inRack()} of ${inRackPossible} in their AZ; ${owned.join('; ')}`);
+      });
+      // Settled members' heartbeats are held by the coordinator; a member joining wakes them
+      // (answered by the change, not by the interval) and it gets its share.
+      await waitFor(async () => (await clusterMetric('riffle_group_heartbeats_parked')) >= consumers.length, { timeoutMs: 30_000, what: 'the settled members\' heartbeats to be held' });
+      const changedBefore = await clusterMetric('riffle_group_parked_heartbeats_total{end="changed"');
+      const newcomer = new GroupConsumer(client, { groupId: 'by-rack', rack: racks[0] });
+      consumers.push(newcomer);
+      newcomer.subscribe({ topics: ['racks'] });
+      await newcomer.run({ eachMessage: async () => undefined });
+      await waitFor(() => newcomer.assignment().length >= 1, { timeoutMs: 60_000, what: 'the newcomer to get partitions' });
+      expect(await clusterMetric('riffle_group_parked_heartbeats_total{end="changed"')).toBeGreaterThan(changedBefore);
+    } finally {
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+    }
+  }, 120_000);
 
   it("rejects a zombie member's commit, refuses to reset an active group, resets and deletes an inactive one", async () => {
     await new Admin(client).createTopic({ name: 'fenced', partitions: 2, replicationFactor: 3 });
