@@ -3,12 +3,11 @@
 // (a crash: its ownership ends at that moment in the history, and the coordinator reassigns its
 // partitions after the session timeout) or stops one with SIGTERM (a graceful leave), and starts
 // a new member. Every line a member prints becomes an operation of the history.
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Prng } from '../src/util/prng.js';
-import type { History, Op } from './history.js';
+import type { History } from './history.js';
+import { churn, killChild, startReportingChild, stopChild, type ReportedOp, type ReportingChild } from './reporting-child.js';
 
 const MEMBER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'group-member.js');
 /** Members started over a run at most (a bound on restarts). */
@@ -25,10 +24,7 @@ export interface GroupWorkloadOptions {
   restartEveryMs: number;
 }
 
-interface Member {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<void>;
+interface Member extends ReportingChild {
   /** Partitions this member owns, per its own reports. */
   owned: Set<number>;
   /** One past the last offset it received, per partition: what a commit in flight may carry. */
@@ -58,20 +54,14 @@ export class GroupWorkload {
   private startMember(): void {
     if (this.started >= MEMBERS_STARTED_MAX) return;
     const name = `member-${this.started++}`;
-    const child = spawn(process.execPath, [MEMBER_ENTRY, this.bootstrap, this.options.group, this.options.topic], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const member: Member = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), owned: new Set(), received: new Map(), committed: new Map() };
+    const member: Member = {
+      ...startReportingChild(name, MEMBER_ENTRY, [this.bootstrap, this.options.group, this.options.topic], (op, at) => this.record(member, op, at)),
+      owned: new Set(), received: new Map(), committed: new Map(),
+    };
     this.members.set(name, member);
-    createInterface({ input: child.stdout! }).on('line', (line) => this.record(member, line));
   }
 
-  private record(member: Member, line: string): void {
-    let parsed: Omit<Op, 'index' | 'timeMs' | 'process'> & { at?: number };
-    try {
-      parsed = JSON.parse(line) as typeof parsed;
-    } catch {
-      return;
-    }
-    const { at, ...op } = parsed;
+  private record(member: Member, op: ReportedOp, at: number | undefined): void {
     if (op.f === 'poll' && op.records) for (const record of op.records) member.received.set(record.partition, record.offset + 1);
     if (op.f === 'commit' && op.type === 'ok' && op.partition !== undefined && op.offset !== undefined) member.committed.set(op.partition, op.offset);
     if (op.f === 'assign') {
@@ -83,17 +73,16 @@ export class GroupWorkload {
     this.history.add({ ...op, process: member.name }, at);
   }
 
-  private async churnLoop(): Promise<void> {
-    while (!this.stopping) {
-      await new Promise((resolve) => setTimeout(resolve, this.options.restartEveryMs * (0.5 + this.random.next())));
-      if (this.stopping) break;
-      const names = [...this.members.keys()].sort();
-      if (names.length === 0) continue;
-      const victim = this.members.get(this.random.pick(names))!;
-      if (this.random.chance(0.5)) await this.kill(victim);
-      else await this.terminate(victim);
-      this.startMember();
-    }
+  private churnLoop(): Promise<void> {
+    return churn({
+      everyMs: this.options.restartEveryMs, random: this.random, stopping: () => this.stopping, names: () => [...this.members.keys()],
+      replace: async (name, crash) => {
+        const victim = this.members.get(name)!;
+        if (crash) await this.kill(victim);
+        else await this.terminate(victim);
+        this.startMember();
+      },
+    });
   }
 
   /** kill -9 of a random member and a new member in its place (the consumer-crash-loop scenario). */
@@ -106,8 +95,7 @@ export class GroupWorkload {
 
   /** A crash: the member stops owning anything the moment it dies. */
   private async kill(member: Member): Promise<void> {
-    member.child.kill('SIGKILL');
-    await member.exited;
+    await killChild(member);
     this.members.delete(member.name);
     // A commit it had in flight may still land: its outcome is unknown.
     for (const partition of member.owned) {
@@ -120,10 +108,7 @@ export class GroupWorkload {
 
   /** A graceful leave: the member commits, releases and leaves (it reports all that itself). */
   private async terminate(member: Member): Promise<void> {
-    member.child.kill('SIGTERM');
-    const timer = setTimeout(() => member.child.kill('SIGKILL'), 20_000);
-    await member.exited;
-    clearTimeout(timer);
+    await stopChild(member);
     this.members.delete(member.name);
     if (member.owned.size > 0) this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'exited' });
   }

@@ -19,11 +19,10 @@
 import { KinesisClient, RiffleClient, type Shard } from '../src/client/index.js';
 import { toRiffleError } from '../src/rpc/errors.js';
 import type { Prng } from '../src/util/prng.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { History, Op } from './history.js';
+import type { History } from './history.js';
+import { churn, killChild, startReportingChild, stopChild, type ReportedOp, type ReportingChild } from './reporting-child.js';
 
 const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lease-worker.js');
 /** Application workers started over a run at most (a bound on restarts). */
@@ -61,10 +60,7 @@ export const KINESIS_WORKLOAD_DEFAULTS: Omit<KinesisWorkloadOptions, 'stream'> =
   workerRestartEveryMs: 12_000,
 };
 
-interface AppWorker {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<void>;
+interface AppWorker extends ReportingChild {
   /** Shards it holds, per its own reports. */
   leased: Set<string>;
   /** The last sequence number it processed per shard: a checkpoint in flight may carry it. */
@@ -156,20 +152,12 @@ export class KinesisWorkload {
   private startWorker(): void {
     if (this.workersStarted >= WORKERS_STARTED_MAX) return;
     const name = `app-worker-${this.workersStarted++}`;
-    const child = spawn(process.execPath, [WORKER_ENTRY, this.bootstrap, this.options.app, this.options.stream, 'polling', String(APP_FAILOVER_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const worker: AppWorker = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())), leased: new Set(), processed: new Map() };
+    const args = [this.bootstrap, this.options.app, this.options.stream, 'polling', String(APP_FAILOVER_MS)];
+    const worker: AppWorker = { ...startReportingChild(name, WORKER_ENTRY, args, (op, at) => this.recordWorkerOp(worker, op, at)), leased: new Set(), processed: new Map() };
     this.workers.set(name, worker);
-    createInterface({ input: child.stdout! }).on('line', (line) => this.recordWorkerLine(worker, line));
   }
 
-  private recordWorkerLine(worker: AppWorker, line: string): void {
-    let parsed: Omit<Op, 'index' | 'timeMs' | 'process'> & { at?: number };
-    try {
-      parsed = JSON.parse(line) as typeof parsed;
-    } catch {
-      return;
-    }
-    const { at, ...op } = parsed;
+  private recordWorkerOp(worker: AppWorker, op: ReportedOp, at: number | undefined): void {
     if (op.f === 'get' && op.shard && op.kinesisRecords?.length) worker.processed.set(op.shard, op.kinesisRecords[op.kinesisRecords.length - 1]!.sequence);
     if (op.f === 'lease' && op.shard) {
       if (op.type === 'ok') worker.leased.add(op.shard);
@@ -178,23 +166,21 @@ export class KinesisWorkload {
     this.history.add({ ...op, process: worker.name }, at);
   }
 
-  private async churnLoop(): Promise<void> {
-    while (!this.stopping) {
-      await new Promise((resolve) => setTimeout(resolve, this.options.workerRestartEveryMs * (0.5 + this.random.next())));
-      if (this.stopping) break;
-      const names = [...this.workers.keys()].sort();
-      if (names.length === 0) continue;
-      const victim = this.workers.get(this.random.pick(names))!;
-      if (this.random.chance(0.5)) await this.killWorker(victim);
-      else await this.terminate(victim);
-      this.startWorker();
-    }
+  private churnLoop(): Promise<void> {
+    return churn({
+      everyMs: this.options.workerRestartEveryMs, random: this.random, stopping: () => this.stopping, names: () => [...this.workers.keys()],
+      replace: async (name, crash) => {
+        const victim = this.workers.get(name)!;
+        if (crash) await this.killWorker(victim);
+        else await this.terminate(victim);
+        this.startWorker();
+      },
+    });
   }
 
   /** A crash: the worker holds nothing from the moment it dies; a checkpoint in flight may land. */
   private async killWorker(worker: AppWorker): Promise<void> {
-    worker.child.kill('SIGKILL');
-    await worker.exited;
+    await killChild(worker);
     this.workers.delete(worker.name);
     for (const shard of worker.leased) {
       const sequence = worker.processed.get(shard);
@@ -206,10 +192,7 @@ export class KinesisWorkload {
 
   /** A planned stop: the worker checkpoints and releases every lease, then leaves. */
   private async terminate(worker: AppWorker): Promise<void> {
-    worker.child.kill('SIGTERM');
-    const timer = setTimeout(() => worker.child.kill('SIGKILL'), 20_000);
-    await worker.exited;
-    clearTimeout(timer);
+    await stopChild(worker);
     this.workers.delete(worker.name);
     for (const shard of worker.leased) this.history.add({ type: 'info', f: 'lease', process: worker.name, group: this.options.app, shard, error: 'exited' });
   }
