@@ -298,7 +298,8 @@ export class Partition {
   /** The high watermark: the smallest durable log end in the ISR, while the ISR is big enough. */
   private maybeAdvanceHighWatermark(): void {
     if (!this.isLeader || this.role.isr.length < this.role.minInsyncReplicas) return;
-    let candidate = this.durableEnd;
+    // A corrupt batch of this replica's own log never counts as replicated.
+    let candidate = Math.min(this.durableEnd, this.log.corruptOffset ?? Infinity);
     for (const id of this.role.isr) {
       if (id === this.selfId) continue;
       candidate = Math.min(candidate, this.followers.get(id)?.logEndOffset ?? -1);
@@ -323,7 +324,10 @@ export class Partition {
     const isr = new Set(this.role.isr);
     let changed = false;
     for (const [id, follower] of this.followers) {
-      if (isr.has(id) && now - follower.lastCaughtUpMs > lagMs) {
+      // An ISR follower fetching from below the high watermark lost committed records (it cut a
+      // corrupt batch to refetch it): it leaves the ISR at once, so it cannot be elected leader.
+      const lostCommitted = follower.logEndOffset >= 0 && follower.logEndOffset < this.highWatermarkOffset;
+      if (isr.has(id) && (now - follower.lastCaughtUpMs > lagMs || lostCommitted)) {
         isr.delete(id);
         changed = true;
       } else if (!isr.has(id) && isEligible(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
@@ -366,6 +370,20 @@ export class Partition {
     this.log.truncateToDivergence(leaderEpoch, leaderEndOffset);
     if (this.durableEnd > this.log.logEndOffset) this.durableEnd = this.log.logEndOffset;
     if (this.highWatermarkOffset > this.log.logEndOffset) this.highWatermarkOffset = this.log.logEndOffset;
+  }
+
+  /**
+   * Follower: cuts the log at a corrupt batch the scrubber or a read found, so the fetcher gets
+   * it and everything after it again from the leader. Returns the new log end, or null when
+   * nothing was corrupt. A leader must hand over its leadership first (ReplicaManager).
+   */
+  repairCorruption(): number | null {
+    assert(!this.isLeader, () => `leader of ${this.topic}-${this.index} may not cut its own log`);
+    const end = this.log.truncateCorruptTail();
+    if (end === null) return null;
+    if (this.durableEnd > end) this.durableEnd = end;
+    if (this.highWatermarkOffset > end) this.highWatermarkOffset = end;
+    return end;
   }
 
   /** Reads committed batches for consumers: from fetchOffset, never past the high watermark. */
