@@ -179,15 +179,18 @@ export class ReplicaManager {
   /** One scrub round of at most `budgetBytes`, then the repair of every corrupt replica. */
   scrubAndRepair(budgetBytes: number): void {
     const partitions = [...this.partitions.values()];
+    const start = partitions.length === 0 ? 0 : this.scrubNext % partitions.length;
     let left = budgetBytes;
     for (let step = 0; step < partitions.length && left > 0; step++) {
-      const partition = partitions[(this.scrubNext + step) % partitions.length]!;
+      const index = (start + step) % partitions.length;
+      const partition = partitions[index]!;
       try {
         left -= partition.log.scrub(left);
       } catch (error) {
         this.options.logger.error({ err: error, topic: partition.topic, partition: partition.index }, 'scrub failed');
       }
-      if (left > 0) this.scrubNext = (this.scrubNext + step + 1) % Math.max(1, partitions.length);
+      // A partition that used up the budget is where the next round resumes.
+      this.scrubNext = left > 0 ? index + 1 : index;
     }
     for (const partition of partitions) if (partition.log.corruptOffset !== null) this.repair(partition);
   }

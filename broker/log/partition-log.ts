@@ -696,8 +696,8 @@ export class PartitionLog {
     assert(Number.isSafeInteger(budgetBytes) && budgetBytes > 0, () => `bad scrub budget ${budgetBytes}`);
     const closed = this.segments.slice(0, -1).filter((segment) => segment.nextOffset <= this.flushedPoint.offset && !segment.isEmpty);
     let verified = 0;
-    // Each closed segment is visited at most twice per call (once to finish it, once to start it).
-    for (let step = 0; step < 2 * closed.length && verified < budgetBytes; step++) {
+    // At most one pass per call: the segment in progress, then each other closed segment once.
+    for (let step = 0; closed.length > 0 && step <= closed.length && verified < budgetBytes; step++) {
       const segment = this.scrubTarget(closed);
       const from = this.scrubCursor.position;
       const budgetLeft = budgetBytes - verified;

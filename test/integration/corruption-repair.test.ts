@@ -108,7 +108,7 @@ describe('corrupt batch repair', () => {
     expect(flipped).not.toBeNull();
     process.stderr.write(`flipped byte ${flipped!.position} of ${flipped!.segment} (batch ${flipped!.batchBaseOffset}-${flipped!.batchLastOffset}) on follower ${followerId}\n`);
     await (await cluster.start(followerId)).waitReady(30_000);
-    await waitFor(async () => (await metric(followerId, 'riffle_log_corruption_repairs_total')) > repairsBefore, { timeoutMs: 30_000, what: 'the follower to repair its log' });
+    await waitFor(async () => (await metric(followerId, 'riffle_log_corruption_repairs_total')) > repairsBefore, { timeoutMs: 60_000, what: 'the follower to repair its log' });
     expect(await metric(followerId, 'riffle_log_corrupt_batches_total')).toBeGreaterThan(0);
     await produce(topic, 1_500, 200);
     await expectIdenticalReplicas(topic);

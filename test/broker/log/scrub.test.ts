@@ -97,3 +97,14 @@ describe('scrub', () => {
     await log.close();
   });
 });
+
+describe('scrub of a log without closed segments', () => {
+  it('verifies nothing and flags nothing', async () => {
+    const { log } = await openLog(dir, { segmentBytes: 1 << 20 });
+    log.append(batchOf(3), 0);
+    await log.flush();
+    expect(log.scrub(1024)).toBe(0);
+    expect(log.corruptOffset).toBeNull();
+    await log.close();
+  });
+});
