@@ -17,7 +17,9 @@ export type OpFunction =
   /** A consumer group's offset commit. */
   | 'commit'
   /** A fault starting or ending. */
-  | 'nemesis';
+  | 'nemesis'
+  /** A metadata operation through the controller (create or delete a topic) or a broker (describe). */
+  | 'metadata';
 
 export interface Op {
   /** Order in the history. */
@@ -42,6 +44,9 @@ export interface Op {
   error?: string;
   /** nemesis: what fault, on what. */
   fault?: string;
+  /** metadata: which operation on the topic named by `value`; a describe's answer in `exists`. */
+  action?: 'create' | 'delete' | 'describe';
+  exists?: boolean;
 }
 
 export class History {
