@@ -11,7 +11,7 @@ import type { History } from './history.js';
 
 
 /** Small segments, so every partition has closed segments for the bit-flip nemesis and the scrubber. */
-const SEGMENT_BYTES = 64 * 1024;
+const SEGMENT_BYTES = 16 * 1024;
 export interface KafkaWorkloadOptions {
   topic: string;
   partitions: number;
