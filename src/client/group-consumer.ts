@@ -114,6 +114,15 @@ export class GroupConsumer {
   private readonly committed = new Map<string, number>();
   /** Bumped whenever everything owned is lost; a reconciliation started before is stale. */
   private generation = 0;
+  /**
+   * Assignments received so far, and per partition the number of the last one that withdrew it.
+   * A reconciliation still fetching the start offsets of an older assignment does not take a
+   * partition withdrawn since: meanwhile this member reported not owning it, so the coordinator
+   * may have given it to another member (which may have committed past the offsets read).
+   */
+  private latestTarget: Map<string, TopicPartition> | null = null;
+  private targetVersion = 0;
+  private readonly withdrawnAt = new Map<string, number>();
   /** The last commit sent; the next waits for it. */
   private commitChain: Promise<unknown> = Promise.resolve();
   /** Seeks made from onPartitionsAssigned, applied when fetching of those partitions starts. */
@@ -361,7 +370,11 @@ export class GroupConsumer {
     if (response.assignment) {
       const target = new Map<string, TopicPartition>();
       for (const topic of response.assignment.topicPartitions) for (const partition of topic.partitions) target.set(tpKeyOf(topic.topicName, partition), { topic: topic.topicName, partition });
-      this.reconciliation = this.reconciliation.then(() => this.reconcile(target, sentAtMs)).catch((error: unknown) => this.emit('error', error));
+      this.targetVersion++;
+      for (const key of this.latestTarget?.keys() ?? []) if (!target.has(key)) this.withdrawnAt.set(key, this.targetVersion);
+      this.latestTarget = target;
+      const version = this.targetVersion;
+      this.reconciliation = this.reconciliation.then(() => this.reconcile(target, sentAtMs, version)).catch((error: unknown) => this.emit('error', error));
     }
     return this.heartbeatIntervalMs;
   }
@@ -415,7 +428,7 @@ export class GroupConsumer {
   }
 
   /** Applies a new assignment: revoke first (finish, commit, tell listeners), then take the new. */
-  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<void> {
+  private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number, version: number): Promise<void> {
     if (this.memberEpoch === 0) return;
     // Losing everything (fenced, or the session guard) while this waits makes its work stale.
     const generation = this.generation;
@@ -458,13 +471,22 @@ export class GroupConsumer {
         if (stale()) return;
         starts.push([tp, offset]);
       }
+      // Checked synchronously with taking them: a partition a newer assignment withdrew meanwhile
+      // may belong to another member now; a later assignment that gives it back is reconciled
+      // after this one, with fresh start offsets.
+      const taken = starts.filter(([tp]) => (this.withdrawnAt.get(tpKeyOf(tp.topic, tp.partition)) ?? 0) <= version);
+      if (taken.length === 0) {
+        if (revoked.length > 0) this.heartbeatNow();
+        return;
+      }
+      const takenPartitions = taken.map(([tp]) => tp);
       // As Kafka's onPartitionsAssigned: the listeners run before anything of the new partitions
       // is fetched, so nothing is handed to the handlers before the application heard of them.
-      for (const [tp] of starts) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
-      await this.options.onPartitionsAssigned?.(added);
-      this.emit('assigned', added);
+      for (const [tp] of taken) this.owned.set(tpKeyOf(tp.topic, tp.partition), tp);
+      await this.options.onPartitionsAssigned?.(takenPartitions);
+      this.emit('assigned', takenPartitions);
       if (stale()) return;
-      for (const [tp, offset] of starts) {
+      for (const [tp, offset] of taken) {
         const key = tpKeyOf(tp.topic, tp.partition);
         if (this.owned.has(key)) this.fetcher.add(tp.topic, tp.partition, this.startOverrides.get(key) ?? offset);
         this.startOverrides.delete(key);
