@@ -373,12 +373,31 @@ export class Partition {
   }
 
   /**
+   * Follower: where its fetches say its log ends. A replica holding a corrupt batch reports the
+   * batch's offset, below the high watermark, so the leader takes it out of the ISR at once and
+   * counts nothing from there toward the high watermark; it appends nothing meanwhile.
+   */
+  get replicationFetchOffset(): number {
+    return Math.min(this.log.logEndOffset, this.log.corruptOffset ?? Infinity);
+  }
+
+  /** Follower: the epoch of the last batch before replicationFetchOffset. */
+  get replicationLastFetchedEpoch(): number {
+    return this.log.corruptOffset === null ? this.log.latestEpoch : this.log.epochBefore(this.replicationFetchOffset);
+  }
+
+  /**
    * Follower: cuts the log at a corrupt batch the scrubber or a read found, so the fetcher gets
    * it and everything after it again from the leader. Returns the new log end, or null when
-   * nothing was corrupt. A leader must hand over its leadership first (ReplicaManager).
+   * nothing was corrupt or this replica is still in the ISR: a replica missing committed records
+   * must never be electable, so it cuts only once the ISR no longer names it (its fetches, from
+   * the corrupt offset, make the leader drop it). Until then its copy stays as it is: if it is
+   * elected meanwhile it still holds every committed record, and as leader it resigns at once.
+   * A leader must hand over its leadership first (ReplicaManager).
    */
   repairCorruption(): number | null {
     assert(!this.isLeader, () => `leader of ${this.topic}-${this.index} may not cut its own log`);
+    if (this.role.isr.includes(this.selfId)) return null;
     const end = this.log.truncateCorruptTail();
     if (end === null) return null;
     if (this.durableEnd > end) this.durableEnd = end;

@@ -163,8 +163,9 @@ export class ReplicaManager {
   /**
    * Starts the background scrubber: every SCRUB_INTERVAL_MS it CRC-checks its share of closed
    * segments (partitions in turn) and repairs every replica found corrupt, by the scrubber or by
-   * a read. A follower cuts its log at the corrupt batch and refetches from the leader (its fetch
-   * offset, now below the high watermark, takes it out of the ISR at once). A leader cannot cut
+   * a read. A follower first reports the corrupt offset as its fetch offset, which takes it out of
+   * the ISR at once (below the high watermark), and only then cuts its log at the corrupt batch
+   * and refetches from the leader: a replica missing committed records is never electable. A leader cannot cut
    * committed records it alone may serve: it asks the controller to take it out of the ISR, which
    * elects another ISR member; as a follower it then repairs itself. A leader with no other ISR
    * member keeps its log and serves nothing past the corrupt batch (reads check every CRC).
@@ -198,6 +199,7 @@ export class ReplicaManager {
   private repair(partition: Partition): void {
     const key = keyOf(partition.topic, partition.index);
     if (!partition.isLeader) {
+      // In the ISR it waits: its fetches from the corrupt offset make the leader drop it first.
       const end = partition.repairCorruption();
       if (end !== null) this.options.logger.warn(`broker ${this.options.selfId} cut ${partition.topic}-${partition.index} at its corrupt batch; refetching from ${end}`);
       return;

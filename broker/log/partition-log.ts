@@ -678,6 +678,11 @@ export class PartitionLog {
     return this.corruptFrom;
   }
 
+  /** The leader epoch of the batch holding `offset - 1` (-1 for none): a fetch's last fetched epoch at `offset`. */
+  epochBefore(offset: number): number {
+    return this.epochs.epochForOffset(offset - 1);
+  }
+
   private noteCorruption(offset: number): void {
     if (this.corruptFrom !== null && this.corruptFrom <= offset) return;
     this.corruptFrom = offset;

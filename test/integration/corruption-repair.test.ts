@@ -1,6 +1,6 @@
 // Bit rot in an old segment, between real broker processes on 127.0.43.1-3: a byte flipped in a
-// closed segment of a follower (while it is stopped cleanly, so its restart verifies nothing) and
-// of the leader (while it runs) is found by the scrubber, never served, and repaired from another
+// closed segment of a follower (while it is stopped cleanly, so its restart verifies nothing, and
+// while it runs in the ISR) and of the leader (while it runs) is found by the scrubber, never served, and repaired from another
 // replica: the follower cuts its log at the corrupt batch and refetches it; the leader first hands
 // its leadership to another ISR member. Afterwards every replica holds byte-identical logs and a
 // consumer reads every record once, in order.
@@ -110,6 +110,23 @@ describe('corrupt batch repair', () => {
     await (await cluster.start(followerId)).waitReady(30_000);
     await waitFor(async () => (await metric(followerId, 'riffle_log_corruption_repairs_total')) > repairsBefore, { timeoutMs: 60_000, what: 'the follower to repair its log' });
     expect(await metric(followerId, 'riffle_log_corrupt_batches_total')).toBeGreaterThan(0);
+    await produce(topic, 1_500, 200);
+    await expectIdenticalReplicas(topic);
+    await expectReadableOnce(topic, 1_700);
+  }, 180_000);
+
+  it('a follower in the ISR whose old segment rots while it runs leaves the ISR before it cuts, losing nothing committed', async () => {
+    const topic = 'rot-isr-follower';
+    await new Admin(client).createTopic({ name: topic, partitions: 1, replicationFactor: 3, configs: { 'min.insync.replicas': '2', 'segment.bytes': '8192' } });
+    await produce(topic, 0, 1_500);
+    const partition = await describe0(topic);
+    expect(partition.isrNodes.length).toBe(3);
+    const followerId = partition.replicaNodes.find((id) => id !== partition.leaderId)!;
+    const repairsBefore = await metric(followerId, 'riffle_log_corruption_repairs_total');
+    const flipped = flipByteInClosedSegment(partitionDir(followerId, topic), pick);
+    expect(flipped).not.toBeNull();
+    process.stderr.write(`flipped byte ${flipped!.position} of ${flipped!.segment} (batch ${flipped!.batchBaseOffset}-${flipped!.batchLastOffset}) on running follower ${followerId}\n`);
+    await waitFor(async () => (await metric(followerId, 'riffle_log_corruption_repairs_total')) > repairsBefore, { timeoutMs: 60_000, what: 'the follower to repair its log' });
     await produce(topic, 1_500, 200);
     await expectIdenticalReplicas(topic);
     await expectReadableOnce(topic, 1_700);
