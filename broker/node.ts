@@ -174,6 +174,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   };
   const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr });
   replicas.startIsrMaintenance();
+  replicas.startScrubber(config.logScrubBytesPerSecond);
   // Replicas act only on an image that has caught up with the controller: the intermediate images
   // a restarting broker replays hold roles long superseded (as Kafka brokers wait to catch up).
   // The active controller's word that the broker caught up (a heartbeat answer) opens the gate:

@@ -343,7 +343,8 @@ export class Partition {
   /** The high watermark: the smallest durable log end in the ISR, while the ISR is big enough. */
   private maybeAdvanceHighWatermark(): void {
     if (!this.isLeader || this.role.isr.length < this.role.minInsyncReplicas) return;
-    let candidate = this.durableEnd;
+    // A corrupt batch of this replica's own log never counts as replicated.
+    let candidate = Math.min(this.durableEnd, this.log.corruptOffset ?? Infinity);
     for (const id of this.role.isr) {
       if (id === this.selfId) continue;
       candidate = Math.min(candidate, this.followers.get(id)?.logEndOffset ?? -1);
@@ -368,7 +369,10 @@ export class Partition {
     const isr = new Set(this.role.isr);
     let changed = false;
     for (const [id, follower] of this.followers) {
-      if (isr.has(id) && now - follower.lastCaughtUpMs > lagMs) {
+      // An ISR follower fetching from below the high watermark lost committed records (it cut a
+      // corrupt batch to refetch it): it leaves the ISR at once, so it cannot be elected leader.
+      const lostCommitted = follower.logEndOffset >= 0 && follower.logEndOffset < this.highWatermarkOffset;
+      if (isr.has(id) && (now - follower.lastCaughtUpMs > lagMs || lostCommitted)) {
         isr.delete(id);
         changed = true;
       } else if (!isr.has(id) && isEligible(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
@@ -411,6 +415,39 @@ export class Partition {
     this.log.truncateToDivergence(leaderEpoch, leaderEndOffset);
     if (this.durableEnd > this.log.logEndOffset) this.durableEnd = this.log.logEndOffset;
     if (this.highWatermarkOffset > this.log.logEndOffset) this.highWatermarkOffset = this.log.logEndOffset;
+  }
+
+  /**
+   * Follower: where its fetches say its log ends. A replica holding a corrupt batch reports the
+   * batch's offset, below the high watermark, so the leader takes it out of the ISR at once and
+   * counts nothing from there toward the high watermark; it appends nothing meanwhile.
+   */
+  get replicationFetchOffset(): number {
+    return Math.min(this.log.logEndOffset, this.log.corruptOffset ?? Infinity);
+  }
+
+  /** Follower: the epoch of the last batch before replicationFetchOffset. */
+  get replicationLastFetchedEpoch(): number {
+    return this.log.corruptOffset === null ? this.log.latestEpoch : this.log.epochBefore(this.replicationFetchOffset);
+  }
+
+  /**
+   * Follower: cuts the log at a corrupt batch the scrubber or a read found, so the fetcher gets
+   * it and everything after it again from the leader. Returns the new log end, or null when
+   * nothing was corrupt or this replica is still in the ISR: a replica missing committed records
+   * must never be electable, so it cuts only once the ISR no longer names it (its fetches, from
+   * the corrupt offset, make the leader drop it). Until then its copy stays as it is: if it is
+   * elected meanwhile it still holds every committed record, and as leader it resigns at once.
+   * A leader must hand over its leadership first (ReplicaManager).
+   */
+  repairCorruption(): number | null {
+    assert(!this.isLeader, () => `leader of ${this.topic}-${this.index} may not cut its own log`);
+    if (this.role.isr.includes(this.selfId)) return null;
+    const end = this.log.truncateCorruptTail();
+    if (end === null) return null;
+    if (this.durableEnd > end) this.durableEnd = end;
+    if (this.highWatermarkOffset > end) this.highWatermarkOffset = end;
+    return end;
   }
 
   /** Reads committed batches for consumers: from fetchOffset, never past the high watermark. */

@@ -21,6 +21,8 @@ export const REPLICA_FETCH_WAIT_MS = 500;
 export const REPLICA_FETCH_BYTES_MAX = 16 * 1024 * 1024;
 export const REPLICA_FETCH_PARTITION_BYTES_MAX = 1024 * 1024;
 const RECONNECT_BACKOFF_MS = 200;
+/** Pause between the fetches of a replica waiting to leave the ISR before cutting a corrupt batch. */
+const CORRUPT_REPLICA_BACKOFF_MS = 100;
 /** A round that gets no answer for this long is abandoned and the stream reopened. */
 const ROUND_TIMEOUT_MS = REPLICA_FETCH_WAIT_MS + 10_000;
 
@@ -114,8 +116,8 @@ class ReplicaFetcher {
         topic: partition.topic,
         partition: partition.index,
         currentLeaderEpoch: partition.leaderEpoch,
-        fetchOffset: partition.logEndOffset,
-        lastFetchedEpoch: partition.log.latestEpoch,
+        fetchOffset: partition.replicationFetchOffset,
+        lastFetchedEpoch: partition.replicationLastFetchedEpoch,
         logStartOffset: partition.logStartOffset,
         partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
       })),
@@ -139,6 +141,9 @@ class ReplicaFetcher {
   }
 
   private apply(partition: Partition, data: ReplicaFetchPartitionData__Output): Promise<void> | undefined {
+    // A replica with a corrupt batch takes nothing until it has left the ISR and cut its log
+    // (ReplicaManager's repair); its fetches only tell the leader where its good copy ends.
+    if (partition.log.corruptOffset !== null) return new Promise((resolve) => setTimeout(resolve, CORRUPT_REPLICA_BACKOFF_MS));
     if (data.errorCode !== 0) {
       // The leader moved or does not know the epoch yet: the metadata will catch up.
       return new Promise((resolve) => setTimeout(resolve, 50));

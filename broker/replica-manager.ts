@@ -26,7 +26,14 @@ export interface ReplicaManagerOptions {
   fetchers?: ReplicaFetcherManager;
   /** Proposes an ISR change of a partition this broker leads to the controller. */
   alterIsr?: (partition: Partition, isr: number[]) => Promise<void>;
+  /** Bytes per second the scrubber CRC-checks in closed segments, over all partitions (0: off). */
+  scrubBytesPerSecond?: number;
 }
+
+/** How often the scrubber runs and corrupt replicas are repaired. */
+export const SCRUB_INTERVAL_MS = 1_000;
+/** Default scrub rate: a 1 GiB segment every ~64 s, a small share of a disk's bandwidth. */
+export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024;
 
 /** How often leaders check whether their ISR should shrink or grow. */
 export const ISR_CHECK_INTERVAL_MS = 1_000;
@@ -45,6 +52,10 @@ export class ReplicaManager {
   private readonly synced = new Conditions();
   private readonly syncListeners = new Set<() => void>();
   private closed = false;
+  private scrubTimer?: NodeJS.Timeout;
+  /** Round-robin position of the scrubber over the hosted partitions. */
+  private scrubNext = 0;
+  private readonly corruptResignations: Counter;
 
   constructor(private readonly options: ReplicaManagerOptions) {
     this.logMetrics = new LogMetrics(options.registry);
@@ -106,6 +117,11 @@ export class ReplicaManager {
       'Time since the least caught-up in-sync follower was last caught up, per partition this broker leads.',
       (partition) => partition.maxFollowerLagMs() / 1000,
     );
+    this.corruptResignations = new Counter({
+      name: 'riffle_broker_corrupt_leader_resignations_total',
+      help: 'Leaderships this broker handed to another ISR member because its own copy held a corrupt batch.',
+      registers: [options.registry],
+    });
     new Gauge({
       name: 'riffle_broker_leader_partitions',
       help: 'Partitions this broker leads.',
@@ -142,6 +158,64 @@ export class ReplicaManager {
         .catch((error: unknown) => this.options.logger.debug({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'ISR change not committed'))
         .finally(() => this.isrChangesInFlight.delete(key));
     }
+  }
+
+  /**
+   * Starts the background scrubber: every SCRUB_INTERVAL_MS it CRC-checks its share of closed
+   * segments (partitions in turn) and repairs every replica found corrupt, by the scrubber or by
+   * a read. A follower first reports the corrupt offset as its fetch offset, which takes it out of
+   * the ISR at once (below the high watermark), and only then cuts its log at the corrupt batch
+   * and refetches from the leader: a replica missing committed records is never electable. A leader cannot cut
+   * committed records it alone may serve: it asks the controller to take it out of the ISR, which
+   * elects another ISR member; as a follower it then repairs itself. A leader with no other ISR
+   * member keeps its log and serves nothing past the corrupt batch (reads check every CRC).
+   */
+  startScrubber(bytesPerSecond = this.options.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND_DEFAULT, intervalMs = SCRUB_INTERVAL_MS): void {
+    if (bytesPerSecond <= 0) return;
+    const budget = Math.max(1, Math.floor((bytesPerSecond * intervalMs) / 1000));
+    this.scrubTimer = setInterval(() => this.scrubAndRepair(budget), intervalMs);
+    this.scrubTimer.unref();
+  }
+
+  /** One scrub round of at most `budgetBytes`, then the repair of every corrupt replica. */
+  scrubAndRepair(budgetBytes: number): void {
+    const partitions = [...this.partitions.values()];
+    const start = partitions.length === 0 ? 0 : this.scrubNext % partitions.length;
+    let left = budgetBytes;
+    for (let step = 0; step < partitions.length && left > 0; step++) {
+      const index = (start + step) % partitions.length;
+      const partition = partitions[index]!;
+      try {
+        left -= partition.log.scrub(left);
+      } catch (error) {
+        this.options.logger.error({ err: error, topic: partition.topic, partition: partition.index }, 'scrub failed');
+      }
+      // A partition that used up the budget is where the next round resumes.
+      this.scrubNext = left > 0 ? index + 1 : index;
+    }
+    for (const partition of partitions) if (partition.log.corruptOffset !== null) this.repair(partition);
+  }
+
+  private repair(partition: Partition): void {
+    const key = keyOf(partition.topic, partition.index);
+    if (!partition.isLeader) {
+      // In the ISR it waits: its fetches from the corrupt offset make the leader drop it first.
+      const end = partition.repairCorruption();
+      if (end !== null) this.options.logger.warn(`broker ${this.options.selfId} cut ${partition.topic}-${partition.index} at its corrupt batch; refetching from ${end}`);
+      return;
+    }
+    const others = partition.isr.filter((id) => id !== this.options.selfId);
+    const alterIsr = this.options.alterIsr;
+    if (others.length === 0 || !alterIsr || this.isrChangesInFlight.has(key)) {
+      if (others.length === 0) this.options.logger.error(`broker ${this.options.selfId} leads ${partition.topic}-${partition.index} alone with a corrupt batch at ${partition.log.corruptOffset}; it serves nothing from there until another replica catches up`);
+      return;
+    }
+    this.isrChangesInFlight.add(key);
+    this.corruptResignations.inc();
+    this.options.logger.warn(`broker ${this.options.selfId} resigns leadership of ${partition.topic}-${partition.index}: corrupt batch at ${partition.log.corruptOffset}; proposes ISR [${others.join(',')}]`);
+    alterIsr(partition, others)
+      .catch((error: unknown) => this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'resignation not committed'))
+      .finally(() => this.isrChangesInFlight.delete(key));
   }
 
   /** The log settings of a topic: its overrides on top of the broker defaults. */
@@ -300,6 +374,7 @@ export class ReplicaManager {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.isrTimer);
+    clearInterval(this.scrubTimer);
     this.options.fetchers?.close();
     await this.syncing.catch(() => undefined);
     const partitions = [...this.partitions.values()];

@@ -29,7 +29,9 @@ export type OpFunction =
   /** Kinesis application: a worker's lease of a shard (ok: acquired, resuming after `sequence`; info: given up). */
   | 'lease'
   /** Kinesis application: a checkpoint of a shard at `sequence` (ok, or info when unknown). */
-  | 'checkpoint';
+  | 'checkpoint'
+  /** A metadata operation through the controller (create or delete a topic) or a broker (describe). */
+  | 'metadata';
 
 export interface Op {
   /** Order in the history. */
@@ -59,6 +61,9 @@ export interface Op {
   sequence?: string;
   /** get: what was received from `shard`, in order. */
   kinesisRecords?: { sequence: string; value: string }[];
+  /** metadata: which operation on the topic named by `value`; a describe's answer in `exists`. */
+  action?: 'create' | 'delete' | 'describe';
+  exists?: boolean;
 }
 
 export class History {

@@ -6,7 +6,9 @@ import path from 'node:path';
 import { Admin, RiffleClient } from '../src/client/index.js';
 import type { Prng } from '../src/util/prng.js';
 import type { ChaosCluster } from './cluster.js';
+import type { FaultProxy } from './proxy.js';
 import type { History } from './history.js';
+import { flipByteInClosedSegment } from './disk-faults.js';
 
 /** How long a node may take to become ready after a restart. */
 const RESTART_READY_MS = 60_000;
@@ -116,14 +118,65 @@ export class Nemesis {
   cutOneWay(from: number, to: number): void {
     const name = `one-way n${from}->n${to}`;
     this.record('invoke', name);
+    const links = this.blockFrom(from, to);
+    this.active.set(name, () => {
+      for (const link of links) link.heal();
+      this.record('ok', `heal ${name}`);
+    });
+  }
+
+  /**
+   * Jepsen's majorities ring: the nodes in a random ring order, each hearing only itself and its
+   * nearest neighbours, a bare majority of the cluster, so every node sees a majority but no two
+   * see the same one. Node x not hearing y means bytes from y to x hang (a one-way cut), so the
+   * views need not be symmetric.
+   */
+  majorityRing(): void {
+    const ring = this.random.shuffle([...this.cluster.nodes.keys()].sort((a, b) => a - b));
+    const views = majorityRingViews(ring);
+    const name = `majority ring [${ring.join(',')}]`;
+    this.record('invoke', name);
+    const links: FaultProxy[] = [];
+    for (const [node, view] of views) {
+      for (const from of ring) if (!view.has(from)) links.push(...this.blockFrom(from, node));
+    }
+    this.active.set(name, () => {
+      for (const link of links) link.heal();
+      this.record('ok', `heal ${name}`);
+    });
+  }
+
+  /** Makes bytes from `from` stop reaching `to` on every link between them; returns the links. */
+  private blockFrom(from: number, to: number): FaultProxy[] {
     const outgoing = this.cluster.linksBetween(from, to);
     const incoming = this.cluster.linksBetween(to, from);
     for (const link of outgoing) link.set('forward', { mode: 'blackhole' });
     for (const link of incoming) link.set('backward', { mode: 'blackhole' });
-    this.active.set(name, () => {
-      for (const link of [...outgoing, ...incoming]) link.heal();
-      this.record('ok', `heal ${name}`);
-    });
+    return [...outgoing, ...incoming];
+  }
+
+  /**
+   * Bit rot: the node stops (SIGTERM, or kill -9 when `clean` is false), one byte flips inside
+   * a batch of an older, closed segment of one of its replicas of the workload's topic, and the
+   * node starts again at once. The broker must find the batch (scrubber or read), never serve
+   * it, and repair it from the leader. Skipped when the node has no closed segment yet.
+   */
+  async flipByte(id: number, clean: boolean): Promise<void> {
+    const logsDir = path.join(this.cluster.node(id).dataDir, 'logs');
+    if (!existsSync(logsDir) || !this.cluster.isRunning(id)) return;
+    const how = clean ? 'sigterm' : 'kill';
+    if (clean) await this.cluster.stop(id);
+    else await this.cluster.kill(id);
+    const partitions = this.random.shuffle(readdirSync(logsDir).filter((name) => name.startsWith(`${this.topic}-`)).sort());
+    let flipped: string | undefined;
+    for (const partition of partitions) {
+      const result = flipByteInClosedSegment(path.join(logsDir, partition), (count) => this.random.int(0, count));
+      if (!result) continue;
+      flipped = `${partition}/${result.segment} byte ${result.position} (batch ${result.batchBaseOffset}-${result.batchLastOffset})`;
+      break;
+    }
+    this.record('invoke', `bit flip n${id} (${how}) ${flipped ?? 'skipped: no closed segment'}`);
+    this.restartLater(id, 0);
   }
 
   /**
@@ -198,4 +251,24 @@ export class Nemesis {
   close(): void {
     this.client.close();
   }
+}
+
+/**
+ * Who each node hears in a majorities ring over `ring` (in ring order): itself and the nearest
+ * nodes on both sides, alternating, clockwise first, until it hears a bare majority.
+ */
+export function majorityRingViews(ring: readonly number[]): Map<number, Set<number>> {
+  const count = ring.length;
+  if (new Set(ring).size !== count) throw new Error(`a ring names each node once: [${ring.join(',')}]`);
+  const majority = Math.floor(count / 2) + 1;
+  const views = new Map<number, Set<number>>();
+  ring.forEach((node, position) => {
+    const view = new Set([node]);
+    for (let distance = 1; view.size < majority; distance++) {
+      view.add(ring[(position + distance) % count]!);
+      if (view.size < majority) view.add(ring[(position - distance + count) % count]!);
+    }
+    views.set(node, view);
+  });
+  return views;
 }

@@ -50,6 +50,11 @@ export function renderMarkdown(report: RunReport): string {
       lines.push('');
     }
   }
+  const { metadata } = report;
+  lines.push('## Raft metadata history', '');
+  lines.push(`${metadata.operations} metadata operations (create, describe, delete topic) checked for linearizability; ${metadata.logsCompared} controllers' committed logs compared up to index ${metadata.commitIndexMax}: ${metadata.valid ? 'linearizable, one log' : 'PROBLEMS'}.`, '');
+  for (const problem of metadata.problems) lines.push(`- ${problem}`);
+  if (metadata.problems.length > 0) lines.push('');
   lines.push('## Unavailability (gaps of 1 s or more between acknowledged writes)', '');
   if (report.unavailability.length === 0) lines.push('None.');
   else {
@@ -58,6 +63,25 @@ export function renderMarkdown(report: RunReport): string {
   }
   lines.push('', '## Fault timeline', '', '| time (ms) | event |', '|---|---|');
   for (const fault of report.faults) lines.push(`| ${fault.timeMs} | ${fault.type === 'invoke' ? 'start' : 'end'}: ${fault.fault} |`);
+  lines.push('');
+  return lines.join('\n');
+}
+
+/**
+ * One line per run of a suite: verdict, the workload's counts, the anomalies found, and the
+ * unavailability windows (how many, the longest, their total). Written as summary.md.
+ */
+export function renderSummary(reports: readonly RunReport[]): string {
+  const lines = ['# Chaos suite summary', '', '| scenario | seed | verdict | acked | lost | duplicate | unseen | other anomalies | metadata | windows | longest (ms) | total (ms) |', '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const report of reports) {
+    const { anomalies, counts } = report.result;
+    const others = ANOMALY_KINDS.filter((kind) => !['lost', 'duplicate', 'unseen'].includes(kind) && anomalies[kind].count > 0).map((kind) => `${kind} ${anomalies[kind].count}`);
+    const windows = report.unavailability;
+    const longest = Math.max(0, ...windows.map((window) => window.durationMs));
+    const total = windows.reduce((sum, window) => sum + window.durationMs, 0);
+    const metadata = report.metadata.valid ? `ok (${report.metadata.operations} ops)` : 'INVALID';
+    lines.push(`| ${report.scenario} | ${report.seed} | ${report.valid ? 'valid' : 'INVALID'} | ${counts.acknowledged} | ${anomalies.lost.count} | ${anomalies.duplicate.count} | ${anomalies.unseen.count} | ${others.join(', ') || '-'} | ${metadata} | ${windows.length} | ${longest} | ${total} |`);
+  }
   lines.push('');
   return lines.join('\n');
 }

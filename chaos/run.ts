@@ -15,6 +15,8 @@ import { KAFKA_WORKLOAD_DEFAULTS, KafkaWorkload } from './workload-kafka.js';
 import { GroupWorkload } from './workload-groups.js';
 import { KINESIS_WORKLOAD_DEFAULTS, KinesisWorkload } from './workload-kinesis.js';
 import { checkKinesis, type KinesisCheckResult } from './checker-kinesis.js';
+import { METADATA_WORKLOAD_DEFAULTS, MetadataWorkload } from './workload-metadata.js';
+import { checkMetadata, readCommittedLogs, type MetadataCheck } from './metadata-check.js';
 
 export interface RunOptions {
   scenario: string;
@@ -47,6 +49,8 @@ export interface RunReport {
   unavailability: UnavailabilityWindow[];
   faults: { timeMs: number; type: string; fault: string }[];
   fullIsrAfterHeal: boolean;
+  /** The Raft metadata history: client metadata operations linearizable, committed logs one log. */
+  metadata: MetadataCheck;
   directory: string;
 }
 
@@ -73,6 +77,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   const nemesis = new Nemesis(cluster, history, faultRandom, topic);
   const stream = 'chaos-stream';
   const kinesis = scenario.kinesis ? new KinesisWorkload(cluster.bootstrap, history, { ...KINESIS_WORKLOAD_DEFAULTS, stream }, new Prng(options.seed ^ 0x4b15)) : null;
+  const metadataWorkload = new MetadataWorkload(cluster.bootstrap, history, METADATA_WORKLOAD_DEFAULTS, new Prng(options.seed ^ 0x3e7a));
   const groups = new GroupWorkload(cluster.bootstrap, history, { topic, group: 'chaos-group', partitions: KAFKA_WORKLOAD_DEFAULTS.partitions, members: 3, restartEveryMs: 10_000 }, new Prng(options.seed ^ 0x9e0));
   try {
     log('starting cluster');
@@ -86,6 +91,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     workload.start();
     groups.start();
     kinesis?.start();
+    metadataWorkload.start();
     await sleep(WARMUP_MS);
     const endAt = Date.now() + options.durationMs;
     await scenario.run({ cluster, nemesis, groups, kinesis, random: faultRandom, running: () => Date.now() < endAt, sleep: (ms) => sleep(Math.max(0, Math.min(ms, endAt - Date.now()))) });
@@ -94,6 +100,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     const fullIsrAfterHeal = await nemesis.waitFullIsr(FULL_ISR_MS, kinesis ? [stream] : []);
     log(`full ISR after heal: ${fullIsrAfterHeal}; draining`);
     await workload.stop();
+    await metadataWorkload.stop();
     await groups.stop(workload.partitionEnds);
     await kinesis?.stop();
     const logs = await workload.finalRead(acknowledgedEnds(history.ops));
@@ -103,16 +110,23 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
     const kinesisResult = kinesis ? checkKinesis(history.ops, await kinesis.finalRead()) : undefined;
     history.flush();
     const result = check(history.ops, { logs, checksums });
+    // The controllers' Raft logs are read from disk once every node has stopped.
+    await groups.abort();
+    await cluster.shutdown();
+    const committedLogs = await readCommittedLogs([...cluster.nodes.values()].filter((node) => node.isController).map((node) => ({ id: node.id, dataDir: node.dataDir })));
+    const metadata = checkMetadata(history.ops, committedLogs);
+    log(`metadata: ${metadata.operations} operations, ${metadata.logsCompared} committed logs to index ${metadata.commitIndexMax}: ${metadata.valid ? 'ok' : metadata.problems.join('; ')}`);
     const report: RunReport = {
       scenario: scenario.name,
       seed: options.seed,
       durationMs: options.durationMs,
-      valid: result.valid && fullIsrAfterHeal && (kinesisResult?.valid ?? true),
+      valid: result.valid && fullIsrAfterHeal && metadata.valid && (kinesisResult?.valid ?? true),
       result,
       kinesis: kinesisResult,
       unavailability: unavailabilityWindows(history.ops),
       faults: history.ops.filter((op) => op.f === 'nemesis').map((op) => ({ timeMs: op.timeMs, type: op.type, fault: op.fault ?? '' })),
       fullIsrAfterHeal,
+      metadata,
       directory,
     };
     writeFileSync(path.join(directory, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);

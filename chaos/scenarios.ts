@@ -114,11 +114,13 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'flapping-partitions',
-    description: 'every few seconds, isolate a random node or cut a random link one way, then heal it',
+    description: 'every few seconds, isolate a random node, cut a random link one way, or split the nodes into a majorities ring, then heal it',
     async run({ cluster, nemesis, random, running, sleep }) {
       const ids = [...cluster.nodes.keys()];
       while (running()) {
-        if (random.chance(0.5)) nemesis.isolate([random.pick(ids)], 'node');
+        const choice = random.next();
+        if (choice < 0.4) nemesis.isolate([random.pick(ids)], 'node');
+        else if (choice < 0.6) nemesis.majorityRing();
         else {
           const from = random.pick(ids);
           nemesis.cutOneWay(from, random.pick(ids.filter((id) => id !== from)));
@@ -149,6 +151,29 @@ export const SCENARIOS: readonly Scenario[] = [
       const ids = [...cluster.nodes.keys()];
       while (running()) {
         await nemesis.tearTail(random.pick(ids), between(random, 1, 4_096));
+        await sleep(between(random, 6_000, 10_000));
+      }
+    },
+  },
+  {
+    name: 'majority-ring',
+    description: 'Jepsen majorities ring: every node hears a bare majority, no two the same one; heal, repeat with another ring',
+    async run({ nemesis, random, running, sleep }) {
+      while (running()) {
+        nemesis.majorityRing();
+        await sleep(between(random, 5_000, 10_000));
+        await nemesis.endOne();
+        await sleep(between(random, 4_000, 7_000));
+      }
+    },
+  },
+  {
+    name: 'disk-bitflip',
+    description: 'stop a random node (SIGTERM or kill -9), flip a byte in a batch of an older segment of one of its replicas, restart it',
+    async run({ cluster, nemesis, random, running, sleep }) {
+      const ids = [...cluster.nodes.keys()];
+      while (running()) {
+        await nemesis.flipByte(random.pick(ids), random.chance(0.5));
         await sleep(between(random, 6_000, 10_000));
       }
     },
@@ -190,7 +215,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const ids = [...cluster.nodes.keys()];
       const zones = [...azGroups(cluster)];
       while (running()) {
-        const choice = random.int(0, 7);
+        const choice = random.int(0, 9);
         if (choice === 0) {
           const leader = await nemesis.leaderOfMost();
           if (leader !== undefined) await nemesis.kill([leader], 'leader', between(random, 2_000, 8_000));
@@ -208,8 +233,12 @@ export const SCENARIOS: readonly Scenario[] = [
         } else if (choice === 5) {
           const from = random.pick(ids);
           nemesis.cutOneWay(from, random.pick(ids.filter((id) => id !== from)));
-        } else {
+        } else if (choice === 6) {
           await nemesis.restartGracefully(random.pick(ids));
+        } else if (choice === 7) {
+          nemesis.majorityRing();
+        } else {
+          await nemesis.flipByte(random.pick(ids), random.chance(0.5));
         }
         await sleep(between(random, 3_000, 7_000));
         if (random.chance(0.7)) await nemesis.endOne();

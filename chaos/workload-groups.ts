@@ -97,11 +97,7 @@ export class GroupWorkload {
   private async kill(member: Member): Promise<void> {
     await killChild(member);
     this.members.delete(member.name);
-    // A commit it had in flight may still land: its outcome is unknown.
-    for (const partition of member.owned) {
-      const offset = member.received.get(partition);
-      if (offset !== undefined) this.history.add({ type: 'info', f: 'commit', process: member.name, group: this.options.group, partition, offset, fromOffset: member.committed.get(partition) ?? 0, error: 'killed' });
-    }
+    this.recordUnknownCommits(member, 'killed');
     this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'killed' });
     this.history.add({ type: 'invoke', f: 'nemesis', process: 'workload', fault: `kill -9 ${member.name}` });
   }
@@ -110,7 +106,19 @@ export class GroupWorkload {
   private async terminate(member: Member): Promise<void> {
     await stopChild(member);
     this.members.delete(member.name);
-    if (member.owned.size > 0) this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'exited' });
+    if (member.owned.size === 0) return;
+    // It exited still owning partitions (it did not finish its leave, or needed the SIGKILL):
+    // as after a crash, a commit it had in flight may have landed without being reported.
+    this.recordUnknownCommits(member, 'exited');
+    this.history.add({ type: 'info', f: 'assign', process: member.name, group: this.options.group, partitions: [...member.owned], error: 'exited' });
+  }
+
+  /** A commit the member may have had in flight for each partition it owned: outcome unknown. */
+  private recordUnknownCommits(member: Member, error: string): void {
+    for (const partition of member.owned) {
+      const offset = member.received.get(partition);
+      if (offset !== undefined) this.history.add({ type: 'info', f: 'commit', process: member.name, group: this.options.group, partition, offset, fromOffset: member.committed.get(partition) ?? 0, error });
+    }
   }
 
   /**

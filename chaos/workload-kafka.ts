@@ -9,6 +9,9 @@ import type { Prng } from '../src/util/prng.js';
 import type { DescribeLogChecksumsResponse__Output } from '../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
 import type { History } from './history.js';
 
+
+/** Small segments, so every partition has closed segments for the bit-flip nemesis and the scrubber. */
+const SEGMENT_BYTES = 16 * 1024;
 export interface KafkaWorkloadOptions {
   topic: string;
   partitions: number;
@@ -65,7 +68,7 @@ export class KafkaWorkload {
 
   async setUp(): Promise<void> {
     const client = this.newClient();
-    await new Admin(client).createTopic({ name: this.options.topic, partitions: this.options.partitions, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+    await new Admin(client).createTopic({ name: this.options.topic, partitions: this.options.partitions, replicationFactor: 3, configs: { 'min.insync.replicas': '2', 'segment.bytes': String(SEGMENT_BYTES) } });
     await client.topicMetadata(this.options.topic, true);
   }
 

@@ -43,8 +43,8 @@ import { BatchBuilder } from './batch-builder.js';
 import { resolveControllerConfig, type ControllerConfig } from './controller-config.js';
 import { ControllerMetrics } from './controller-metrics.js';
 import { MetadataImage, partitionRecordOf } from './metadata-image.js';
-import type { BrokerInfo, PartitionInfo } from './metadata-types.js';
-import { changeTo, electIfLeaderless, electPreferred, removeReplica } from './partition-changes.js';
+import { NO_LEADER, type BrokerInfo, type PartitionInfo } from './metadata-types.js';
+import { changeTo, electIfLeaderless, electLeader, electPreferred, removeReplica } from './partition-changes.js';
 import { planAlterConfigs, planCreatePartitions, planCreateTopic, planDeleteTopic } from './topic-requests.js';
 import type { AlterStreamRequest } from '../src/rpc/generated/riffle/internal/AlterStreamRequest.js';
 import type { AlterStreamResponse__Output } from '../src/rpc/generated/riffle/internal/AlterStreamResponse.js';
@@ -347,12 +347,26 @@ export class QuorumController {
       throw new RiffleError('INVALID_UPDATE_VERSION', `Partition epoch ${request.partitionEpoch}, current ${partition.partitionEpoch}.`);
     }
     const isr = request.newIsr ?? [];
+    if (isr.length > 0 && !isr.includes(brokerId)) return this.resignation(partition, brokerId, isr);
     const valid = isr.length > 0 && new Set(isr).size === isr.length && isr.includes(brokerId) && isr.every((id) => partition.replicas.includes(id));
     if (!valid) throw new RiffleError('INVALID_REQUEST', `ISR [${isr}] must be distinct replicas of [${partition.replicas}] including the leader.`);
     // KIP-841: a fenced or shutting-down broker may not join an ISR.
     const ineligible = isr.filter((id) => !partition.isr.includes(id) && !this.current.isActiveBroker(id));
     if (ineligible.length > 0) throw new RiffleError('INELIGIBLE_REPLICA', `Replicas [${ineligible}] are fenced or shutting down.`);
     return changeTo(partition, { leader: partition.leader, isr });
+  }
+
+  /**
+   * A departure from Kafka: a leader whose own copy holds a corrupt batch proposes an ISR without
+   * itself. Only members of the current ISR may remain, and one of them must be eligible to lead;
+   * the controller elects it (a new leader epoch) and the old leader repairs as a follower.
+   */
+  private resignation(partition: PartitionInfo, brokerId: number, isr: readonly number[]): ReturnType<typeof changeTo> {
+    const valid = new Set(isr).size === isr.length && isr.every((id) => partition.isr.includes(id));
+    if (!valid) throw new RiffleError('INVALID_REQUEST', `A resigning leader's ISR [${isr}] must be distinct members of the ISR [${partition.isr}].`);
+    const leader = electLeader(partition.replicas, isr, (id) => id !== brokerId && this.current.isActiveBroker(id));
+    if (leader === NO_LEADER) throw new RiffleError('INELIGIBLE_REPLICA', `No member of [${isr}] can lead ${partitionName(partition)}.`);
+    return changeTo(partition, { leader, isr });
   }
 
   // ---- periodic work ----

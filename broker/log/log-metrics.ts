@@ -19,6 +19,8 @@ export class LogMetrics {
   readonly recoveryTruncations: Counter<'topic' | 'partition'>;
   readonly corruptBatches: Counter<'topic' | 'partition'>;
   readonly leaderEpochRebuilds: Counter<'topic' | 'partition'>;
+  readonly scrubbedBytes: Counter<'topic' | 'partition'>;
+  readonly corruptionRepairs: Counter<'topic' | 'partition'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -33,6 +35,8 @@ export class LogMetrics {
     this.compactedRecords = new Counter({ name: 'riffle_log_compacted_records_total', help: 'Records removed by key compaction (cleanup.policy=compact) from closed segments.', labelNames: LABELS, registers });
     this.recoveryTruncations = new Counter({ name: 'riffle_log_recovery_truncations_total', help: 'Torn or corrupt log tails cut off during recovery.', labelNames: LABELS, registers });
     this.corruptBatches = new Counter({ name: 'riffle_log_corrupt_batches_total', help: 'Stored record batches that failed their CRC check on read or recovery.', labelNames: LABELS, registers });
+    this.scrubbedBytes = new Counter({ name: 'riffle_log_scrubbed_bytes_total', help: 'Bytes of closed, fsynced segments whose batch CRCs the background scrubber verified.', labelNames: LABELS, registers });
+    this.corruptionRepairs = new Counter({ name: 'riffle_log_corruption_repairs_total', help: 'Logs cut at a corrupt batch found by the scrubber or a read, to refetch the rest from the leader.', labelNames: LABELS, registers });
     this.leaderEpochRebuilds = new Counter({ name: 'riffle_log_leader_epoch_rebuilds_total', help: 'Leader-epoch caches rebuilt from batch headers at open because their checkpoint was missing, damaged or stale.', labelNames: LABELS, registers });
   }
 
@@ -52,8 +56,10 @@ export class LogMetrics {
       recoveryTruncations: this.recoveryTruncations.labels(labels),
       corruptBatches: this.corruptBatches.labels(labels),
       leaderEpochRebuilds: this.leaderEpochRebuilds.labels(labels),
+      scrubbedBytes: this.scrubbedBytes.labels(labels),
+      corruptionRepairs: this.corruptionRepairs.labels(labels),
       remove: () => {
-        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.compactedRecords, this.recoveryTruncations, this.corruptBatches, this.leaderEpochRebuilds]) metric.remove(labels);
+        for (const metric of [this.appendedBytes, this.appendedBatches, this.appendedRecords, this.flushes, this.retentionDeletedSegments, this.compactedRecords, this.recoveryTruncations, this.corruptBatches, this.leaderEpochRebuilds, this.scrubbedBytes, this.corruptionRepairs]) metric.remove(labels);
         this.segments.remove(labels);
         this.sizeBytes.remove(labels);
       },
@@ -81,6 +87,8 @@ export interface PartitionLogMetrics {
   recoveryTruncations: CounterChild;
   corruptBatches: CounterChild;
   leaderEpochRebuilds: CounterChild;
+  scrubbedBytes: CounterChild;
+  corruptionRepairs: CounterChild;
   remove(): void;
 }
 
@@ -91,6 +99,6 @@ export const NO_LOG_METRICS: PartitionLogMetrics = (() => {
   return {
     appendedBytes: counter, appendedBatches: counter, appendedRecords: counter, flushes: counter,
     fsyncDuration: { observe: (): void => {} }, segments: gauge, sizeBytes: gauge,
-    retentionDeletedSegments: counter, compactedRecords: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, remove: (): void => {},
+    retentionDeletedSegments: counter, compactedRecords: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, scrubbedBytes: counter, corruptionRepairs: counter, remove: (): void => {},
   };
 })();

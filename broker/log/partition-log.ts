@@ -111,6 +111,10 @@ export class PartitionLog {
   private intervalTimer: NodeJS.Timeout | null = null;
   private failure: RiffleError | null = null;
   private closed = false;
+  /** Base offset of the earliest batch found corrupt (by the scrubber or a read), until repaired. */
+  private corruptFrom: number | null = null;
+  /** Where the scrubber resumes: a closed segment's base offset and a batch position in it. */
+  private scrubCursor: { segment: LogSegment | null; position: number } = { segment: null, position: 0 };
 
   private constructor(options: PartitionLogOptions, segments: LogSegment[], epochs: LoadedEpochs) {
     this.topic = options.topic;
@@ -552,7 +556,13 @@ export class PartitionLog {
     const maxBytesWanted = Number.isNaN(maxBytes) ? 0 : Math.max(Math.floor(maxBytes), 0);
     const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
     const chunk = segment.read(first.position, wanted);
-    const served = this.servableBytes(chunk, limit);
+    let served: { bytes: number; nextOffset: number };
+    try {
+      served = this.servableBytes(chunk, limit);
+    } catch (error) {
+      this.noteCorruption(first.baseOffset);
+      throw error;
+    }
     segment.rememberReadEnd(served.nextOffset, first.position + served.bytes);
     return { records: chunk.subarray(0, served.bytes), nextOffset: served.nextOffset };
   }
@@ -634,19 +644,125 @@ export class PartitionLog {
     return { bytes: position, nextOffset };
   }
 
-  /** The batch holding `offset`; a header that does not parse or fit is a corrupt log. */
+  /**
+   * The batch holding `offset`; a header that does not parse or fit is a corrupt log. The damage
+   * lies somewhere between the index entry and `offset`, so the whole segment counts as corrupt.
+   */
   private locate(segment: LogSegment, offset: number): BatchLocation | null {
     let location: BatchLocation | null;
     try {
       location = segment.findBatch(offset);
     } catch (error) {
-      if (error instanceof RiffleError && error.errorName === 'CORRUPT_MESSAGE') throw this.corruptBatch(error);
+      if (error instanceof RiffleError && error.errorName === 'CORRUPT_MESSAGE') {
+        this.noteCorruption(segment.baseOffset);
+        throw this.corruptBatch(error);
+      }
       throw error;
     }
     if (location !== null && location.position + location.sizeBytes > segment.sizeBytes) {
+      this.noteCorruption(segment.baseOffset);
       throw this.corruptBatch(new Error(`batch at position ${location.position} runs past the end of its segment`));
     }
     return location;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Scrubbing and repair of corrupt batches in closed segments
+
+  /**
+   * The base offset of the earliest batch known to be corrupt, or null. Nothing from there on
+   * may be served or counted as replicated: the partition repairs it (a follower truncates to it
+   * and fetches again from the leader; a leader first hands its leadership to another ISR member).
+   */
+  get corruptOffset(): number | null {
+    return this.corruptFrom;
+  }
+
+  /** The leader epoch of the batch holding `offset - 1` (-1 for none): a fetch's last fetched epoch at `offset`. */
+  epochBefore(offset: number): number {
+    return this.epochs.epochForOffset(offset - 1);
+  }
+
+  private noteCorruption(offset: number): void {
+    if (this.corruptFrom !== null && this.corruptFrom <= offset) return;
+    this.corruptFrom = offset;
+    this.logger.error({ offset }, `partition log ${this.topic}-${this.partition} found a corrupt batch at ${offset}; it must be repaired from the leader`);
+  }
+
+  /**
+   * Verifies the CRC of up to about `budgetBytes` of stored batches in closed, fsynced segments,
+   * resuming where the previous call stopped and wrapping around at the end (the active segment
+   * and unflushed bytes are left to recovery, which verifies them after a crash). Returns the
+   * bytes verified. A corrupt batch is recorded (corruptOffset) and the scrub moves on to the
+   * next segment.
+   */
+  scrub(budgetBytes: number): number {
+    this.throwIfUnusable();
+    assert(Number.isSafeInteger(budgetBytes) && budgetBytes > 0, () => `bad scrub budget ${budgetBytes}`);
+    const closed = this.segments.slice(0, -1).filter((segment) => segment.nextOffset <= this.flushedPoint.offset && !segment.isEmpty);
+    let verified = 0;
+    // At most one pass per call: the segment in progress, then each other closed segment once.
+    for (let step = 0; closed.length > 0 && step <= closed.length && verified < budgetBytes; step++) {
+      const segment = this.scrubTarget(closed);
+      const from = this.scrubCursor.position;
+      const budgetLeft = budgetBytes - verified;
+      const result = segment.scan(from, segment.sizeBytes, true, (_header, position) => (position - from >= budgetLeft ? 'budget' : null));
+      verified += result.endPosition - from;
+      if (result.problem === null || result.problem === 'budget') {
+        this.scrubCursor = { segment, position: result.endPosition };
+        continue;
+      }
+      this.metrics.corruptBatches.inc();
+      this.logger.error({ segment: segment.logPath, position: result.endPosition, problem: result.problem }, `scrub of ${this.topic}-${this.partition} found a corrupt batch`);
+      this.noteCorruption(result.nextOffset >= 0 ? result.nextOffset : segment.baseOffset);
+      this.scrubCursor = { segment, position: segment.sizeBytes };
+    }
+    this.metrics.scrubbedBytes.inc(verified);
+    return verified;
+  }
+
+  /**
+   * The segment the scrubber works on next, with the cursor set in it: the cursor's own segment
+   * while it has bytes left, else the next closed one (wrapping around). A segment replaced
+   * (compaction) or removed since is started afresh from its successor.
+   */
+  private scrubTarget(closed: readonly LogSegment[]): LogSegment {
+    assert(closed.length > 0, 'scrubbing needs a closed segment');
+    const { segment: current, position } = this.scrubCursor;
+    const index = current === null ? -1 : closed.indexOf(current);
+    if (index >= 0 && position < current!.sizeBytes) return current!;
+    let next: number;
+    if (index >= 0) next = (index + 1) % closed.length;
+    else {
+      const after = current === null ? -1 : closed.findIndex((segment) => segment.baseOffset > current.baseOffset);
+      next = after < 0 ? 0 : after;
+    }
+    this.scrubCursor = { segment: closed[next]!, position: 0 };
+    return closed[next]!;
+  }
+
+  /**
+   * Cuts the log at the earliest corrupt batch (everything from it on goes, as in recovery), so
+   * a follower fetches it again from its leader. Only a replica that does not lead may do this.
+   * Returns the new log end, or null when nothing was corrupt.
+   */
+  truncateCorruptTail(): number | null {
+    const offset = this.corruptFrom;
+    if (offset === null) return null;
+    const target = Math.max(offset, this.logStartOffset);
+    try {
+      this.truncateTo(target);
+    } catch (error) {
+      // The header walk to the batch failed too: the whole segment holding it goes.
+      const segment = this.segmentFor(target);
+      if (segment === null || segment.baseOffset === target) throw error;
+      this.truncateTo(segment.baseOffset);
+    }
+    this.corruptFrom = null;
+    this.scrubCursor = { segment: null, position: 0 };
+    this.metrics.corruptionRepairs.inc();
+    this.logger.warn({ offset: target, logEndOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} cut its corrupt tail at ${target}; it refetches from the leader`);
+    return this.nextOffset;
   }
 
   private corruptBatch(error: unknown): RiffleError {

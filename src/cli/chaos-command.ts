@@ -3,7 +3,8 @@
 // chaos/results/<scenario>-<seed>/ and exits non-zero when the checker finds any anomaly.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { SCENARIOS, SMOKE_SCENARIOS, runScenario, type RunReport } from '../../chaos/index.js';
+import { writeFileSync } from 'node:fs';
+import { SCENARIOS, SMOKE_SCENARIOS, renderSummary, runScenario, scenarioNamed, type RunReport } from '../../chaos/index.js';
 import { parseIntegerOption, printJson } from './output.js';
 
 const RESULTS_DIR = path.join('chaos', 'results');
@@ -31,22 +32,34 @@ export function registerChaosCommands(program: Command): void {
     });
   chaos
     .command('suite')
-    .description('Run several scenarios one after another (all by default, or --smoke); exits 1 on any anomaly.')
+    .description('Run several scenarios one after another (all by default, --smoke, or --scenarios), each at every seed of --seeds; exits 1 on any anomaly.')
     .option('--smoke', `only the short CI set: ${SMOKE_SCENARIOS.join(', ')}`)
+    .option('--scenarios <names>', 'comma-separated scenario names (default: all)')
     .option('--seed <n>', 'seed of every run (random when absent)', parseIntegerOption)
+    .option('--seeds <list>', 'comma-separated seeds: every scenario runs once per seed (e.g. 1,2,3)')
     .option('--duration <seconds>', 'seconds of faults per scenario', parseIntegerOption)
     .option('--results <dir>', 'where results go', RESULTS_DIR)
-    .action(async (options: { smoke?: boolean; seed?: number; duration?: number; results: string }) => {
-      const names = options.smoke ? [...SMOKE_SCENARIOS] : SCENARIOS.map((scenario) => scenario.name);
+    .action(async (options: { smoke?: boolean; scenarios?: string; seed?: number; seeds?: string; duration?: number; results: string }) => {
+      const names = options.scenarios ? options.scenarios.split(',').map((name) => scenarioNamed(name.trim()).name) : options.smoke ? [...SMOKE_SCENARIOS] : SCENARIOS.map((scenario) => scenario.name);
+      const seeds = options.seeds ? parseSeeds(options.seeds) : [options.seed];
       const durationMs = (options.duration ?? (options.smoke ? 30 : 60)) * 1000;
       const reports: RunReport[] = [];
       for (const name of names) {
-        const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-        const scenarioDuration = name === 'mixed-random' && !options.smoke && options.duration === undefined ? 600_000 : durationMs;
-        reports.push(await runScenario({ scenario: name, seed, durationMs: scenarioDuration, resultsDir: options.results, verbose: true }));
+        for (const fixedSeed of seeds) {
+          const seed = fixedSeed ?? Math.floor(Math.random() * 2 ** 31);
+          const scenarioDuration = name === 'mixed-random' && !options.smoke && options.duration === undefined ? 600_000 : durationMs;
+          reports.push(await runScenario({ scenario: name, seed, durationMs: scenarioDuration, resultsDir: options.results, verbose: true }));
+          writeFileSync(path.join(options.results, 'summary.md'), renderSummary(reports));
+        }
       }
       finish(reports);
     });
+}
+
+function parseSeeds(list: string): number[] {
+  const seeds = list.split(',').map((item) => Number(item.trim()));
+  if (seeds.length === 0 || seeds.some((seed) => !Number.isSafeInteger(seed) || seed < 0)) throw new Error(`--seeds wants comma-separated non-negative integers, got '${list}'`);
+  return seeds;
 }
 
 function finish(reports: RunReport[]): void {

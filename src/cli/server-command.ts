@@ -71,6 +71,7 @@ function describeSetting(key: string): string {
     groupSessionTimeoutMs: 'a consumer group member not heard from for this long is removed',
     groupHeartbeatIntervalMs: 'how often consumer group members heartbeat',
     offsetsRetentionMs: 'offsets of a group without members expire this long after its last commit',
+    logScrubBytesPerSecond: 'bytes per second the background scrubber CRC-checks in closed log segments (0: off)',
     kinesisSubscriptionMs: 'lifetime of one Enhanced Fan-Out subscription (SubscribeToShard)',
     kinesisHeartbeatMs: 'interval of heartbeat events on an idle EFO subscription',
     kinesisIteratorTtlMs: 'how long a Kinesis shard iterator stays valid',

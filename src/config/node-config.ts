@@ -54,6 +54,8 @@ export interface NodeConfig {
   groupHeartbeatIntervalMs: number;
   /** Committed offsets of a group without members expire this long after its last commit. */
   offsetsRetentionMs: number;
+  /** Bytes per second the background scrubber CRC-checks in closed log segments (0: off). */
+  logScrubBytesPerSecond: number;
   /** How long one Enhanced Fan-Out subscription (SubscribeToShard) lasts before the client resubscribes. */
   kinesisSubscriptionMs: number;
   /** How often an idle EFO subscription gets a heartbeat event. */
@@ -97,6 +99,7 @@ export const SETTINGS = {
   offsetsTopicPartitions: { env: 'RIFFLE_OFFSETS_TOPIC_PARTITIONS', yaml: 'offsets-topic-partitions', defaultValue: '50' },
   groupSessionTimeoutMs: { env: 'RIFFLE_GROUP_SESSION_TIMEOUT_MS', yaml: 'group-session-timeout-ms', defaultValue: '10000' },
   groupHeartbeatIntervalMs: { env: 'RIFFLE_GROUP_HEARTBEAT_INTERVAL_MS', yaml: 'group-heartbeat-interval-ms', defaultValue: '1000' },
+  logScrubBytesPerSecond: { env: 'RIFFLE_LOG_SCRUB_BYTES_PER_SECOND', yaml: 'log-scrub-bytes-per-second', defaultValue: String(16 * 1024 * 1024) },
   offsetsRetentionMs: { env: 'RIFFLE_OFFSETS_RETENTION_MS', yaml: 'offsets-retention-ms', defaultValue: String(7 * 24 * 60 * 60 * 1000) },
   kinesisSubscriptionMs: { env: 'RIFFLE_KINESIS_SUBSCRIPTION_MS', yaml: 'kinesis-subscription-ms', defaultValue: '300000' },
   kinesisHeartbeatMs: { env: 'RIFFLE_KINESIS_HEARTBEAT_MS', yaml: 'kinesis-heartbeat-ms', defaultValue: '2000' },
@@ -166,6 +169,7 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     groupSessionTimeoutMs: parseInteger('group-session-timeout-ms', raw.groupSessionTimeoutMs, 100, 3_600_000),
     groupHeartbeatIntervalMs: parseInteger('group-heartbeat-interval-ms', raw.groupHeartbeatIntervalMs, 10, 3_600_000),
     offsetsRetentionMs: parseInteger('offsets-retention-ms', raw.offsetsRetentionMs, 1_000, Number.MAX_SAFE_INTEGER),
+    logScrubBytesPerSecond: parseInteger('log-scrub-bytes-per-second', raw.logScrubBytesPerSecond, 0, 1024 * 1024 * 1024 * 1024),
     kinesisSubscriptionMs: parseInteger('kinesis-subscription-ms', raw.kinesisSubscriptionMs, 100, 3_600_000),
     kinesisHeartbeatMs: parseInteger('kinesis-heartbeat-ms', raw.kinesisHeartbeatMs, 50, 60_000),
     kinesisIteratorTtlMs: parseInteger('kinesis-iterator-ttl-ms', raw.kinesisIteratorTtlMs, 100, 3_600_000),

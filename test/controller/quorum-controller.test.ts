@@ -311,6 +311,27 @@ describe('QuorumController: AlterPartition', () => {
     expect(response.partition).toMatchObject({ isr: [base.brokerId], partitionEpoch: partition.partitionEpoch + 1, leaderEpoch: partition.leaderEpoch });
   });
 
+  it('lets a leader with a corrupt copy resign: an ISR without it elects another member (new leader epoch)', async () => {
+    const { harness, partition, base } = await setUp();
+    const others = partition.isr.filter((id) => id !== base.brokerId);
+    const response = await harness.controller.alterPartition({ ...base, newIsr: others });
+    expect(response.errorCode).toBe(0);
+    const after = harness.controller.image.partition(base.topicId, 0)!;
+    expect(others).toContain(after.leader);
+    expect(after.isr).not.toContain(base.brokerId);
+    expect(after.leaderEpoch).toBe(partition.leaderEpoch + 1);
+  });
+
+  it('refuses a resignation that would add replicas to the ISR', async () => {
+    const { harness, base } = await setUp();
+    await harness.controller.alterPartition(base);
+    const shrunk = harness.controller.image.partition(base.topicId, 0)!;
+    const follower = shrunk.replicas.find((id) => id !== base.brokerId)!;
+    const response = await harness.controller.alterPartition({ ...base, partitionEpoch: shrunk.partitionEpoch, newIsr: [follower] });
+    expect(response.errorCode).toBe(ERRORS.INVALID_REQUEST.code);
+    expect(harness.controller.image.partition(base.topicId, 0)!.leader).toBe(base.brokerId);
+  });
+
   it('rejects stale partition epoch, stale leader epoch, stale broker epoch, a non-leader and ineligible replicas', async () => {
     const { harness, epochs, base } = await setUp();
     const follower = [1, 2, 3].find((id) => id !== base.brokerId)!;
@@ -320,7 +341,7 @@ describe('QuorumController: AlterPartition', () => {
       [{ leaderEpoch: base.leaderEpoch + 1 }, ERRORS.UNKNOWN_LEADER_EPOCH.code],
       [{ brokerEpoch: base.brokerEpoch - 1 }, ERRORS.STALE_BROKER_EPOCH.code],
       [{ brokerId: follower, brokerEpoch: epochs.get(follower)! }, ERRORS.NOT_LEADER_OR_FOLLOWER.code],
-      [{ newIsr: [follower] }, ERRORS.INVALID_REQUEST.code],
+      [{ newIsr: [follower, 9] }, ERRORS.INVALID_REQUEST.code],
       [{ newIsr: [base.brokerId, base.brokerId] }, ERRORS.INVALID_REQUEST.code],
       [{ newIsr: [base.brokerId, 9] }, ERRORS.INVALID_REQUEST.code],
       [{ partition: 5 }, ERRORS.UNKNOWN_TOPIC_OR_PARTITION.code],
