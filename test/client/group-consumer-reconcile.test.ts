@@ -1,8 +1,9 @@
 // The group consumer against a scripted coordinator (no server): a reconciliation that is still
 // fetching the start offsets of an assignment must not take partitions a newer assignment
-// withdrew meanwhile. While it waits, the member reports owning none of them, so the coordinator
-// may already have given them to another member: taking them would make two owners (the chaos
-// suite's double-ownership and restart-offset anomalies under leader kills).
+// withdrew meanwhile, and until it knows, it reports them as owned so the coordinator cannot give
+// them to another member (two owners: the chaos suite's double-ownership and restart-offset
+// anomalies under leader kills). Once the newer assignment is applied, it owns and reports only
+// what that one gives it.
 import { describe, expect, it } from 'vitest';
 import { GroupConsumer, type RiffleClient } from '../../src/client/index.js';
 import { RiffleError } from '../../src/rpc/errors.js';
@@ -62,9 +63,10 @@ describe('group consumer reconciliation', () => {
     consumer.on('error', () => undefined);
     consumer.subscribe({ topic: 'events' });
     await consumer.run({ eachBatch: async () => undefined });
-    // The newer assignment arrives and the member reports owning nothing while the first fetch hangs.
+    // The newer assignment arrives while the first fetch hangs: the member still reports the
+    // partitions it may start on, so none of them can have another owner yet.
     await until(() => heartbeats.length >= 3, 'three heartbeats');
-    expect(heartbeats[2]!.topicPartitions).toEqual([]);
+    expect(heartbeats[2]!.topicPartitions.flatMap((topic) => topic.partitions).sort()).toEqual([0, 1, 2, 3]);
     releaseFirstOffsetFetch();
     await until(() => consumer.assignment().length === 2, 'the member to own partitions 0 and 1');
     const heartbeatsBefore = heartbeats.length;
