@@ -18,7 +18,7 @@ if (!bootstrap || !group || !topic) {
 
 /** One operation as a JSON line, stamped with the wall clock the harness shares on this host. */
 function emit(op: object): void {
-  process.stdout.write(`${JSON.stringify({ ...op, at: Date.now() })}\n`);
+  process.stdout.write(`${JSON.stringify({ at: Date.now(), ...op })}\n`);
 }
 
 const client = new RiffleClient({ bootstrap, requestTimeoutMs: 10_000, retry: { deadlineMs: 30_000 } });
@@ -68,6 +68,7 @@ let stopping = false;
 async function commitDue(): Promise<void> {
   const due = [...processed].filter(([partition, offset]) => committed.get(partition) !== offset);
   if (due.length === 0) return;
+  const invokedAt = Date.now();
   try {
     await consumer.commitOffsets(due.map(([partition, offset]) => ({ topic, partition, offset })));
     for (const [partition, offset] of due) {
@@ -75,7 +76,9 @@ async function commitDue(): Promise<void> {
       emit({ type: 'ok', f: 'commit', group, partition, offset });
     }
   } catch (error) {
-    for (const [partition, offset] of due) emit({ type: 'info', f: 'commit', group, partition, offset, error: toRiffleError(error).errorName });
+    // Unknown outcome: the commit may have taken effect any time since it was sent, so it is
+    // placed in the history there (it can precede the next owner's start, as Jepsen's info ops).
+    for (const [partition, offset] of due) emit({ type: 'info', f: 'commit', group, partition, offset, error: toRiffleError(error).errorName, at: invokedAt });
   }
 }
 
