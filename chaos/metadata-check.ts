@@ -4,6 +4,13 @@
 //     linearizable (Wing & Gong search with Lowe's memoization, raft/linearizability.ts, bounded;
 //     a search that gives up counts as a failure). An operation whose outcome is unknown may take
 //     effect at any point after its invocation, or never; a describe that failed tells nothing.
+//     Creates and deletes go through the active controller and are answered once committed in
+//     the Raft log, so they are held to real time. Describes are answered from a broker's
+//     metadata image, which may lag the controller (as Kafka's brokers' metadata does: a broker
+//     cut off from the controller, e.g. in the majorities ring, serves an older image), so a
+//     describe may show any state the topic had before the describe completed, and is treated as
+//     invoked at the start of the history: it must never show a state the topic had not reached
+//     yet (a topic nobody has created, or one the controller has not committed yet).
 //   - the metadata log itself: every controller's committed Raft log (read from its disk after
 //     the run) is a prefix of one single log: no two different entries at one committed index,
 //     and no node's committed entries missing from a longer committed log.
@@ -56,7 +63,7 @@ export function metadataOperations(ops: readonly Op[]): KvOperation[] {
     const completeMs = op.type === 'info' ? Infinity : op.timeMs;
     const client = clients.get(op.process)!;
     if (op.action === 'describe') {
-      if (op.type === 'ok') result.push({ client, kind: 'read', key: op.value, value: op.exists ? 'exists' : null, invokeMs: invoke.timeMs, completeMs });
+      if (op.type === 'ok') result.push({ client, kind: 'read', key: op.value, value: op.exists ? 'exists' : null, invokeMs: 0, completeMs });
     } else {
       result.push({ client, kind: 'write', key: op.value, value: op.action === 'create' ? 'exists' : null, invokeMs: invoke.timeMs, completeMs });
     }
