@@ -13,6 +13,8 @@ import type { MetadataDelivery__Output } from '../src/rpc/generated/riffle/inter
 export const CONTROLLER_CALL_TIMEOUT_MS = 5_000;
 const RECONNECT_BACKOFF_MS_MIN = 100;
 const RECONNECT_BACKOFF_MS_MAX = 2_000;
+/** A metadata stream silent this long (five missed controller heartbeats) is given up. */
+export const METADATA_STREAM_IDLE_MS = 5_000;
 
 export class ControllerClient {
   private readonly pool = new ConnectionPool();
@@ -71,22 +73,34 @@ export class ControllerClient {
 
   /**
    * Follows committed metadata from `fromOffset()` on, calling `onDelivery` for each delivery in
-   * order. Reconnects (to any voter) with backoff until `close()`; `fromOffset` is asked again on
-   * every reconnect so the stream resumes after what was applied.
+   * order (heartbeats included: deliveries without payload). Reconnects with backoff until
+   * `close()`; `fromOffset` is asked again on every reconnect so the stream resumes after what was
+   * applied. A stream that brings nothing for METADATA_STREAM_IDLE_MS (controllers send
+   * heartbeats every second while they follow a leader) is given up and the next voter is tried:
+   * a connection to a frozen process can hang with no error at all (gRPC's keepalive only covers
+   * an established connection), and a controller cut off from its quorum has nothing to send.
    */
   followMetadata(brokerId: number, fromOffset: () => number, onDelivery: (delivery: MetadataDelivery__Output) => void): void {
     let attempt = 0;
-    let voterIndex = 0;
+    let previous: string | undefined;
     const connect = (): void => {
       if (this.closed) return;
-      const addresses = this.addresses();
-      const address = addresses[voterIndex % addresses.length]!;
+      const address = this.nextMetadataSource(previous);
+      previous = address;
       const client = this.pool.get(address).client('riffle.internal.Controller') as unknown as {
         FetchMetadata(request: object): grpc.ClientReadableStream<MetadataDelivery__Output>;
       };
       const stream = client.FetchMetadata({ brokerId, fromOffset: fromOffset() });
       this.currentStream = stream;
+      let lastDataMs = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastDataMs <= METADATA_STREAM_IDLE_MS) return;
+        this.logger.warn({ address }, `metadata stream from ${address} brought nothing for ${METADATA_STREAM_IDLE_MS} ms; trying another controller`);
+        stream.cancel();
+      }, METADATA_STREAM_IDLE_MS / 5);
+      watchdog.unref();
       stream.on('data', (delivery: MetadataDelivery__Output) => {
+        lastDataMs = Date.now();
         attempt = 0;
         try {
           onDelivery(delivery);
@@ -100,14 +114,26 @@ export class ControllerClient {
         if (!this.closed && error.code !== 1) this.logger.debug({ err: riffleError, address }, 'metadata stream broke');
       });
       stream.on('close', () => {
+        clearInterval(watchdog);
         if (this.closed) return;
         attempt++;
-        voterIndex++;
         const backoffMs = Math.min(RECONNECT_BACKOFF_MS_MAX, RECONNECT_BACKOFF_MS_MIN * 2 ** Math.min(attempt, 5));
         setTimeout(connect, backoffMs).unref();
       });
     };
     connect();
+  }
+
+  /**
+   * Where to follow metadata from: the active controller when one is known and it is not the
+   * voter that just failed, otherwise the voter after the one that failed, in the quorum's order
+   * (a fixed order, so successive attempts go round every voter instead of returning to one).
+   */
+  private nextMetadataSource(failed: string | undefined): string {
+    const all = this.voters.map((voter) => `${voter.host}:${voter.port}`);
+    if (this.activeAddress && this.activeAddress !== failed) return this.activeAddress;
+    const index = failed === undefined ? -1 : all.indexOf(failed);
+    return all[(index + 1) % all.length]!;
   }
 
   private currentStream?: grpc.ClientReadableStream<MetadataDelivery__Output>;

@@ -187,13 +187,13 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   metadata.onChange(syncReplicas);
   const deliveries = new Counter({
     name: 'riffle_broker_metadata_deliveries_total',
-    help: 'Metadata deliveries applied from the controller, by kind (snapshot or batch).',
+    help: 'Metadata deliveries from the controller, by kind (snapshot, batch, or heartbeat: a delivery without payload).',
     labelNames: ['kind'],
     registers: [registry],
   });
   controllerClient.followMetadata(config.nodeId, () => metadata.offset + 1, (delivery) => {
     metadata.apply(delivery);
-    deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : 'batch' });
+    deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : delivery.batch ? 'batch' : 'heartbeat' });
   });
   lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
   lifecycle.onCaughtUp(syncReplicas);

@@ -2,7 +2,7 @@
 // (which answers NOT_CONTROLLER with a leader hint on a standby), FetchMetadata streams committed
 // batches from any controller, and DescribeQuorum reports the Raft view of this controller.
 import type * as grpc from '@grpc/grpc-js';
-import type { RaftNode } from '../raft/index.js';
+import { NO_NODE, type RaftNode } from '../raft/index.js';
 import type { MetadataStateMachine, TailBatch } from './metadata-log.js';
 import type { QuorumController } from './quorum-controller.js';
 import { unary, type HandlerContext } from '../src/rpc/server.js';
@@ -15,6 +15,14 @@ import type { DescribeQuorumResponse } from '../src/rpc/generated/riffle/interna
 
 /** Metadata streams one controller serves at once (one per broker is the normal load). */
 export const METADATA_STREAMS_MAX = 1_000;
+/**
+ * How often a metadata stream carries a heartbeat (a delivery without payload) while this
+ * controller follows a Raft leader. A broker that hears nothing for a few of these gives up on
+ * this controller and follows another (see ControllerClient.followMetadata): a connection to a
+ * frozen process can hang before gRPC's keepalive applies, and a controller cut off from the
+ * quorum has nothing new to send.
+ */
+export const METADATA_HEARTBEAT_MS = 1_000;
 
 export interface ControllerServiceDeps {
   controller: QuorumController;
@@ -52,9 +60,15 @@ export function controllerHandlers(context: HandlerContext, deps: ControllerServ
   };
 }
 
-/** Sends what the broker lacks (a snapshot when the tail no longer has it), then every new batch. */
+/**
+ * Sends what the broker lacks (a snapshot when the tail no longer has it), then every new batch,
+ * and a heartbeat every METADATA_HEARTBEAT_MS while this controller knows a Raft leader.
+ */
 function streamMetadata(deps: ControllerServiceDeps, call: grpc.ServerWritableStream<FetchMetadataRequest__Output, MetadataDelivery>): () => void {
   const { stateMachine, controller } = deps;
+  const heartbeat = (): void => {
+    if (deps.raft().status().leader !== NO_NODE) call.write({ committedOffset: controller.image.offset });
+  };
   let next = Math.max(0, call.request.fromOffset);
   const committed = (): number => controller.image.offset;
   const send = (batch: TailBatch): void => {
@@ -71,7 +85,14 @@ function streamMetadata(deps: ControllerServiceDeps, call: grpc.ServerWritableSt
   } else {
     for (const batch of batches) send(batch);
   }
-  return stateMachine.subscribe(send);
+  heartbeat();
+  const timer = setInterval(heartbeat, METADATA_HEARTBEAT_MS);
+  timer.unref();
+  const unsubscribe = stateMachine.subscribe(send);
+  return () => {
+    clearInterval(timer);
+    unsubscribe();
+  };
 }
 
 function describeQuorum(deps: ControllerServiceDeps): DescribeQuorumResponse {
