@@ -80,7 +80,7 @@ export class ControllerClient {
    * a connection to a frozen process can hang with no error at all (gRPC's keepalive only covers
    * an established connection), and a controller cut off from its quorum has nothing to send.
    */
-  followMetadata(brokerId: number, fromOffset: () => number, onDelivery: (delivery: MetadataDelivery__Output) => void): void {
+  followMetadata(brokerId: number, fromOffset: () => number, onDelivery: (delivery: MetadataDelivery__Output) => void, onSilent?: (address: string) => void): void {
     let attempt = 0;
     let previous: string | undefined;
     const connect = (): void => {
@@ -96,6 +96,7 @@ export class ControllerClient {
       const watchdog = setInterval(() => {
         if (Date.now() - lastDataMs <= METADATA_STREAM_IDLE_MS) return;
         this.logger.warn({ address }, `metadata stream from ${address} brought nothing for ${METADATA_STREAM_IDLE_MS} ms; trying another controller`);
+        onSilent?.(address);
         stream.cancel();
       }, METADATA_STREAM_IDLE_MS / 5);
       watchdog.unref();

@@ -191,10 +191,15 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     labelNames: ['kind'],
     registers: [registry],
   });
+  const silentStreams = new Counter({
+    name: 'riffle_broker_metadata_streams_silent_total',
+    help: 'Metadata streams given up because the controller sent nothing, not even a heartbeat, for 5 s.',
+    registers: [registry],
+  });
   controllerClient.followMetadata(config.nodeId, () => metadata.offset + 1, (delivery) => {
     metadata.apply(delivery);
     deliveries.inc({ kind: delivery.snapshot ? 'snapshot' : delivery.batch ? 'batch' : 'heartbeat' });
-  });
+  }, () => silentStreams.inc());
   lifecycle = new BrokerLifecycle(config, controllerClient, () => metadata.offset, logger);
   lifecycle.onCaughtUp(syncReplicas);
   lifecycle.start();

@@ -51,7 +51,7 @@ async function startFrozen(host: string): Promise<string> {
   return `${host}:${(server.address() as net.AddressInfo).port}`;
 }
 
-function follow(addresses: string[]): { deliveries: MetadataDelivery__Output[]; started: number } {
+function follow(addresses: string[]): { deliveries: MetadataDelivery__Output[]; silent: string[] } {
   const voters = addresses.map((address, index) => {
     const [host, port] = address.split(':');
     return { nodeId: index + 1, host: host!, port: Number(port) };
@@ -59,8 +59,9 @@ function follow(addresses: string[]): { deliveries: MetadataDelivery__Output[]; 
   const client = new ControllerClient(voters, logger);
   cleanups.push(() => client.close());
   const deliveries: MetadataDelivery__Output[] = [];
-  client.followMetadata(7, () => 0, (delivery) => void deliveries.push(delivery));
-  return { deliveries, started: Date.now() };
+  const silent: string[] = [];
+  client.followMetadata(7, () => 0, (delivery) => void deliveries.push(delivery), (address) => void silent.push(address));
+  return { deliveries, silent };
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<number> {
@@ -76,8 +77,9 @@ describe('ControllerClient.followMetadata', () => {
   it('leaves a frozen controller for the next voter within the idle timeout', async () => {
     const frozen = await startFrozen('127.0.15.1');
     const live = await startController('127.0.15.2', 41, 2);
-    const { deliveries } = follow([frozen, live]);
+    const { deliveries, silent } = follow([frozen, live]);
     const tookMs = await waitUntil(() => deliveries.length > 0, 3 * METADATA_STREAM_IDLE_MS);
+    expect(silent).toEqual([frozen]);
     // The live controller's heartbeats: deliveries without payload that carry its committed offset.
     expect(deliveries[0]).toMatchObject({ committedOffset: 41 });
     expect(deliveries[0]!.snapshot ?? deliveries[0]!.batch).toBeUndefined();
@@ -85,13 +87,15 @@ describe('ControllerClient.followMetadata', () => {
     // It stays with the live controller, which keeps the stream alive once a second.
     const count = deliveries.length;
     await waitUntil(() => deliveries.length >= count + 2, 5_000);
+    expect(silent).toEqual([frozen]);
   }, 30_000);
 
   it('leaves a controller that follows no Raft leader (it sends no heartbeats)', async () => {
     const leaderless = await startController('127.0.15.3', 5, NO_NODE);
     const live = await startController('127.0.15.4', 9, 4);
-    const { deliveries } = follow([leaderless, live]);
+    const { deliveries, silent } = follow([leaderless, live]);
     await waitUntil(() => deliveries.some((delivery) => delivery.committedOffset === 9), 3 * METADATA_STREAM_IDLE_MS);
+    expect(silent).toEqual([leaderless]);
     expect(deliveries.every((delivery) => delivery.committedOffset === 9)).toBe(true);
   }, 30_000);
 
