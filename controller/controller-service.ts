@@ -67,7 +67,7 @@ export function controllerHandlers(context: HandlerContext, deps: ControllerServ
 function streamMetadata(deps: ControllerServiceDeps, call: grpc.ServerWritableStream<FetchMetadataRequest__Output, MetadataDelivery>): () => void {
   const { stateMachine, controller } = deps;
   const heartbeat = (): void => {
-    if (deps.raft().status().leader !== NO_NODE) call.write({ committedOffset: controller.image.offset });
+    if (!call.cancelled && deps.raft().status().leader !== NO_NODE) call.write({ committedOffset: controller.image.offset });
   };
   let next = Math.max(0, call.request.fromOffset);
   const committed = (): number => controller.image.offset;
