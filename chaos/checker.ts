@@ -240,18 +240,28 @@ function checkCommits(ops: readonly Op[], flag: Flag): void {
 
 /**
  * A member given a partition starts reading it at the group's committed offset: the last
- * acknowledged commit before the assignment, or any commit since that whose outcome is unknown
- * (0, the log start, when the group never committed it).
+ * acknowledged commit before the assignment, any commit since that whose outcome is unknown, or
+ * a commit in flight at the time (invoked before the assignment, answered after it: it may have
+ * taken effect before the new owner fetched its start offset). 0, the log start, when the group
+ * never committed it.
  */
 function checkRestartOffsets(ops: readonly Op[], flag: Flag): void {
   const lastCommitted = new Map<string, number>();
   const unknownSince = new Map<string, Set<number>>();
+  /** Per group partition: the offset of each member's commit in flight (a member sends one at a time). */
+  const inFlight = new Map<string, Map<string, number>>();
   /** Per member and partition: the offsets its first record may have, until it gets one. */
   const pending = new Map<string, { allowed: Set<number>; ranges: [number, number][]; assignedAt: number }>();
   const unknownRanges = new Map<string, [number, number][]>();
   for (const op of inTimeOrder(ops)) {
     if (op.f === 'commit' && op.group !== undefined && op.partition !== undefined && op.offset !== undefined) {
       const key = `${op.group}/${op.partition}`;
+      if (op.type === 'invoke') {
+        if (!inFlight.has(key)) inFlight.set(key, new Map());
+        inFlight.get(key)!.set(op.process, op.offset);
+        continue;
+      }
+      inFlight.get(key)?.delete(op.process);
       if (op.type === 'ok') {
         lastCommitted.set(key, op.offset);
         unknownSince.set(key, new Set());
@@ -269,7 +279,7 @@ function checkRestartOffsets(ops: readonly Op[], flag: Flag): void {
           continue;
         }
         const key = `${op.group}/${partition}`;
-        const allowed = new Set([lastCommitted.get(key) ?? 0, ...(unknownSince.get(key) ?? [])]);
+        const allowed = new Set([lastCommitted.get(key) ?? 0, ...(unknownSince.get(key) ?? []), ...(inFlight.get(key)?.values() ?? [])]);
         pending.set(memberKey, { allowed, ranges: [...(unknownRanges.get(key) ?? [])], assignedAt: op.timeMs });
       }
     } else if (op.f === 'poll' && op.type === 'ok' && op.records) {

@@ -25,6 +25,8 @@ const client = new RiffleClient({ bootstrap, requestTimeoutMs: 10_000, retry: { 
 const consumer = new GroupConsumer(client, { groupId: group, autoCommit: false, maxWaitMs: 200, rebalanceTimeoutMs: 10_000 });
 /** The next offset to process of each owned partition, as far as the handler got. */
 const processed = new Map<number, number>();
+/** When each partition's processed offset was reached: no commit of it can predate that. */
+const processedAt = new Map<number, number>();
 const committed = new Map<number, number>();
 
 consumer.on('assigned', (payload) => {
@@ -45,6 +47,11 @@ consumer.on('revoked', (payload) => {
 consumer.on('lost', (payload) => {
   const partitions = (payload as TopicPartition[]).map((tp) => tp.partition);
   for (const partition of partitions) {
+    // A revocation the loss cut short had the SDK commit what was processed; that commit may have
+    // landed, any time since the offset was reached (chaos az-partition seed 4: the next owner
+    // started where this member had processed, which no recorded commit explained).
+    const offset = processed.get(partition);
+    if (offset !== undefined && committed.get(partition) !== offset) emit({ type: 'info', f: 'commit', group, partition, offset, at: processedAt.get(partition) });
     processed.delete(partition);
     committed.delete(partition);
   }
@@ -59,6 +66,7 @@ await consumer.run({
     if (stopping) return;
     emit({ type: 'ok', f: 'poll', records: batch.messages.map((message) => ({ partition: message.partition, offset: message.offset, value: message.value?.toString() ?? '' })) });
     processed.set(batch.partition, batch.messages[batch.messages.length - 1]!.offset + 1);
+    processedAt.set(batch.partition, Date.now());
   },
 });
 
@@ -69,6 +77,9 @@ async function commitDue(): Promise<void> {
   const due = [...processed].filter(([partition, offset]) => committed.get(partition) !== offset);
   if (due.length === 0) return;
   const invokedAt = Date.now();
+  // In flight from here: it may take effect before the answer comes (chaos controller-kill seed 4:
+  // a commit answered 10 s late had already set the next owner's start).
+  for (const [partition, offset] of due) emit({ type: 'invoke', f: 'commit', group, partition, offset });
   try {
     await consumer.commitOffsets(due.map(([partition, offset]) => ({ topic, partition, offset })));
     for (const [partition, offset] of due) {

@@ -166,6 +166,30 @@ describe('chaos checker', () => {
     killed.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
     killed.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: 2, value: 'a2' }] });
     expect(flagged(killed.history, { logs: killed.logs, checksums: [] })).toEqual([]);
+
+    // A commit in flight when the partition moved (invoked before, answered after the new owner
+    // started) may have set the new owner's start; any other start is still flagged.
+    for (const [start, expected] of [[3, []], [1, ['restart-offset']]] as const) {
+      const late = cleanRun();
+      late.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
+      late.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+      late.history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
+      late.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
+      late.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: start, value: `a${start}` }] });
+      late.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+      expect(flagged(late.history, { logs: late.logs, checksums: [] })).toEqual(expected);
+    }
+
+    // A commit answered before the move is no longer in flight: only its offset counts then.
+    const answered = cleanRun();
+    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
+    answered.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
+    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+    answered.history.add({ type: 'fail', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+    answered.history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
+    answered.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
+    answered.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: 3, value: 'a3' }] });
+    expect(flagged(answered.history, { logs: answered.logs, checksums: [] })).toEqual(['restart-offset']);
   });
 
   it('reports gaps between acknowledged writes with the faults around them', () => {
