@@ -248,7 +248,7 @@ function checkCommits(ops: readonly Op[], flag: Flag): void {
 function checkRestartOffsets(ops: readonly Op[], flag: Flag): void {
   const lastCommitted = new Map<string, number>();
   const unknownSince = new Map<string, Set<number>>();
-  /** Per group partition: the offset of each member's commit in flight (a member sends one at a time). */
+  /** Per group partition: the offsets of commits in flight, by process and commit (the op's value). */
   const inFlight = new Map<string, Map<string, number>>();
   /** Per member and partition: the offsets its first record may have, until it gets one. */
   const pending = new Map<string, { allowed: Set<number>; ranges: [number, number][]; assignedAt: number }>();
@@ -256,12 +256,15 @@ function checkRestartOffsets(ops: readonly Op[], flag: Flag): void {
   for (const op of inTimeOrder(ops)) {
     if (op.f === 'commit' && op.group !== undefined && op.partition !== undefined && op.offset !== undefined) {
       const key = `${op.group}/${op.partition}`;
+      const commitId = `${op.process}/${op.value ?? ''}`;
       if (op.type === 'invoke') {
         if (!inFlight.has(key)) inFlight.set(key, new Map());
-        inFlight.get(key)!.set(op.process, op.offset);
+        inFlight.get(key)!.set(commitId, op.offset);
         continue;
       }
-      inFlight.get(key)?.delete(op.process);
+      // The completion of that commit (a member's other reports, such as what it had processed
+      // when it lost a partition, carry no value and leave it in flight).
+      if (op.value !== undefined) inFlight.get(key)?.delete(commitId);
       if (op.type === 'ok') {
         lastCommitted.set(key, op.offset);
         unknownSince.set(key, new Set());

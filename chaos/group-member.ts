@@ -71,6 +71,7 @@ await consumer.run({
 });
 
 let stopping = false;
+let commitsSent = 0;
 
 /** Commits what was processed and not committed yet, recording each outcome. */
 async function commitDue(): Promise<void> {
@@ -78,18 +79,20 @@ async function commitDue(): Promise<void> {
   if (due.length === 0) return;
   const invokedAt = Date.now();
   // In flight from here: it may take effect before the answer comes (chaos controller-kill seed 4:
-  // a commit answered 10 s late had already set the next owner's start).
-  for (const [partition, offset] of due) emit({ type: 'invoke', f: 'commit', group, partition, offset });
+  // a commit answered 10 s late had already set the next owner's start). The value pairs the
+  // invocation with its completion.
+  const value = `commit-${commitsSent++}`;
+  for (const [partition, offset] of due) emit({ type: 'invoke', f: 'commit', group, partition, offset, value });
   try {
     await consumer.commitOffsets(due.map(([partition, offset]) => ({ topic, partition, offset })));
     for (const [partition, offset] of due) {
       committed.set(partition, offset);
-      emit({ type: 'ok', f: 'commit', group, partition, offset });
+      emit({ type: 'ok', f: 'commit', group, partition, offset, value });
     }
   } catch (error) {
     // Unknown outcome: the commit may have taken effect any time since it was sent, so it is
     // placed in the history there (it can precede the next owner's start, as Jepsen's info ops).
-    for (const [partition, offset] of due) emit({ type: 'info', f: 'commit', group, partition, offset, error: toRiffleError(error).errorName, at: invokedAt });
+    for (const [partition, offset] of due) emit({ type: 'info', f: 'commit', group, partition, offset, value, error: toRiffleError(error).errorName, at: invokedAt });
   }
 }
 

@@ -625,32 +625,41 @@ export class GroupConsumer {
     if (offsets.length === 0) return Promise.resolve();
     // One commit at a time, in call order: gRPC calls can overtake each other, and an older commit
     // landing after a newer one would move the group's offset back.
-    const commit = this.commitChain.then(() => this.commitNow(offsets));
+    // Which ownership of each partition these offsets belong to, from the moment they are given
+    // (a commit may wait here behind another, while its partition is lost and taken up again).
+    const ownedAtCall = new Map<string, TopicPartition>();
+    for (const entry of offsets) {
+      const key = tpKeyOf(entry.topic, entry.partition);
+      const tp = this.owned.get(key);
+      if (tp) ownedAtCall.set(key, tp);
+    }
+    const commit = this.commitChain.then(() => this.commitNow(offsets, ownedAtCall));
     this.commitChain = commit.catch(() => undefined);
     return commit;
   }
 
-  private async commitNow(offsets: OffsetToCommit[]): Promise<void> {
+  private async commitNow(offsets: OffsetToCommit[], ownedAtCall: ReadonlyMap<string, TopicPartition>): Promise<void> {
     const byTopic = new Map<string, OffsetToCommit[]>();
     for (const offset of offsets) {
       let list = byTopic.get(offset.topic);
       if (!list) byTopic.set(offset.topic, (list = []));
       list.push(offset);
     }
-    // A retry goes with the member's current epoch, so it must not carry a partition revoked since
-    // the first attempt: the new owner may have committed further already, and this late commit
-    // would move the group's offset back (the chaos checker's commit-backwards found it).
-    const ownedAtStart = new Set(offsets.filter((entry) => this.owned.has(tpKeyOf(entry.topic, entry.partition))).map((entry) => tpKeyOf(entry.topic, entry.partition)));
-    let attempts = 0;
-    /** Offsets a retry left out (their partition was revoked meanwhile): their outcome is unknown. */
+    // Every attempt goes with the member's current epoch, so it must not carry a partition whose
+    // ownership ended since the offsets were given (revoked, or lost and perhaps taken up again):
+    // another owner, or this member starting over from the committed offset it fetched, may have
+    // committed since, and this late commit would move the group's offset back (the chaos
+    // checker's commit-backwards found both: a revoke, and a loss and a new assignment).
+    /** Offsets an attempt left out (their ownership ended meanwhile): their outcome is unknown. */
     const abandoned = new Set<OffsetToCommit>();
     const request = (): object => {
       const stillOwned = (entry: OffsetToCommit): boolean => {
-        const owned = !ownedAtStart.has(tpKeyOf(entry.topic, entry.partition)) || this.owned.has(tpKeyOf(entry.topic, entry.partition));
+        const key = tpKeyOf(entry.topic, entry.partition);
+        const owned = !ownedAtCall.has(key) || this.owned.get(key) === ownedAtCall.get(key);
         if (!owned) abandoned.add(entry);
         return owned;
       };
-      const topics = attempts++ === 0 ? [...byTopic] : [...byTopic].map(([name, list]) => [name, list.filter(stillOwned)] as const).filter(([, list]) => list.length > 0);
+      const topics = [...byTopic].map(([name, list]) => [name, list.filter(stillOwned)] as const).filter(([, list]) => list.length > 0);
       return {
         groupId: this.options.groupId, generationIdOrMemberEpoch: this.memberId ? this.memberEpoch : -1, memberId: this.memberId, groupInstanceId: this.options.instanceId ?? '',
         topics: topics.map(([name, list]) => ({ name, partitions: list.map((entry) => ({ partitionIndex: entry.partition, committedOffset: entry.offset, committedLeaderEpoch: -1, committedMetadata: entry.metadata ?? '' })) })),
@@ -667,7 +676,7 @@ export class GroupConsumer {
       // Resolving would tell the caller these offsets were committed; an earlier attempt may or
       // may not have committed them (the chaos checker's restart-offset found a harness trusting it).
       const which = [...abandoned].map((entry) => `${entry.topic}-${entry.partition}@${entry.offset}`).join(', ');
-      throw new RiffleError('STALE_MEMBER_EPOCH', `The commit of ${which} was abandoned: the partition was revoked while the commit was retried, so whether it was committed is unknown.`);
+      throw new RiffleError('STALE_MEMBER_EPOCH', `The commit of ${which} was abandoned: the partition was revoked or lost while the commit waited or was retried, so whether it was committed is unknown.`);
     }
   }
 

@@ -172,20 +172,22 @@ describe('chaos checker', () => {
     for (const [start, expected] of [[3, []], [1, ['restart-offset']]] as const) {
       const late = cleanRun();
       late.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
-      late.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+      late.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3, value: 'c1' });
+      // What the member had processed when it lost the partition: not the completion of c1.
+      late.history.add({ type: 'info', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 4 });
       late.history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
       late.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
       late.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: start, value: `a${start}` }] });
-      late.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+      late.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3, value: 'c1' });
       expect(flagged(late.history, { logs: late.logs, checksums: [] })).toEqual(expected);
     }
 
     // A commit answered before the move is no longer in flight: only its offset counts then.
     const answered = cleanRun();
-    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
-    answered.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2 });
-    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
-    answered.history.add({ type: 'fail', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3 });
+    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2, value: 'c1' });
+    answered.history.add({ type: 'ok', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 2, value: 'c1' });
+    answered.history.add({ type: 'invoke', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3, value: 'c2' });
+    answered.history.add({ type: 'fail', f: 'commit', process: 'member-0', group: 'g', partition: 0, offset: 3, value: 'c2' });
     answered.history.add({ type: 'info', f: 'assign', process: 'member-0', group: 'g', partitions: [0] });
     answered.history.add({ type: 'ok', f: 'assign', process: 'member-1', group: 'g', partitions: [0] });
     answered.history.add({ type: 'ok', f: 'poll', process: 'member-1', records: [{ partition: 0, offset: 3, value: 'a3' }] });

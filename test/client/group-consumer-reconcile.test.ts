@@ -77,4 +77,64 @@ describe('group consumer reconciliation', () => {
     expect(heartbeats.at(-1)!.topicPartitions.flatMap((topic) => topic.partitions).sort()).toEqual([0, 1]);
     await consumer.stop().catch(() => undefined);
   });
+
+  it('drops from a commit retry a partition lost and taken up again since the offsets were given', async () => {
+    // The member owns partition 0 and commits 50; the coordinator is loading, so the commit is
+    // retried. Meanwhile the member is fenced, rejoins, is given partition 0 again and starts
+    // from the committed 40. A retry with the new epoch must not carry the old 50: the member
+    // starting over will commit 41, 42, ... and the group's offset would go back (chaos
+    // az-partition seed 4: commit-backwards).
+    let heartbeats = 0;
+    let fenced = false;
+    let rejoined = false;
+    const commits: { epoch: number; partitions: number[] }[] = [];
+    let commitsAnswered = 0;
+    const coordinator = async (method: string, request: Record<string, unknown>): Promise<unknown> => {
+      if (method === 'ConsumerGroupHeartbeat') {
+        heartbeats++;
+        const epoch = request.memberEpoch as number;
+        if (fenced && !rejoined && epoch !== 0) return { errorCode: 110, errorMessage: 'fenced', memberId: '', memberEpoch: 0, heartbeatIntervalMs: 20, sessionTimeoutMs: 10_000, assignment: null };
+        if (epoch === 0 && fenced) rejoined = true;
+        const memberEpoch = rejoined ? 3 : 1;
+        return { errorCode: 0, errorMessage: '', memberId: 'member-a', memberEpoch, heartbeatIntervalMs: 20, sessionTimeoutMs: 10_000, assignment: assignmentOf([0]) };
+      }
+      if (method === 'OffsetFetch') {
+        return { groups: [{ errorCode: 0, topics: [{ name: 'events', partitions: [{ partitionIndex: 0, committedOffset: 40, errorCode: 0 }] }] }] };
+      }
+      if (method === 'OffsetCommit') {
+        const topics = request.topics as { partitions: { partitionIndex: number }[] }[];
+        commits.push({ epoch: request.generationIdOrMemberEpoch as number, partitions: topics.flatMap((topic) => topic.partitions.map((partition) => partition.partitionIndex)) });
+        // Loading until the member has been fenced and given the partition again.
+        const answer = rejoined && commitsAnswered > 0 ? 0 : 14;
+        commitsAnswered++;
+        if (answer !== 0) fenced = true;
+        return { topics: topics.map((topic) => ({ name: 'events', partitions: topic.partitions.map((partition) => ({ partitionIndex: partition.partitionIndex, errorCode: answer })) })) };
+      }
+      throw new Error(`unexpected ${method}`);
+    };
+    const client = {
+      retry: { deadlineMs: 5_000 },
+      requestTimeoutMs: 1_000,
+      callAny: async () => ({ coordinators: [{ errorCode: 0, host: 'coordinator', port: 1, errorMessage: '' }] }),
+      connection: () => ({ call: (_service: string, method: string, request: Record<string, unknown>) => coordinator(method, request) }),
+      topicMetadata: async () => { throw new RiffleError('LEADER_NOT_AVAILABLE', 'no leader in this test'); },
+      invalidate: () => undefined,
+    } as unknown as RiffleClient;
+    const consumer = new GroupConsumer(client, { groupId: 'g', autoCommit: false, maxWaitMs: 50 });
+    const lost: number[][] = [];
+    consumer.on('lost', (payload) => lost.push((payload as { partition: number }[]).map((tp) => tp.partition)));
+    consumer.on('error', () => undefined);
+    consumer.subscribe({ topic: 'events' });
+    await consumer.run({ eachBatch: async () => undefined });
+    await until(() => consumer.assignment().length === 1, 'the member to own partition 0');
+    const outcome = consumer.commitOffsets([{ topic: 'events', partition: 0, offset: 50 }]).then(() => 'committed', (error: RiffleError) => error.errorName);
+    await until(() => rejoined && consumer.assignment().length === 1, 'the member fenced and given partition 0 again');
+    expect(await outcome).toBe('STALE_MEMBER_EPOCH');
+    expect(lost).toEqual([[0]]);
+    // The first attempt carried 50 with epoch 1; no attempt under the new epoch did.
+    expect(commits[0]).toEqual({ epoch: 1, partitions: [0] });
+    expect(commits.filter((commit) => commit.epoch === 3 && commit.partitions.includes(0))).toEqual([]);
+    await consumer.stop().catch(() => undefined);
+  });
 });
+
