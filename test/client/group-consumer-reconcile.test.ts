@@ -25,6 +25,18 @@ async function until(condition: () => boolean, what: string, timeoutMs = 5_000):
   }
 }
 
+/** A client whose only node is the scripted coordinator; fetching never gets anywhere (these tests are about ownership and commits). */
+function scriptedClient(coordinator: (method: string, request: Record<string, unknown>) => Promise<unknown>): RiffleClient {
+  return {
+    retry: { deadlineMs: 5_000 },
+    requestTimeoutMs: 1_000,
+    callAny: async () => ({ coordinators: [{ errorCode: 0, host: 'coordinator', port: 1, errorMessage: '' }] }),
+    connection: () => ({ call: (_service: string, method: string, request: Record<string, unknown>) => coordinator(method, request) }),
+    topicMetadata: async () => { throw new RiffleError('LEADER_NOT_AVAILABLE', 'no leader in this test'); },
+    invalidate: () => undefined,
+  } as unknown as RiffleClient;
+}
+
 describe('group consumer reconciliation', () => {
   it('does not take partitions withdrawn while it fetched their start offsets', async () => {
     const heartbeats: Heartbeat[] = [];
@@ -46,15 +58,7 @@ describe('group consumer reconciliation', () => {
       if (method === 'OffsetCommit') return { topics: [] };
       throw new Error(`unexpected ${method}`);
     };
-    const client = {
-      retry: { deadlineMs: 5_000 },
-      requestTimeoutMs: 1_000,
-      callAny: async () => ({ coordinators: [{ errorCode: 0, host: 'coordinator', port: 1, errorMessage: '' }] }),
-      connection: () => ({ call: (_service: string, method: string, request: Record<string, unknown>) => coordinator(method, request) }),
-      // Fetching never gets anywhere: this test is about ownership only.
-      topicMetadata: async () => { throw new RiffleError('LEADER_NOT_AVAILABLE', 'no leader in this test'); },
-      invalidate: () => undefined,
-    } as unknown as RiffleClient;
+    const client = scriptedClient(coordinator);
     const consumer = new GroupConsumer(client, { groupId: 'g', autoCommit: false, maxWaitMs: 50 });
     const assigned: number[][] = [];
     const revoked: number[][] = [];
@@ -112,14 +116,7 @@ describe('group consumer reconciliation', () => {
       }
       throw new Error(`unexpected ${method}`);
     };
-    const client = {
-      retry: { deadlineMs: 5_000 },
-      requestTimeoutMs: 1_000,
-      callAny: async () => ({ coordinators: [{ errorCode: 0, host: 'coordinator', port: 1, errorMessage: '' }] }),
-      connection: () => ({ call: (_service: string, method: string, request: Record<string, unknown>) => coordinator(method, request) }),
-      topicMetadata: async () => { throw new RiffleError('LEADER_NOT_AVAILABLE', 'no leader in this test'); },
-      invalidate: () => undefined,
-    } as unknown as RiffleClient;
+    const client = scriptedClient(coordinator);
     const consumer = new GroupConsumer(client, { groupId: 'g', autoCommit: false, maxWaitMs: 50 });
     const lost: number[][] = [];
     consumer.on('lost', (payload) => lost.push((payload as { partition: number }[]).map((tp) => tp.partition)));
