@@ -22,12 +22,12 @@ import { brokerProducerIds } from './producer-ids.js';
 import { registerProducerStateGauge } from './producer-state.js';
 import { MetadataCache } from './metadata-cache.js';
 import { loadOrCreateIdentity } from './node-identity.js';
-import { ReplicaManager } from './replica-manager.js';
+import { ReplicaManager, type AlterIsrAnswer } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
 import { FetchStreams, replicationHandlers } from './replication-service.js';
 import { GroupCoordinator, GroupMetrics, LagSampler, LeaseCoordinator, LeaseMetrics, groupHandlers, leaseHandlers } from './groups/index.js';
-import type { Partition } from './partition.js';
+import type { IsrProposal, Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
 import type { AlterPartitionResponse__Output } from '../src/rpc/generated/riffle/internal/AlterPartitionResponse.js';
 import { dialAddress, type NodeConfig } from '../src/config/node-config.js';
@@ -160,17 +160,20 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const metadata = new MetadataCache();
   let lifecycle: BrokerLifecycle | undefined;
   const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial });
-  const alterIsr = async (partition: Partition, isr: number[]): Promise<void> => {
+  const alterIsr = async (partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
     const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {
       brokerId: config.nodeId,
       brokerEpoch: lifecycle?.brokerEpoch ?? -1,
       topicId: partition.topicId,
       partition: partition.index,
-      leaderEpoch: partition.leaderEpoch,
-      partitionEpoch: partition.partitionEpoch,
-      newIsr: isr,
+      leaderEpoch: proposal.leaderEpoch,
+      partitionEpoch: proposal.partitionEpoch,
+      newIsr: [...proposal.isr],
     });
-    if (response.errorCode !== 0) throw new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
+    const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
+    // Without the controller's copy of the partition the answer settles nothing.
+    if (!response.partition) throw error ?? new Error('AlterPartition answered without the partition');
+    return { error, partitionEpoch: response.partition.partitionEpoch };
   };
   const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr });
   replicas.startIsrMaintenance();

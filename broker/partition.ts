@@ -3,11 +3,12 @@
 // committed and visible to consumers.
 //
 // As leader it tracks how far each follower's log goes (from their fetches) and moves the high
-// watermark to the smallest durable log end among the ISR, but only while the ISR has at least
-// min.insync.replicas members. acks=all waits for the high watermark to pass the batch;
-// acks=all with too small an ISR fails at once with NOT_ENOUGH_REPLICAS. It proposes ISR changes
-// (a follower behind for replica.lag.time.max.ms leaves; a caught-up one rejoins) and acts on
-// them only once the controller has committed them and they arrive in the metadata.
+// watermark to the smallest durable log end among the maximal ISR (the ISR plus members a pending
+// proposal adds), but only while the ISR has at least min.insync.replicas members. acks=all
+// waits for the high watermark to pass the batch; acks=all with too small an ISR fails at once
+// with NOT_ENOUGH_REPLICAS. It proposes ISR changes (a follower behind for
+// replica.lag.time.max.ms leaves; a caught-up one rejoins) and acts on them only once the
+// controller has committed them and they arrive in the metadata.
 //
 // As follower it appends what the leader sends (offsets and epochs already stamped) and takes
 // the leader's high watermark, capped at its own log end.
@@ -45,6 +46,19 @@ export const REPLICA_LAG_TIME_MS_MAX = 10_000;
 /** How long a leader holds a batch ahead of its producer's sequence for the missing ones. */
 export const SEQUENCE_GAP_HOLD_MS = 250;
 
+/**
+ * An ISR change this leader sent the controller, at the partition epoch it was based on. It is
+ * pending until the metadata shows a newer partition epoch (the change, or one that made it
+ * stale, was committed) or the controller refuses it with the partition unchanged.
+ */
+export interface IsrProposal {
+  readonly isr: readonly number[];
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  /** The controller answered that the partition moved on: only the metadata is awaited. */
+  answered: boolean;
+}
+
 export class Partition {
   private highWatermarkOffset: number;
   private durableEnd: number;
@@ -54,6 +68,8 @@ export class Partition {
   private followers = new Map<number, FollowerState>();
   /** The log end when this replica last became leader: everything below came from earlier epochs. */
   private leaderEpochStartOffset = 0;
+  /** Leader: the ISR change awaiting the controller, if any. */
+  private isrProposal: IsrProposal | null = null;
 
   /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
   readonly producerState = new ProducerStateManager();
@@ -143,6 +159,8 @@ export class Partition {
   updateRole(role: PartitionRole): void {
     assert(role.leaderEpoch >= this.role.leaderEpoch, () => `leader epoch of ${this.topic}-${this.index} went back from ${this.role.leaderEpoch} to ${role.leaderEpoch}`);
     const becameLeader = role.leaderId === this.selfId && (!this.isLeader || role.leaderEpoch !== this.role.leaderEpoch);
+    // A newer partition epoch settles any proposal: it was committed, or can no longer be.
+    if (this.isrProposal && (role.partitionEpoch !== this.isrProposal.partitionEpoch || becameLeader)) this.isrProposal = null;
     this.role = { ...role };
     if (becameLeader) this.takeLeadership();
     this.maybeAdvanceHighWatermark();
@@ -340,12 +358,18 @@ export class Partition {
     this.maybeAdvanceHighWatermark();
   }
 
-  /** The high watermark: the smallest durable log end in the ISR, while the ISR is big enough. */
+  /**
+   * The high watermark: the smallest durable log end in the maximal ISR, while the committed ISR
+   * is big enough. The maximal ISR (KIP-497) adds the members a pending proposal brings in: once
+   * the controller commits them they are electable, so nothing may count as committed that they
+   * lack. Otherwise a write acknowledged while an expansion was in flight could be missing from
+   * the member it added, and lost if that member is elected next.
+   */
   private maybeAdvanceHighWatermark(): void {
     if (!this.isLeader || this.role.isr.length < this.role.minInsyncReplicas) return;
     // A corrupt batch of this replica's own log never counts as replicated.
     let candidate = Math.min(this.durableEnd, this.log.corruptOffset ?? Infinity);
-    for (const id of this.role.isr) {
+    for (const id of this.maximalIsr) {
       if (id === this.selfId) continue;
       candidate = Math.min(candidate, this.followers.get(id)?.logEndOffset ?? -1);
     }
@@ -359,9 +383,52 @@ export class Partition {
     for (const listener of [...this.hwListeners]) listener(this);
   }
 
+  /** The committed ISR together with the members a pending proposal adds (KIP-497). */
+  get maximalIsr(): readonly number[] {
+    const proposal = this.isrProposal;
+    if (!proposal) return this.role.isr;
+    return [...new Set([...this.role.isr, ...proposal.isr])];
+  }
+
+  /** Leader: the ISR change awaiting the controller, if any. */
+  get pendingIsrProposal(): IsrProposal | null {
+    return this.isrProposal;
+  }
+
+  /**
+   * Leader: records an ISR change about to be sent. Until it is settled the high watermark waits
+   * for the members it adds as well.
+   */
+  beginIsrProposal(isr: readonly number[]): IsrProposal {
+    assert(this.isLeader, () => `broker ${this.selfId} does not lead ${this.topic}-${this.index}`);
+    assert(this.isrProposal === null, () => `${this.topic}-${this.index} already has an ISR change pending`);
+    this.isrProposal = { isr: [...isr], leaderEpoch: this.role.leaderEpoch, partitionEpoch: this.role.partitionEpoch, answered: false };
+    return this.isrProposal;
+  }
+
+  /**
+   * Leader: the controller answered `proposal`; its copy of the partition is at
+   * `controllerPartitionEpoch`. At the proposal's own epoch nothing changed (refused), so the
+   * proposal is dropped; at a newer one the change or another was committed, and the metadata
+   * that brings it settles the proposal. An attempt that got no answer settles nothing: the
+   * proposal is sent again.
+   */
+  settleIsrProposal(proposal: IsrProposal, controllerPartitionEpoch: number): void {
+    if (this.isrProposal !== proposal) return;
+    if (controllerPartitionEpoch === proposal.partitionEpoch) {
+      this.isrProposal = null;
+      this.maybeAdvanceHighWatermark();
+    } else {
+      proposal.answered = true;
+    }
+  }
+
   /**
    * Leader: the ISR this partition should have now, or null when it is right. Followers behind
-   * for longer than lagMs leave; followers that have reached the high watermark rejoin.
+   * for longer than lagMs leave. A follower rejoins once it has reached both the high watermark
+   * and the start of this leader's epoch: a new leader's high watermark can trail what its
+   * predecessor acknowledged (KIP-207), and a follower holding less than that must not become
+   * electable (KAFKA-7128).
    */
   wantedIsr(isEligible: (brokerId: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_MAX): number[] | null {
     if (!this.isLeader) return null;
@@ -375,7 +442,14 @@ export class Partition {
       if (isr.has(id) && (now - follower.lastCaughtUpMs > lagMs || lostCommitted)) {
         isr.delete(id);
         changed = true;
-      } else if (!isr.has(id) && isEligible(id) && follower.logEndOffset >= this.highWatermarkOffset && follower.logEndOffset >= 0 && now - follower.lastCaughtUpMs <= lagMs) {
+      } else if (
+        !isr.has(id) &&
+        isEligible(id) &&
+        follower.logEndOffset >= 0 &&
+        follower.logEndOffset >= this.highWatermarkOffset &&
+        follower.logEndOffset >= this.leaderEpochStartOffset &&
+        now - follower.lastCaughtUpMs <= lagMs
+      ) {
         isr.add(id);
         changed = true;
       }

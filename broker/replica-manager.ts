@@ -7,7 +7,7 @@ import path from 'node:path';
 import { minInsyncReplicasOf, type MetadataImage, type PartitionInfo, type TopicInfo } from '../controller/index.js';
 import type { ReplicaFetcherManager } from './replica-fetcher.js';
 import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, parseLogConfig, type LogConfig } from './log/index.js';
-import { Partition } from './partition.js';
+import { Partition, type IsrProposal } from './partition.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
 import { Conditions } from '../src/util/conditions.js';
@@ -24,10 +24,21 @@ export interface ReplicaManagerOptions {
   logDefaults?: LogConfig;
   /** Followers fetch through this; absent in tests that only lead. */
   fetchers?: ReplicaFetcherManager;
-  /** Proposes an ISR change of a partition this broker leads to the controller. */
-  alterIsr?: (partition: Partition, isr: number[]) => Promise<void>;
+  /**
+   * Sends an ISR change of a partition this broker leads to the controller (AlterPartition at
+   * the proposal's epochs). Resolves with the controller's answer: an error or null, and the
+   * partition epoch of its copy of the partition. Rejects when no answer came (outcome unknown).
+   */
+  alterIsr?: (partition: Partition, proposal: IsrProposal) => Promise<AlterIsrAnswer>;
   /** Bytes per second the scrubber CRC-checks in closed segments, over all partitions (0: off). */
   scrubBytesPerSecond?: number;
+}
+
+/** The controller's answer to an AlterPartition. */
+export interface AlterIsrAnswer {
+  error: RiffleError | null;
+  /** The partition epoch of the controller's copy after handling the request. */
+  partitionEpoch: number;
 }
 
 /** How often the scrubber runs and corrupt replicas are repaired. */
@@ -145,19 +156,38 @@ export class ReplicaManager {
   }
 
   private maintainIsr(): void {
-    const alterIsr = this.options.alterIsr;
-    if (!alterIsr) return;
+    if (!this.options.alterIsr) return;
     for (const [key, partition] of this.partitions) {
-      if (this.isrChangesInFlight.has(key)) continue;
+      if (this.isrChangesInFlight.has(key) || !partition.isLeader) continue;
+      const pending = partition.pendingIsrProposal;
+      // An unanswered proposal is sent again (at its own epochs) until the controller answers;
+      // an answered one waits for the metadata.
+      if (pending) {
+        if (!pending.answered) this.sendIsrProposal(partition, pending, 'ISR change not committed');
+        continue;
+      }
       const wanted = partition.wantedIsr((id) => this.latestImage?.isActiveBroker(id) ?? false);
       if (!wanted) continue;
-      this.isrChangesInFlight.add(key);
       this.isrChanges.inc({ direction: wanted.length < partition.isr.length ? 'shrink' : 'expand' });
       this.options.logger.info(`broker ${this.options.selfId} proposes ISR [${wanted.join(',')}] for ${partition.topic}-${partition.index} (was [${partition.isr.join(',')}])`);
-      alterIsr(partition, wanted)
-        .catch((error: unknown) => this.options.logger.debug({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'ISR change not committed'))
-        .finally(() => this.isrChangesInFlight.delete(key));
+      this.sendIsrProposal(partition, partition.beginIsrProposal(wanted), 'ISR change not committed');
     }
+  }
+
+  /** Sends `proposal` to the controller, one at a time per partition, and settles it by the answer. */
+  private sendIsrProposal(partition: Partition, proposal: IsrProposal, failure: string): void {
+    const alterIsr = this.options.alterIsr!;
+    const key = keyOf(partition.topic, partition.index);
+    this.isrChangesInFlight.add(key);
+    alterIsr(partition, proposal)
+      .then(
+        (answer) => {
+          partition.settleIsrProposal(proposal, answer.partitionEpoch);
+          if (answer.error) this.options.logger.debug({ error: answer.error.message, topic: partition.topic, partition: partition.index }, failure);
+        },
+        (error: unknown) => this.options.logger.debug({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, `${failure}; outcome unknown, will resend`),
+      )
+      .finally(() => this.isrChangesInFlight.delete(key));
   }
 
   /**
@@ -205,17 +235,13 @@ export class ReplicaManager {
       return;
     }
     const others = partition.isr.filter((id) => id !== this.options.selfId);
-    const alterIsr = this.options.alterIsr;
-    if (others.length === 0 || !alterIsr || this.isrChangesInFlight.has(key)) {
+    if (others.length === 0 || !this.options.alterIsr || this.isrChangesInFlight.has(key) || partition.pendingIsrProposal) {
       if (others.length === 0) this.options.logger.error(`broker ${this.options.selfId} leads ${partition.topic}-${partition.index} alone with a corrupt batch at ${partition.log.corruptOffset}; it serves nothing from there until another replica catches up`);
       return;
     }
-    this.isrChangesInFlight.add(key);
     this.corruptResignations.inc();
     this.options.logger.warn(`broker ${this.options.selfId} resigns leadership of ${partition.topic}-${partition.index}: corrupt batch at ${partition.log.corruptOffset}; proposes ISR [${others.join(',')}]`);
-    alterIsr(partition, others)
-      .catch((error: unknown) => this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), topic: partition.topic, partition: partition.index }, 'resignation not committed'))
-      .finally(() => this.isrChangesInFlight.delete(key));
+    this.sendIsrProposal(partition, partition.beginIsrProposal(others), 'resignation not committed');
   }
 
   /** The log settings of a topic: its overrides on top of the broker defaults. */

@@ -321,15 +321,19 @@ export class QuorumController {
   alterPartition(request: AlterPartitionRequest): Promise<AlterPartitionResponse__Output> {
     return this.handle('AlterPartition', () => this.serialize(async () => {
       const current = this.current.partition(request.topicId ?? '', request.partition ?? -1);
+      let change: ReturnType<typeof changeTo>;
       try {
-        const change = this.validateAlterPartition(request);
-        if (change) await this.commit([{ partitionChange: change }]);
-        const after = this.current.partition(request.topicId!, request.partition!)!;
-        return { errorCode: 0, errorMessage: '', partition: partitionRecordOf(after) };
+        change = this.validateAlterPartition(request);
       } catch (error) {
         if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') throw error;
+        // A refusal: nothing was written, and the answer says where the partition stands.
         return { errorCode: error.code, errorMessage: error.message, partition: current ? partitionRecordOf(current) : null };
       }
+      // A failed commit is an error of the call, not an answer: the change may still commit, so
+      // the leader keeps it pending and asks again.
+      if (change) await this.commit([{ partitionChange: change }]);
+      const after = this.current.partition(request.topicId!, request.partition!)!;
+      return { errorCode: 0, errorMessage: '', partition: partitionRecordOf(after) };
     }));
   }
 

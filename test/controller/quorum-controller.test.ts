@@ -311,6 +311,15 @@ describe('QuorumController: AlterPartition', () => {
     expect(response.partition).toMatchObject({ isr: [base.brokerId], partitionEpoch: partition.partitionEpoch + 1, leaderEpoch: partition.leaderEpoch });
   });
 
+  it('answers a repeated request whose first attempt committed with the newer partition, so the leader keeps waiting for the metadata', async () => {
+    const { harness, partition, base } = await setUp();
+    expect((await harness.controller.alterPartition(base)).errorCode).toBe(0);
+    // The leader never heard the first answer and sends the same proposal again.
+    const again = await harness.controller.alterPartition(base);
+    expect(again.errorCode).toBe(ERRORS.INVALID_UPDATE_VERSION.code);
+    expect(again.partition).toMatchObject({ isr: [base.brokerId], partitionEpoch: partition.partitionEpoch + 1 });
+  });
+
   it('lets a leader with a corrupt copy resign: an ISR without it elects another member (new leader epoch)', async () => {
     const { harness, partition, base } = await setUp();
     const others = partition.isr.filter((id) => id !== base.brokerId);

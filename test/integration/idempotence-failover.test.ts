@@ -60,7 +60,13 @@ describe('idempotent produce across a leader change', () => {
     const producer = { producerId: Number(init.producerId), producerEpoch: init.producerEpoch };
     const batchOf = (label: string, baseSequence: number): Buffer =>
       encodeRecordBatch([0, 1, 2].map((index) => ({ key: null, value: Buffer.from(`${label}${index}`) })), { ...producer, baseSequence });
-    expect(await produceTo(leader, batchOf('a', 0))).toEqual({ errorCode: 0, baseOffset: 0 });
+    // The broker that answered the describe may have applied the election before the leader did:
+    // the leader may still say NOT_LEADER_OR_FOLLOWER for a moment (the batch is idempotent).
+    const first = await waitFor(async () => {
+      const answer = await produceTo(leader, batchOf('a', 0));
+      return answer.errorCode === 0 ? answer : undefined;
+    }, { timeoutMs: 10_000, what: 'the first batch on the leader' });
+    expect(first).toEqual({ errorCode: 0, baseOffset: 0 });
     const last = batchOf('b', 3);
     expect(await produceTo(leader, Buffer.from(last))).toEqual({ errorCode: 0, baseOffset: 3 });
 

@@ -1,0 +1,75 @@
+// The ReplicaManager's side of ISR proposals: one that got no answer (the controller may or may
+// not have committed it) stays pending and is sent again, unchanged, until the controller answers;
+// one the controller answered with a newer partition waits for the metadata, not sent again.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ReplicaManager, type AlterIsrAnswer } from '../../broker/replica-manager.js';
+import type { IsrProposal, Partition } from '../../broker/partition.js';
+import { RiffleError, errorNameOf } from '../../src/rpc/errors.js';
+import { Registry } from '../../src/metrics/index.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { createHarness, createTopic, startBroker } from '../controller/controller-harness.js';
+import { makeTempDir, removeDir } from './log/helpers.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = makeTempDir();
+});
+afterEach(() => removeDir(dir));
+
+describe('ReplicaManager ISR proposals', () => {
+  it('sends an unanswered proposal again at its own epochs, and an answered one not until the metadata settles it', async () => {
+    const harness = createHarness();
+    const epochs = new Map<number, number>();
+    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
+    const topicId = await createTopic(harness, 'orders', 1, 3);
+    const created = harness.controller.image.partition(topicId, 0)!;
+    const leaderId = created.leader;
+    const followerId = created.replicas.find((id) => id !== leaderId)!;
+    // The ISR shrinks to the leader alone, so the follower's next fetch makes it a candidate.
+    const shrink = await harness.controller.alterPartition({
+      brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
+      leaderEpoch: created.leaderEpoch, partitionEpoch: created.partitionEpoch, newIsr: [leaderId],
+    });
+    expect(shrink.errorCode).toBe(0);
+
+    const sent: IsrProposal[] = [];
+    const alterIsr = async (_partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
+      sent.push(proposal);
+      // The first attempt is lost after the controller committed it: no answer reaches the leader.
+      const response = await harness.controller.alterPartition({
+        brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
+        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch, newIsr: [...proposal.isr],
+      });
+      if (sent.length === 1) throw new Error('connection reset');
+      const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
+      return { error, partitionEpoch: response.partition!.partitionEpoch };
+    };
+    const manager = new ReplicaManager({ selfId: leaderId, dataDir: dir, clock: new ManualClock(), logger: silentLogger, registry: new Registry(), alterIsr });
+    try {
+      await manager.sync(harness.controller.image);
+      const partition = manager.findPartition('orders', 0)!;
+      expect(partition.isr).toEqual([leaderId]);
+      partition.recordFollowerFetch(followerId, 0);
+      manager.startIsrMaintenance(20);
+
+      await expect.poll(() => sent.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+      // The same proposal both times; the second answer (INVALID_UPDATE_VERSION: the first one
+      // had committed) names a newer partition epoch, so the leader now waits for the metadata.
+      expect(sent[1]).toBe(sent[0]);
+      expect(sent[0]!.isr).toEqual([leaderId, followerId].sort((a, b) => a - b));
+      await expect.poll(() => partition.pendingIsrProposal?.answered).toBe(true);
+      const attempts = sent.length;
+      expect(partition.maximalIsr).toContain(followerId);
+      // Ten more maintenance rounds (every 20 ms) send nothing more: an absence needs a window.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sent.length).toBe(attempts);
+
+      await manager.sync(harness.controller.image);
+      expect(partition.isr).toEqual([leaderId, followerId].sort((a, b) => a - b));
+      expect(partition.pendingIsrProposal).toBeNull();
+    } finally {
+      await manager.close();
+    }
+  });
+});
