@@ -14,6 +14,7 @@ import { mkdirSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaultProxy } from './proxy.js';
+import { SERVER_NODE_FLAGS } from '../src/cli/node-process.js';
 
 export const CLI_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
@@ -151,7 +152,7 @@ export class ChaosCluster {
     if (node.process && node.process.exitCode === null && node.process.signalCode === null) throw new Error(`node ${id} is already running`);
     mkdirSync(node.dataDir, { recursive: true });
     const log = openSync(path.join(this.spec.runDir, `node-${id}.log`), 'a');
-    const child = spawn(process.execPath, [CLI_ENTRY, ...this.argsFor(node)], { stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI_ENTRY, ...this.argsFor(node)], { stdio: ['ignore', log, log] });
     closeSync(log);
     node.process = child;
     node.paused = false;

@@ -9,6 +9,14 @@ import path from 'node:path';
 /** The built CLI entry (dist/src/cli/main.js), next to this file once compiled. */
 export const CLI_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 
+/**
+ * V8 flags for a server process. A broker allocates a young generation's worth of short-lived
+ * buffers and messages every few milliseconds under load; 64 MiB semi-spaces (Node 20 uses 16)
+ * make scavenges rarer: `bench produce` went from 159-166k to 170-177k records/s. The container
+ * image sets the same through NODE_OPTIONS.
+ */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=64'];
+
 export interface NodeProcessOptions {
   nodeId: number;
   dataDir: string;
@@ -42,7 +50,7 @@ export class NodeProcess {
       ...(options.extraArgs ?? []),
     ];
     const stdio = resolveStdio(options.stdio ?? 'ignore');
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', stdio, stdio], env: { ...process.env, ...options.env } });
+    this.child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...args], { stdio: ['ignore', stdio, stdio], env: { ...process.env, ...options.env } });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
     if (typeof stdio === 'number') closeSync(stdio);
   }
