@@ -159,7 +159,14 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   const controllerClient = new ControllerClient(config.controllerQuorum, logger, dial);
   const metadata = new MetadataCache();
   let lifecycle: BrokerLifecycle | undefined;
-  const fetchers = new ReplicaFetcherManager({ selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial });
+  const progressReports = new Counter({
+    name: 'riffle_broker_replica_progress_reports_total',
+    help: 'Progress reports this broker wrote as a follower: a flush completed while its next replica fetch was parked at the leader.',
+    registers: [registry],
+  });
+  const fetchers = new ReplicaFetcherManager({
+    selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial, onProgressReport: () => progressReports.inc(),
+  });
   const alterIsr = async (partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
     const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {
       brokerId: config.nodeId,

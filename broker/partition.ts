@@ -341,7 +341,12 @@ export class Partition {
     });
   }
 
-  /** Leader: records a follower's fetch (its log end) and moves the high watermark. */
+  /** Leader: the durable log end follower `replicaId` last reported (-1 before its first fetch this epoch). */
+  recordedFollowerEnd(replicaId: number): number | undefined {
+    return this.followers.get(replicaId)?.logEndOffset;
+  }
+
+  /** Leader: records a follower's fetch or progress report (its durable log end) and moves the high watermark. */
   recordFollowerFetch(replicaId: number, fetchOffset: number): void {
     if (!this.isLeader) return;
     const follower = this.followers.get(replicaId);
@@ -498,6 +503,15 @@ export class Partition {
    */
   get replicationFetchOffset(): number {
     return Math.min(this.log.logEndOffset, this.log.corruptOffset ?? Infinity);
+  }
+
+  /**
+   * Follower: how much of its log it has durably, per its flush policy (the fsynced end under
+   * `ack`, the log end otherwise); never past replicationFetchOffset. Only this counts toward the
+   * leader's high watermark and ISR.
+   */
+  get replicationDurableOffset(): number {
+    return Math.min(this.durableEnd, this.replicationFetchOffset);
   }
 
   /** Follower: the epoch of the last batch before replicationFetchOffset. */

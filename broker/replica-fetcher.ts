@@ -1,9 +1,13 @@
 // Follower replication: one fetcher per leader broker, each keeping one bidirectional
 // ReplicaFetch stream to that leader and carrying every partition this broker follows from it.
-// A round sends each partition's log end (which tells the leader how far this replica has the
-// log, durably) and the epoch of its last record; the answer brings records to append, or a
-// divergence point to truncate to (leader-epoch truncation, KIP-101/279), and the leader's high
-// watermark. The next round starts as soon as the appended records are durable.
+// A round sends each partition's log end, how much of it is durable (only that counts toward the
+// leader's high watermark) and the epoch of its last record; the answer brings records to
+// append, or a divergence point to truncate to (leader-epoch truncation, KIP-101/279), and the
+// leader's high watermark. The next round starts as soon as the records are appended: the flush
+// runs meanwhile, and when it completes while that round is out, a progress report (not
+// answered) tells the leader the new durable ends at once. Waiting for the flush before fetching
+// again, as this fetcher once did, put a flush and a round trip between most records and their
+// acknowledgement, and a second flush when they arrived during one.
 //
 // A partition that joins a fetcher while a round is parked at the leader (a new leadership, say)
 // must not wait out the long poll: the fetcher writes an empty nudge on the stream, which makes
@@ -14,6 +18,7 @@ import { ConnectionPool } from '../src/rpc/client.js';
 import { fromServiceError } from '../src/rpc/errors.js';
 import type { Logger } from '../src/util/logger.js';
 import type { ReplicaFetchRequest } from '../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
+import type { ReplicaFetchPartition } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartition.js';
 import type { ReplicaFetchResponse__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
 import type { ReplicaFetchPartitionData__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartitionData.js';
 
@@ -32,6 +37,8 @@ export interface FetcherContext {
   logger: Logger;
   /** The address to dial for a leader's advertised one (--dial-overrides); identity by default. */
   dial?: (address: string) => string;
+  /** Counts progress reports written (riffle_broker_replica_progress_reports_total). */
+  onProgressReport?: () => void;
 }
 
 type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
@@ -42,6 +49,9 @@ class ReplicaFetcher {
   /** Requests written and not yet answered, oldest first (a round, then perhaps a nudge). */
   private readonly pending: { resolve: (response: ReplicaFetchResponse__Output) => void; reject: (error: Error) => void }[] = [];
   private roundInFlight = false;
+  /** The durable end each partition's last request (round or report) told the leader. */
+  private readonly reportedDurable = new Map<string, number>();
+  private reportScheduled = false;
   private running = false;
   private stopped = false;
   private wake?: () => void;
@@ -77,6 +87,7 @@ class ReplicaFetcher {
 
   remove(partition: Partition): void {
     this.partitions.delete(keyOf(partition));
+    this.reportedDurable.delete(keyOf(partition));
   }
 
   stop(): void {
@@ -112,15 +123,7 @@ class ReplicaFetcher {
       brokerEpoch: this.context.brokerEpoch(),
       maxWaitMs: REPLICA_FETCH_WAIT_MS,
       maxBytes: REPLICA_FETCH_BYTES_MAX,
-      partitions: partitions.map((partition) => ({
-        topic: partition.topic,
-        partition: partition.index,
-        currentLeaderEpoch: partition.leaderEpoch,
-        fetchOffset: partition.replicationFetchOffset,
-        lastFetchedEpoch: partition.replicationLastFetchedEpoch,
-        logStartOffset: partition.logStartOffset,
-        partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
-      })),
+      partitions: partitions.map((partition) => this.positionOf(partition)),
     };
     this.roundInFlight = true;
     let response: ReplicaFetchResponse__Output;
@@ -129,17 +132,65 @@ class ReplicaFetcher {
     } finally {
       this.roundInFlight = false;
     }
-    const durable: Promise<void>[] = [];
+    const pauses: Promise<void>[] = [];
     for (const data of response.partitions) {
       const partition = this.partitions.get(`${data.topic}\u0000${data.partition}`);
       if (!partition || partition.isLeader) continue;
-      const wait = this.apply(partition, data);
-      if (wait) durable.push(wait);
+      const pause = this.apply(partition, data);
+      if (pause) pauses.push(pause);
     }
-    // Report a log end only once it is durable: the leader counts it towards the high watermark.
-    await Promise.all(durable);
+    await Promise.all(pauses);
   }
 
+  /** A partition's entry in a request: its log end, how much of it is durable, its last epoch. */
+  private positionOf(partition: Partition): ReplicaFetchPartition {
+    const fetchOffset = partition.replicationFetchOffset;
+    const durableEnd = Math.min(partition.replicationDurableOffset, fetchOffset);
+    this.reportedDurable.set(keyOf(partition), durableEnd);
+    return {
+      topic: partition.topic,
+      partition: partition.index,
+      currentLeaderEpoch: partition.leaderEpoch,
+      fetchOffset,
+      lastFetchedEpoch: partition.replicationLastFetchedEpoch,
+      logStartOffset: partition.logStartOffset,
+      partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
+      unflushedRecords: fetchOffset - durableEnd,
+    };
+  }
+
+  /** A flush completed: report it soon, once for every flush that completes in the same turn. */
+  private durableProgressed(): void {
+    if (this.reportScheduled) return;
+    this.reportScheduled = true;
+    setImmediate(() => {
+      this.reportScheduled = false;
+      this.reportProgress();
+    });
+  }
+
+  /**
+   * Tells the leader the durable ends that moved since the last request, while a round is out
+   * (parked at the leader, most likely). Between rounds there is nothing to do: the next round,
+   * about to leave, carries them.
+   */
+  private reportProgress(): void {
+    if (!this.roundInFlight || !this.stream || this.stopped) return;
+    const moved: Partition[] = [];
+    for (const [key, partition] of this.partitions) {
+      if (partition.isLeader) continue;
+      const durableEnd = Math.min(partition.replicationDurableOffset, partition.replicationFetchOffset);
+      if (durableEnd > (this.reportedDurable.get(key) ?? -1)) moved.push(partition);
+    }
+    if (moved.length === 0) return;
+    this.stream.write({
+      replicaId: this.context.selfId, brokerEpoch: this.context.brokerEpoch(), maxWaitMs: 0, maxBytes: 0, progressOnly: true,
+      partitions: moved.map((partition) => this.positionOf(partition)),
+    } satisfies ReplicaFetchRequest);
+    this.context.onProgressReport?.();
+  }
+
+  /** Applies one partition's answer; returns a pause to take before the next round, if any. */
   private apply(partition: Partition, data: ReplicaFetchPartitionData__Output): Promise<void> | undefined {
     // A replica with a corrupt batch takes nothing until it has left the ISR and cut its log
     // (ReplicaManager's repair); its fetches only tell the leader where its good copy ends.
@@ -154,8 +205,9 @@ class ReplicaFetcher {
       return undefined;
     }
     const info = partition.appendAsFollower(data.records, data.highWatermark);
-    if (!info) return undefined;
-    return partition.log.waitDurable(info.lastOffset + 1);
+    // A failed flush fails the log: the next append throws and the round reconnects.
+    if (info) partition.log.waitDurable(info.lastOffset + 1).then(() => this.durableProgressed(), () => undefined);
+    return undefined;
   }
 
   private exchange(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse__Output> {

@@ -1,8 +1,10 @@
 // The leader side of replication: answers followers' ReplicaFetch streams. For each partition a
 // follower asks about, it checks the follower's epoch, finds where the follower's log diverged
 // from its own (the end offset of the follower's last epoch, KIP-101/279), records how far the
-// follower has the log (which may move the high watermark), and sends what follows. When no
-// partition has anything new, it waits (long poll) for an append, up to max_wait_ms.
+// follower has the log durably (which may move the high watermark), and sends what follows its
+// log end. When no partition has anything new, it waits (long poll) for an append, up to
+// max_wait_ms. A progress report (a follower's flush completed while its fetch is parked here)
+// is recorded at once, after every request sent before it, and never answered.
 import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
@@ -75,6 +77,16 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
     return;
   }
   call.on('data', (request: ReplicaFetchRequest__Output) => {
+    if (request.progressOnly) {
+      // Every fetch sent before the report is recorded already unless one still waits its turn:
+      // then the report waits behind it, so a follower's durable end is never taken back.
+      const record = (): void => {
+        if (!state.closed) recordProgress(deps, request);
+      };
+      if (state.queued === 0) record();
+      else chain = chain.then(record);
+      return;
+    }
     state.queued++;
     state.interrupt?.();
     chain = chain.then(async () => {
@@ -105,8 +117,10 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
 async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, stream: StreamState): Promise<ReplicaFetchResponse> {
   const waitMs = Math.min(Math.max(request.maxWaitMs, 0), REPLICA_FETCH_WAIT_MS_MAX);
   const deadline = performance.now() + waitMs;
-  for (;;) {
-    const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted));
+  // The follower's position is recorded once: after a long poll, a progress report may have
+  // moved it past what this request said.
+  for (let first = true; ; first = false) {
+    const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted, first));
     const hasData = partitions.some((data) => data.errorCode !== 0 || data.diverging || (data.records as Buffer).length > 0);
     const remainingMs = deadline - performance.now();
     if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions };
@@ -117,21 +131,51 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
   }
 }
 
-function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: ReplicaFetchPartition__Output): ReplicaFetchPartitionData {
+function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData {
   const base = { topic: wanted.topic, partition: wanted.partition };
   const partition = deps.replicas.findPartition(wanted.topic, wanted.partition);
   try {
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
     partition.requireLeader();
     partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+    const durableEnd = durableEndOf(wanted);
     const divergence = divergenceOf(partition, wanted);
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
-    partition.recordFollowerFetch(replicaId, wanted.fetchOffset);
+    if (recordPosition) partition.recordFollowerFetch(replicaId, durableEnd);
     const records = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
     return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records };
   } catch (error) {
     const riffleError = toRiffleError(error);
     return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
+  }
+}
+
+/** What the follower has durably: its log end less what it has not flushed yet. */
+function durableEndOf(wanted: ReplicaFetchPartition__Output): number {
+  const fetchOffset = Number(wanted.fetchOffset);
+  const unflushed = Number(wanted.unflushedRecords);
+  if (!Number.isSafeInteger(unflushed) || unflushed < 0 || unflushed > fetchOffset) {
+    throw new RiffleError('INVALID_REQUEST', `unflushed_records ${unflushed} is outside 0..${fetchOffset} (the fetch offset).`);
+  }
+  return fetchOffset - unflushed;
+}
+
+/**
+ * A follower's progress report: the durable end of each partition it names, recorded where this
+ * broker still leads in the epoch the follower names and the follower's log has not diverged
+ * (its next fetch sorts that out). Malformed entries are skipped: a report is never answered.
+ */
+function recordProgress(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output): void {
+  for (const wanted of request.partitions) {
+    const partition = deps.replicas.findPartition(wanted.topic, wanted.partition);
+    if (!partition || !partition.isLeader || wanted.currentLeaderEpoch !== partition.leaderEpoch) continue;
+    try {
+      const durableEnd = durableEndOf(wanted);
+      if (divergenceOf(partition, wanted)) continue;
+      partition.recordFollowerFetch(request.replicaId, durableEnd);
+    } catch (error) {
+      deps.logger.warn({ err: error, topic: wanted.topic, partition: wanted.partition, replica: request.replicaId }, 'progress report entry refused');
+    }
   }
 }
 
