@@ -73,6 +73,22 @@ describe('Kinesis arithmetic', () => {
     expect(decodeSequenceNumber('')).toBeNull();
   });
 
+  it('spells every sequence number as SEQUENCE_BASE + partition * 2^64 + offset + 1, across the nine-digit tail boundaries', () => {
+    const reference = (partition: number, offset: number): string => ((1n << 124n) + BigInt(partition) * (1n << 64n) + BigInt(offset + 1)).toString();
+    const partitions = [0, 1, 7, 4095, 4096, 100_000, 2 ** 31 - 1];
+    for (const partition of partitions) {
+      // Where the last nine digits of the value wrap, the head changes: offsets on both sides.
+      const tailOfFirst = Number(BigInt(reference(partition, -1)) % 1_000_000_000n);
+      const wrap = 1_000_000_000 - tailOfFirst - 1;
+      const offsets = [-1, 0, 1, 999, wrap - 2, wrap - 1, wrap, wrap + 1, wrap + 1_000_000_000, 2 ** 40, 2 ** 52 - 2, 2 ** 52 - 1, 2 ** 52, Number.MAX_SAFE_INTEGER - 1];
+      for (const offset of offsets) expect(encodeSequenceNumber(partition, offset), `partition ${partition} offset ${offset}`).toBe(reference(partition, offset));
+      // Back and forth between blocks, as readers of different positions do.
+      for (const offset of [wrap + 5, 3, wrap + 5, 2 ** 45, 0]) expect(encodeSequenceNumber(partition, offset)).toBe(reference(partition, offset));
+    }
+    // More partitions than the memo keeps still spell correctly.
+    for (let partition = 0; partition < 5000; partition += 1) expect(encodeSequenceNumber(partition, partition * 3)).toBe(reference(partition, partition * 3));
+  });
+
   it('builds and reads stream and consumer ARNs', () => {
     const streamArn = streamArnOf('cluster1', 'orders');
     expect(streamNameOfArn(streamArn)).toBe('orders');
