@@ -1,7 +1,11 @@
-// `riffle bench produce|consume`: throughput and latency of the data path, printed as JSON on
-// stdout (a progress bar goes to stderr). With --start-node the benchmark starts its own
-// single node in a temporary directory on loopback and stops it afterwards, so
-// `npm run bench:produce` measures a fresh node with nothing else running.
+// `riffle bench produce|consume|e2e`: throughput and latency of the data path, printed as JSON on
+// stdout (a progress bar goes to stderr). With --start-node the benchmark starts its own single
+// node in a temporary directory on loopback, with --start-cluster three combined nodes on
+// 127.0.35.1-3 (AZs a, b, c; topics RF 3, min.insync.replicas 2), and stops them afterwards, so
+// `npm run bench:produce` measures a fresh three-node cluster with nothing else running.
+// --warmup-records sends that many records first, unmeasured, to the same topic: a fresh
+// process runs unoptimized code for its first few hundred thousand records, which says little
+// about the steady state and much about JIT tiering.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +15,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
+import { BenchCluster } from './bench-cluster.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
@@ -28,6 +33,8 @@ interface BenchOptions {
   acks: string;
   flushPolicy: string;
   startNode?: boolean;
+  startCluster?: boolean;
+  warmupRecords: number;
   progress: boolean;
   windowBytes: number;
   rate?: number;
@@ -47,6 +54,8 @@ function benchOptions(command: Command): Command {
     .option('--window-bytes <bytes>', 'record bytes the producer keeps outstanding at most', parseIntegerOption, 16 * 1024 * 1024)
     .option('--rate <records-per-second>', 'send at this pace instead of as fast as possible (latency at a given load)', parseIntegerOption)
     .option('--start-node', 'start a fresh single node on loopback for the run')
+    .option('--start-cluster', 'start a fresh three-node cluster (RF 3, min.insync.replicas 2) on 127.0.35.1-3 for the run')
+    .option('--warmup-records <n>', 'records sent first, not measured (JIT warm-up)', parseIntegerOption, 0)
     .option('--no-progress', 'no progress bar');
 }
 
@@ -72,10 +81,15 @@ export function registerBenchCommands(program: Command): void {
 
 async function runBench(name: string, options: BenchOptions, body: (client: RiffleClient, topic: string) => Promise<object>): Promise<void> {
   let node: NodeProcess | undefined;
+  let cluster: BenchCluster | undefined;
   let dataDir: string | undefined;
   try {
     let bootstrap = options.bootstrap;
-    if (options.startNode) {
+    if (options.startNode && options.startCluster) throw new Error('--start-node and --start-cluster exclude each other');
+    if (options.startCluster) {
+      cluster = await BenchCluster.start(3, { subnet: CLUSTER_SUBNET, extraArgs: ['--default-replication-factor', '3'] });
+      bootstrap = cluster.bootstrap;
+    } else if (options.startNode) {
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-'));
       const host = '127.0.0.1';
       node = new NodeProcess({ nodeId: 1, dataDir, host, grpcPort: await freePort(host), controllerPort: await freePort(host), httpPort: await freePort(host), extraArgs: ['--log-level', 'warn'], stdio: 'inherit' });
@@ -86,8 +100,13 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
     try {
       const topic = options.topic ?? `bench-${Date.now()}`;
       await ensureTopic(client, topic, options);
+      if (options.warmupRecords > 0) await benchProduce(client, topic, { ...options, records: options.warmupRecords, rate: undefined, progress: false });
       const result = await body(client, topic);
-      printJson({ benchmark: name, topic, records: options.records, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions, acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result });
+      printJson({
+        benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : bootstrap, topic, records: options.records,
+        warmupRecords: options.warmupRecords, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions,
+        acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result,
+      });
     } finally {
       client.close();
     }
@@ -95,9 +114,13 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
     reportError(name, error);
   } finally {
     await node?.stop();
+    await cluster?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
+
+/** Where --start-cluster puts its nodes (the other cluster benchmarks use other subnets). */
+const CLUSTER_SUBNET = '127.0.35';
 
 async function ensureTopic(client: RiffleClient, topic: string, options: BenchOptions): Promise<void> {
   try {
