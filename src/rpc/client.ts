@@ -5,6 +5,7 @@ import { fromServiceError } from './errors.js';
 import { serviceClient } from './proto.js';
 
 export const CLIENT_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
+export const CLIENT_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export type ServiceName = 'riffle.v1.Kafka' | 'riffle.v1.Admin' | 'riffle.v1.Kinesis' | 'riffle.internal.Controller' | 'riffle.internal.Replication';
 
@@ -29,6 +30,9 @@ export function channelOptions(): grpc.ChannelOptions {
     // Reconnect quickly after a node restarts; the SDK's own retries add backoff on top.
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2_000,
+    // Answers (fetches, replica fetches of up to 16 MiB) arrive without waiting for window
+    // updates of the 64 KiB HTTP/2 default; servers widen theirs for requests (server.ts).
+    'grpc-node.flow_control_window': CLIENT_RECEIVE_WINDOW_BYTES,
   };
 }
 

@@ -1,6 +1,7 @@
 // gRPC plumbing shared by every service a node serves: handlers are plain async functions from
 // request to response, and this module turns them into grpc-js handlers that map thrown errors to
 // typed statuses (never crashing the process on bad input) and record per-method metrics.
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from '../metrics/index.js';
 import type { Logger } from '../util/logger.js';
@@ -73,10 +74,44 @@ export function bindServer(server: grpc.Server, host: string, port: number): Pro
   return new Promise((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
       if (error) reject(error);
-      else resolve(boundPort);
+      else {
+        widenReceiveWindows(server);
+        resolve(boundPort);
+      }
     });
   });
 }
+
+/** What a server lets each connection and each call send before it must wait for a window update. */
+export const SERVER_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/**
+ * HTTP/2 starts every connection and stream with a 64 KiB receive window, and grpc-js has no
+ * server option to change it, so a 256 KiB Produce request waits for several window updates,
+ * each a turn of both event loops, and under load a request can take longer to arrive than to
+ * handle. Every session of the server's HTTP/2 listeners gets a larger window (the connection's
+ * by WINDOW_UPDATE, each new stream's by SETTINGS); clients do the same for answers
+ * (channelOptions). The listeners are grpc-js internals: if they are not where 1.14 keeps them,
+ * the windows stay as they were, which is slower but correct.
+ */
+function widenReceiveWindows(server: grpc.Server): void {
+  const listeners = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> }).http2Servers;
+  if (!(listeners instanceof Map)) return;
+  for (const listener of listeners.keys()) {
+    if (typeof listener?.on !== 'function' || WIDENED.has(listener)) continue;
+    WIDENED.add(listener);
+    listener.on('session', (session: http2.ServerHttp2Session) => {
+      try {
+        session.settings({ initialWindowSize: SERVER_RECEIVE_WINDOW_BYTES });
+        session.setLocalWindowSize(SERVER_RECEIVE_WINDOW_BYTES);
+      } catch {
+        // A session closing as it opens: nothing to widen.
+      }
+    });
+  }
+}
+
+const WIDENED = new WeakSet<object>();
 
 /** Server options shared by every gRPC listener: message limits and keepalive. */
 export function serverOptions(messageBytesMax: number): grpc.ServerOptions {
