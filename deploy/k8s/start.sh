@@ -33,4 +33,5 @@ while [ "$i" -lt "$CONTROLLER_REPLICAS" ]; do
 done
 export RIFFLE_CONTROLLER_QUORUM="$quorum"
 
-exec node /opt/riffle/dist/src/cli/main.js server "$@"
+# The V8 flags of every server (src/cli/node-process.ts, SERVER_NODE_FLAGS).
+exec node --max-semi-space-size=16 --initial-old-space-size=256 /opt/riffle/dist/src/cli/main.js server "$@"
