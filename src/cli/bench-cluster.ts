@@ -39,7 +39,7 @@ export class BenchCluster {
     const node = new NodeProcess({
       nodeId: id, dataDir: path.join(this.dataDir, `node-${id}`), host: `${this.subnet}.${id}`, grpcPort: PORTS.grpc,
       controllerPort: PORTS.controller, httpPort: PORTS.http, az: AZS[(id - 1) % AZS.length],
-      extraArgs: ['--log-level', 'warn', '--controller-quorum', this.quorum, ...this.extraArgs], stdio: 'inherit',
+      extraArgs: ['--log-level', 'warn', '--controller-quorum', this.quorum, ...this.extraArgs], stdio: 'stderr',
     });
     this.nodes.set(id, node);
     return node;

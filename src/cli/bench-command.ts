@@ -92,7 +92,7 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
     } else if (options.startNode) {
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'riffle-bench-'));
       const host = '127.0.0.1';
-      node = new NodeProcess({ nodeId: 1, dataDir, host, grpcPort: await freePort(host), controllerPort: await freePort(host), httpPort: await freePort(host), extraArgs: ['--log-level', 'warn'], stdio: 'inherit' });
+      node = new NodeProcess({ nodeId: 1, dataDir, host, grpcPort: await freePort(host), controllerPort: await freePort(host), httpPort: await freePort(host), extraArgs: ['--log-level', 'warn'], stdio: 'stderr' });
       await node.waitReady();
       bootstrap = node.bootstrap;
     }

@@ -32,8 +32,11 @@ export interface NodeProcessOptions {
   az?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
-  /** Where the child's stdout and stderr go: inherited, ignored, piped, or appended to a file. */
-  stdio?: 'inherit' | 'ignore' | 'pipe' | { logFile: string };
+  /**
+   * Where the child's stdout and stderr go: inherited, ignored, piped, appended to a file, or both
+   * to this process's stderr (benchmarks: their stdout holds only their JSON).
+   */
+  stdio?: 'inherit' | 'ignore' | 'pipe' | 'stderr' | { logFile: string };
   /** The built CLI entry to run; defaults to the one beside this module. */
   entry?: string;
 }
@@ -110,7 +113,8 @@ export class NodeProcess {
   }
 }
 
-function resolveStdio(stdio: NonNullable<NodeProcessOptions['stdio']>): 'inherit' | 'ignore' | 'pipe' | number {
+function resolveStdio(stdio: NonNullable<NodeProcessOptions['stdio']>): 'inherit' | 'ignore' | 'pipe' | number | NodeJS.WriteStream {
+  if (stdio === 'stderr') return process.stderr;
   if (typeof stdio === 'string') return stdio;
   mkdirSync(path.dirname(stdio.logFile), { recursive: true });
   return openSync(stdio.logFile, 'a');
