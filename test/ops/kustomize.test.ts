@@ -13,6 +13,7 @@ import { parseEndpoint, resolveNodeConfig } from '../../src/config/node-config.j
 import { REPO_ROOT, temporaryDir } from '../helpers/cluster.js';
 import { SERVER_ENV_NAMES, readYamlDocuments } from '../deploy/manifests.js';
 import { requireTool } from './tools.js';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-process.js';
 
 const run = promisify(execFile);
 const scratch = temporaryDir('riffle-kustomize-');
@@ -176,7 +177,8 @@ describe('kubectl kustomize deploy/k8s', () => {
       env.ZONE_FILE = zoneFile;
       const { stdout } = await run('/bin/sh', [startScript], { env });
       const launched = JSON.parse(stdout) as { argv: string[]; env: NodeJS.ProcessEnv };
-      expect(launched.argv).toEqual(['/opt/riffle/dist/src/cli/main.js', 'server']);
+      // The server's V8 flags come first, the same ones riffle dev and the tests pass.
+      expect(launched.argv).toEqual([...SERVER_NODE_FLAGS, '/opt/riffle/dist/src/cli/main.js', 'server']);
       const config = resolveNodeConfig({}, launched.env);
       expect(config.nodeId).toBe(nodeId);
       expect(config.roles).toEqual(roles);
