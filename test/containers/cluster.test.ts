@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenericContainer, getContainerRuntimeClient, ImageName, Wait, type StartedTestContainer } from 'testcontainers';
 import { Admin, PartitionConsumer, Producer, RiffleClient } from '../../src/client/index.js';
 import { REPO_ROOT, waitFor } from '../helpers/cluster.js';
+import { SERVER_NODE_FLAGS } from '../../src/cli/node-process.js';
 
 const SUBNET = '127.0.22';
 const PORTS = { grpc: 19094, controller: 19093, http: 19644 };
@@ -127,7 +128,8 @@ describe.skipIf(!available)('the container image', () => {
     expect((JSON.parse(status.stdout) as { brokers: { brokerId: number }[] }).brokers.map((broker) => broker.brokerId).sort()).toEqual(NODES);
     const runtime = await getContainerRuntimeClient();
     const inspected = await runtime.container.inspect(runtime.container.getById(container.getId()));
-    expect(inspected.Config.Entrypoint).toEqual(['node', '/opt/riffle/dist/src/cli/main.js']);
+    // The server's V8 flags (SERVER_NODE_FLAGS) come before the entry.
+    expect(inspected.Config.Entrypoint).toEqual(['node', ...SERVER_NODE_FLAGS, '/opt/riffle/dist/src/cli/main.js']);
     expect(inspected.Config.Cmd).toEqual(['server']);
     expect(inspected.Mounts.map((mount) => mount.Destination)).toContain('/var/lib/riffle');
     const image = await runtime.image.inspect(ImageName.fromString(IMAGE));
