@@ -48,6 +48,8 @@ export interface AlterIsrAnswer {
  * ten rounds a second hold it for a millisecond or two each.
  */
 export const SCRUB_INTERVAL_MS = 100;
+/** Replicas a sync brings in line before it lets other work run. */
+const SYNC_SLICE_PARTITIONS = 100;
 /** Default scrub rate: a 1 GiB segment every ~64 s, a small share of a disk's bandwidth. */
 export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024;
 
@@ -61,6 +63,16 @@ export class ReplicaManager {
   private syncing: Promise<void> = Promise.resolve();
   private latestImage?: MetadataImage;
   private pendingImage?: MetadataImage;
+  /**
+   * What the replicas already reflect, for incremental syncs: images share every unchanged
+   * topic and partition record with their predecessor, so a sync visits only what changed.
+   * The brokers map of the last sync (a changed one, say a leader's new address, means a full
+   * pass), the topic records synced in full, and the partition record each replica reflects.
+   */
+  private syncedBrokers?: MetadataImage['brokers'];
+  private syncedTopicMap?: MetadataImage['topics'];
+  private readonly syncedTopics = new Map<string, TopicInfo>();
+  private readonly syncedInfos = new Map<string, PartitionInfo>();
   private isrTimer?: NodeJS.Timeout;
   private readonly isrChangesInFlight = new Set<string>();
   private readonly isrChanges: Counter<'direction'>;
@@ -292,27 +304,44 @@ export class ReplicaManager {
   }
 
   private async syncReplicas(image: MetadataImage): Promise<void> {
-    const wanted = new Set<string>();
+    const selfId = this.options.selfId;
+    const full = image.brokers !== this.syncedBrokers;
+    this.syncedBrokers = image.brokers;
+    let visited = 0;
     for (const topic of image.topics.values()) {
+      if (!full && this.syncedTopics.get(topic.topicId) === topic) continue;
+      let complete = true;
       for (const partition of topic.partitions) {
-        if (!partition.replicas.includes(this.options.selfId)) continue;
+        if (!partition.replicas.includes(selfId)) continue;
         const key = keyOf(topic.name, partition.partition);
-        wanted.add(key);
+        if (!full && this.syncedInfos.get(key) === partition && this.partitions.get(key)?.topicId === topic.topicId) continue;
+        // A sync of thousands of replicas would otherwise hold the event loop (each await below
+        // resolves at once for an open replica): timers, heartbeats and requests run between slices.
+        if (++visited % SYNC_SLICE_PARTITIONS === 0) await new Promise((resolve) => setImmediate(resolve));
         try {
           const replica = await this.ensureReplica(topic, partition, key);
           this.followOrLead(image, replica, partition);
+          this.syncedInfos.set(key, partition);
         } catch (error) {
+          complete = false;
+          this.syncedInfos.delete(key);
           this.options.logger.error({ err: error, topic: topic.name, partition: partition.partition }, 'opening a partition replica failed');
         }
       }
+      if (complete) this.syncedTopics.set(topic.topicId, topic);
+      else this.syncedTopics.delete(topic.topicId);
     }
+    if (image.topics === this.syncedTopicMap) return;
+    this.syncedTopicMap = image.topics;
+    for (const topicId of this.syncedTopics.keys()) if (!image.topics.has(topicId)) this.syncedTopics.delete(topicId);
     for (const [key, partition] of this.partitions) {
-      if (wanted.has(key)) continue;
+      if (image.topic(partition.topicId)?.partitions[partition.index]?.replicas.includes(selfId)) continue;
       this.partitions.delete(key);
+      this.syncedInfos.delete(key);
       this.options.fetchers?.unfollow(partition);
       await partition.close();
       await partition.log.delete();
-      this.options.logger.info(`broker ${this.options.selfId} removed replica ${partition.topic}-${partition.index}`);
+      this.options.logger.info(`broker ${selfId} removed replica ${partition.topic}-${partition.index}`);
     }
   }
 
