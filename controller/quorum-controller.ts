@@ -107,6 +107,12 @@ export const OFFSETS_TOPIC_CONFIGS: Readonly<Record<string, string>> = Object.fr
 /** A gap between two active ticks up to this is normal scheduling, beyond it a stall of ours. */
 export const TICK_GAP_ALLOWED_MS = 1_000;
 
+interface PendingAlterPartition {
+  readonly request: AlterPartitionRequest;
+  readonly resolve: (response: AlterPartitionResponse__Output) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface BrokerSession {
   epoch: number;
   lastContactMs: number;
@@ -128,6 +134,9 @@ export class QuorumController {
   private readonly sessions = new Map<number, BrokerSession>();
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
+  /** AlterPartition requests waiting for the next batch, and whether one is in the queue. */
+  private alterQueue: PendingAlterPartition[] = [];
+  private alterScheduled = false;
   private wasActive = false;
   private tickRunning = false;
   private lastPreferredCheckMs = 0;
@@ -318,23 +327,90 @@ export class QuorumController {
 
   // ---- partitions ----
 
+  /**
+   * AlterPartition requests are answered in batches: every request waiting when the queue reaches
+   * them is validated in arrival order and all their changes go into one metadata batch (like
+   * Kafka's AlterPartition, which carries many partitions per request). A restarted broker's
+   * return to a thousand ISRs is then a few commits, not a thousand, and heartbeats and ticks do
+   * not wait behind them.
+   */
   alterPartition(request: AlterPartitionRequest): Promise<AlterPartitionResponse__Output> {
-    return this.handle('AlterPartition', () => this.serialize(async () => {
-      const current = this.current.partition(request.topicId ?? '', request.partition ?? -1);
-      let change: ReturnType<typeof changeTo>;
-      try {
-        change = this.validateAlterPartition(request);
-      } catch (error) {
-        if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') throw error;
-        // A refusal: nothing was written, and the answer says where the partition stands.
-        return { errorCode: error.code, errorMessage: error.message, partition: current ? partitionRecordOf(current) : null };
+    return this.handle('AlterPartition', () => new Promise<AlterPartitionResponse__Output>((resolve, reject) => {
+      if (this.alterQueue.length >= MUTATIONS_QUEUED_MAX) {
+        reject(new RiffleError('THROTTLING_QUOTA_EXCEEDED', `${this.alterQueue.length} AlterPartition requests are queued.`));
+        return;
       }
-      // A failed commit is an error of the call, not an answer: the change may still commit, so
-      // the leader keeps it pending and asks again.
-      if (change) await this.commit([{ partitionChange: change }]);
-      const after = this.current.partition(request.topicId!, request.partition!)!;
-      return { errorCode: 0, errorMessage: '', partition: partitionRecordOf(after) };
+      this.alterQueue.push({ request, resolve, reject });
+      if (!this.alterScheduled) this.scheduleAlterPartitions();
     }));
+  }
+
+  private scheduleAlterPartitions(): void {
+    this.alterScheduled = true;
+    let batch: PendingAlterPartition[] | undefined;
+    this.serialize(async () => {
+      this.alterScheduled = false;
+      batch = this.takeAlterPartitionBatch();
+      if (this.alterQueue.length > 0) this.scheduleAlterPartitions();
+      await this.alterPartitions(batch);
+    }).catch((error: unknown) => {
+      // Refused before the batch was taken (not the controller, queue full): so is every waiting
+      // request. Otherwise the requests of the batch not answered yet fail with the error.
+      if (!batch) {
+        this.alterScheduled = false;
+        batch = this.alterQueue.splice(0);
+      }
+      for (const pending of batch) pending.reject(error);
+    });
+  }
+
+  /** Waiting requests in order, at most one per partition (a second one waits for the next batch). */
+  private takeAlterPartitionBatch(): PendingAlterPartition[] {
+    const batch: PendingAlterPartition[] = [];
+    const later: PendingAlterPartition[] = [];
+    const partitions = new Set<string>();
+    for (const pending of this.alterQueue) {
+      const key = `${pending.request.topicId}:${pending.request.partition}`;
+      if (partitions.has(key) || batch.length >= ELECTIONS_PER_BATCH_MAX) later.push(pending);
+      else {
+        partitions.add(key);
+        batch.push(pending);
+      }
+    }
+    this.alterQueue = later;
+    return batch;
+  }
+
+  private async alterPartitions(batch: readonly PendingAlterPartition[]): Promise<void> {
+    const changed: PendingAlterPartition[] = [];
+    const records: MetadataRecord[] = [];
+    for (const pending of batch) {
+      const { request } = pending;
+      try {
+        const change = this.validateAlterPartition(request);
+        if (change) {
+          records.push({ partitionChange: change });
+          changed.push(pending);
+        } else {
+          pending.resolve({ errorCode: 0, errorMessage: '', partition: partitionRecordOf(this.current.partition(request.topicId!, request.partition!)!) });
+        }
+      } catch (error) {
+        if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') {
+          pending.reject(error);
+          continue;
+        }
+        // A refusal: nothing was written, and the answer says where the partition stands.
+        const current = this.current.partition(request.topicId ?? '', request.partition ?? -1);
+        pending.resolve({ errorCode: error.code, errorMessage: error.message, partition: current ? partitionRecordOf(current) : null });
+      }
+    }
+    if (records.length === 0) return;
+    // A failed commit is an error of the calls, not an answer: the changes may still commit, so
+    // their leaders keep them pending and ask again (the caller rejects what is unanswered).
+    await this.commit(records);
+    for (const { request, resolve } of changed) {
+      resolve({ errorCode: 0, errorMessage: '', partition: partitionRecordOf(this.current.partition(request.topicId!, request.partition!)!) });
+    }
   }
 
   /** Kafka's AlterPartition checks, in Kafka's order; returns the change, or null for none. */

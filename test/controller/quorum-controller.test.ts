@@ -370,6 +370,49 @@ describe('QuorumController: AlterPartition', () => {
     expect(response.errorCode).toBe(ERRORS.INELIGIBLE_REPLICA.code);
     expect(response.partition).toMatchObject({ isr: [base.brokerId] });
   });
+
+  it('commits concurrent requests in one metadata batch, refusing bad ones and answering a repeat from the next', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    const topicId = await createTopic(harness, 'orders', 12, 3);
+    const requests = harness.controller.image.partitionsOf(topicId).map((partition) => ({
+      brokerId: partition.leader, brokerEpoch: epochs.get(partition.leader)!, topicId, partition: partition.partition,
+      leaderEpoch: partition.leaderEpoch, partitionEpoch: partition.partitionEpoch, newIsr: [partition.leader],
+    }));
+    const batchesBefore = harness.log.batches.length;
+    const answers = await Promise.all([
+      ...requests.slice(1).map((request) => harness.controller.alterPartition(request)),
+      // A stale leader epoch is refused without holding up the others.
+      harness.controller.alterPartition({ ...requests[0]!, leaderEpoch: requests[0]!.leaderEpoch - 1 }),
+      // The same proposal twice: the repeat is answered after the first committed.
+      harness.controller.alterPartition(requests[1]!),
+    ]);
+    expect(answers.slice(0, 11).map((answer) => answer.errorCode)).toEqual(new Array(11).fill(0));
+    expect(answers[11]!.errorCode).toBe(ERRORS.FENCED_LEADER_EPOCH.code);
+    expect(answers[12]!.errorCode).toBe(ERRORS.INVALID_UPDATE_VERSION.code);
+    expect(answers[12]!.partition).toMatchObject({ isr: [requests[1]!.brokerId], partitionEpoch: requests[1]!.partitionEpoch + 1 });
+    expect(harness.log.batches.length - batchesBefore).toBe(1);
+    expect(harness.log.batches.at(-1)!.records).toHaveLength(11);
+    for (const partition of harness.controller.image.partitionsOf(topicId).slice(1)) expect(partition.isr).toEqual([partition.leader]);
+    expect(harness.controller.image.partition(topicId, 0)!.isr).toHaveLength(3);
+  });
+
+  it('fails every request of a batch whose commit failed, so their leaders ask again', async () => {
+    const harness = createHarness();
+    const epochs = await threeBrokers(harness);
+    const topicId = await createTopic(harness, 'orders', 3, 3);
+    const requests = harness.controller.image.partitionsOf(topicId).map((partition) => ({
+      brokerId: partition.leader, brokerEpoch: epochs.get(partition.leader)!, topicId, partition: partition.partition,
+      leaderEpoch: partition.leaderEpoch, partitionEpoch: partition.partitionEpoch, newIsr: [partition.leader],
+    }));
+    harness.log.timeOutNextAppend = true;
+    const outcomes = await Promise.allSettled(requests.map((request) => harness.controller.alterPartition(request)));
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    // The batch did commit late: the retries find the newer partitions.
+    const retries = await Promise.all(requests.map((request) => harness.controller.alterPartition(request)));
+    expect(retries.map((answer) => answer.errorCode)).toEqual(new Array(3).fill(ERRORS.INVALID_UPDATE_VERSION.code));
+    for (const partition of harness.controller.image.partitionsOf(topicId)) expect(partition.isr).toEqual([partition.leader]);
+  });
 });
 
 describe('QuorumController: topics', () => {
