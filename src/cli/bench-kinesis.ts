@@ -10,6 +10,9 @@
 //    those count as 0 and are reported), and also delivery minus send time;
 //  - optionally (--kinesalite) the same PutRecords workload against kinesalite (in-memory,
 //    unreplicated) on 127.0.32.1 driven by @aws-sdk/client-kinesis over HTTP/1.1, with the ratio.
+// --warmup-records puts that many records first, unmeasured, to the same stream (on both sides
+// with --kinesalite): fresh processes run unoptimized code for their first few hundred thousand
+// records, which says more about JIT tiering than about the steady state (as in bench produce).
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Command } from 'commander';
@@ -25,6 +28,7 @@ const EFO_PUTS_IN_FLIGHT_MAX = 100;
 
 interface KinesisBenchOptions {
   records: number;
+  warmupRecords: number;
   concurrency: number;
   shards: number;
   efoShards: number;
@@ -40,6 +44,7 @@ export function registerKinesisBench(bench: Command): void {
     .command('kinesis')
     .description('PutRecords throughput (RF 3, 8 shards) and EFO push latency on a fresh 3-node cluster; optionally side by side with kinesalite; prints JSON.')
     .option('--records <n>', 'records for the PutRecords throughput run', parseIntegerOption, 400_000)
+    .option('--warmup-records <n>', 'records put first, not measured (JIT warm-up; also for kinesalite)', parseIntegerOption, 0)
     .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 128)
     .option('--shards <n>', 'shards of the throughput stream', parseIntegerOption, 8)
     .option('--efo-shards <n>', 'shards of the EFO latency stream', parseIntegerOption, 2)
@@ -89,14 +94,16 @@ interface PutResult {
   seconds: number;
 }
 
-async function benchPutRecords(kinesis: KinesisClient, options: KinesisBenchOptions): Promise<PutResult & { shards: number; replicationFactor: number; recordSizeBytes: number; concurrency: number }> {
+async function benchPutRecords(kinesis: KinesisClient, options: KinesisBenchOptions): Promise<PutResult & { warmupRecords: number; shards: number; replicationFactor: number; recordSizeBytes: number; concurrency: number }> {
   await kinesis.createStream('bench-put', { shardCount: options.shards, replicationFactor: 3, limitsProfile: 'off' });
   const payload = Buffer.alloc(100, 7);
-  const result = await drivePutRecords(options.records, options.concurrency, async (entries) => {
+  const put = async (entries: Entry[]): Promise<Entry[]> => {
     const response = await kinesis.putRecords('bench-put', entries);
     return response.failedRecordCount === 0 ? [] : entries.filter((_, index) => response.records[index]!.errorCode);
-  }, payload);
-  return { ...result, shards: options.shards, replicationFactor: 3, recordSizeBytes: payload.length, concurrency: options.concurrency };
+  };
+  if (options.warmupRecords > 0) await drivePutRecords(options.warmupRecords, options.concurrency, put, payload);
+  const result = await drivePutRecords(options.records, options.concurrency, put, payload);
+  return { ...result, warmupRecords: options.warmupRecords, shards: options.shards, replicationFactor: 3, recordSizeBytes: payload.length, concurrency: options.concurrency };
 }
 
 type Entry = { partitionKey: string; data: Buffer };
@@ -210,7 +217,7 @@ async function benchEfoLatency(kinesis: KinesisClient, client: RiffleClient, opt
 }
 
 /** The PutRecords workload against kinesalite on 127.0.32.1 through the AWS SDK (HTTP/1.1). */
-async function benchKinesalite(options: KinesisBenchOptions): Promise<PutResult & { note: string }> {
+async function benchKinesalite(options: KinesisBenchOptions): Promise<PutResult & { warmupRecords: number; note: string }> {
   const load = (name: string): Promise<Record<string, unknown>> => import(name) as Promise<Record<string, unknown>>;
   const kinesaliteModule = await load('kinesalite');
   const sdk = await load('@aws-sdk/client-kinesis');
@@ -232,11 +239,15 @@ async function benchKinesalite(options: KinesisBenchOptions): Promise<PutResult 
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const payload = Buffer.alloc(100, 7);
-    const result = await drivePutRecords(options.kinesaliteRecords, options.concurrency, async (entries) => {
+    const put = async (entries: Entry[]): Promise<Entry[]> => {
       const response = await aws.putRecords({ StreamName: 'bench', Records: entries.map((entry) => ({ PartitionKey: entry.partitionKey, Data: entry.data })) });
       return (response.FailedRecordCount ?? 0) === 0 ? [] : entries.filter((_, index) => response.Records[index]!.ErrorCode);
-    }, payload);
-    return { ...result, note: `kinesalite (in memory, unreplicated) on ${KINESALITE_HOST}, @aws-sdk/client-kinesis over HTTP/1.1` };
+    };
+    // Warmed like our side, but no longer than its measured run (kinesalite is ~10x slower).
+    const warmupRecords = Math.min(options.warmupRecords, options.kinesaliteRecords);
+    if (warmupRecords > 0) await drivePutRecords(warmupRecords, options.concurrency, put, payload);
+    const result = await drivePutRecords(options.kinesaliteRecords, options.concurrency, put, payload);
+    return { ...result, warmupRecords, note: `kinesalite (in memory, unreplicated) on ${KINESALITE_HOST}, @aws-sdk/client-kinesis over HTTP/1.1` };
   } finally {
     aws.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
