@@ -43,7 +43,7 @@ export function registerKinesisBench(bench: Command): void {
   bench
     .command('kinesis')
     .description('PutRecords throughput (RF 3, 8 shards) and EFO push latency on a fresh 3-node cluster; optionally side by side with kinesalite; prints JSON.')
-    .option('--records <n>', 'records for the PutRecords throughput run', parseIntegerOption, 400_000)
+    .option('--records <n>', 'records for the PutRecords throughput run', parseIntegerOption, 1_000_000)
     .option('--warmup-records <n>', 'records put first, not measured (JIT warm-up; also for kinesalite)', parseIntegerOption, 0)
     .option('--concurrency <n>', 'PutRecords requests in flight', parseIntegerOption, 128)
     .option('--shards <n>', 'shards of the throughput stream', parseIntegerOption, 8)
