@@ -108,6 +108,8 @@ export class PartitionLog {
   private idleWaiters: Array<() => void> = [];
   private truncations = 0;
   private lastCheckpointMs = -Infinity;
+  /** The point and clean flag of the last checkpoint this log wrote. */
+  private lastCheckpointWritten = '';
   private intervalTimer: NodeJS.Timeout | null = null;
   private failure: RiffleError | null = null;
   private closed = false;
@@ -521,8 +523,13 @@ export class PartitionLog {
       const first = this.segments[0]!;
       point = { offset: first.baseOffset, segmentBaseOffset: first.baseOffset, position: 0, clean: false };
     }
+    // The file already says exactly this (a flush right after the sync loop wrote it, say): a
+    // rewrite would only cost the event loop an open, a write and a rename.
+    const written = `${point.offset} ${point.segmentBaseOffset} ${point.position} ${clean}`;
+    if (!durable && written === this.lastCheckpointWritten) return;
     try {
       writeRecoveryCheckpoint(this.dir, { ...point, clean }, durable);
+      this.lastCheckpointWritten = written;
       this.lastCheckpointMs = this.clock.monotonicMs();
     } catch (error) {
       this.fail(this.storageError('checkpoint write', error));

@@ -115,6 +115,28 @@ describe('crash recovery', () => {
     expect(reopened.log.append(batchOf(1), 0).baseOffset).toBe(0);
     await reopened.log.close();
   });
+
+  it('rewrites the recovery checkpoint only when its point moved, and drops the clean mark on open', async () => {
+    const file = path.join(dir, RECOVERY_CHECKPOINT_FILE);
+    const { log } = await openLog(dir);
+    log.append(batchOf(2), 0);
+    await log.flush();
+    const first = fs.statSync(file).ino;
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^v1 2 0 \d+ 0 /);
+    // Nothing new to flush: the file is left alone (every rewrite is a new inode, by rename).
+    await log.flush();
+    expect(fs.statSync(file).ino).toBe(first);
+    log.append(batchOf(1), 0);
+    await log.flush();
+    expect(fs.statSync(file).ino).not.toBe(first);
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^v1 3 0 \d+ 0 /);
+    await log.close();
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^v1 3 0 \d+ 1 /);
+    // Once open, the log may change: the clean mark must go at once.
+    const reopened = await openLog(dir);
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^v1 3 0 \d+ 0 /);
+    await reopened.log.close();
+  });
 });
 
 describe('corruption', () => {
