@@ -248,10 +248,16 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
 }
 
 /**
- * Replaces the checkpoint durably: a temporary file written and fsynced, renamed over the old
- * one, then the directory fsynced so the rename itself survives a crash.
+ * Replaces the checkpoint. With `durable` (the default) atomically and durably: a temporary file
+ * fsynced, renamed over the old one, then the directory fsynced so the rename survives a crash.
+ * Without, overwritten in place.
  */
-export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[]): void {
+export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[], durable = true): void {
+  if (!durable) {
+    // In place, no rename (see writeRecoveryCheckpoint): a torn file is rebuilt from the batch headers.
+    fs.writeFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), encodeLeaderEpochCheckpoint(entries), { mode: 0o644 });
+    return;
+  }
   const temporary = path.join(dir, `${LEADER_EPOCH_CHECKPOINT_FILE}.tmp`);
   const fd = fs.openSync(temporary, 'w', 0o644);
   try {
