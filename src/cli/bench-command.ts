@@ -255,16 +255,32 @@ async function benchEndToEnd(client: RiffleClient, topic: string, options: Bench
     }
   })();
   const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
+  // Acknowledgements are counted, not collected: two million promises (and their results) kept
+  // to the end grow the old space until a full collection stalls this process, consumer
+  // included, and the stall shows up as end-to-end latency that the cluster never caused.
+  let settled = 0;
+  let failure: unknown;
+  let allSettled: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (allSettled = resolve));
+  const onSettled = (): void => {
+    if (++settled === options.records) allSettled();
+  };
   const started = performance.now();
-  const sends: Promise<unknown>[] = [];
-  for (let index = 0; index < options.records; index++) {
+  for (let index = 0; index < options.records && failure === undefined; index++) {
     if (index % PACE_STEP_RECORDS === 0) await pace(started, index, rate);
     const value = Buffer.alloc(Math.max(8, options.recordSize), 'x');
     value.writeDoubleLE(performance.now(), 0);
-    sends.push(producer.send({ topic, key: null, value }));
+    producer.send({ topic, key: null, value }).then(onSettled, (error: unknown) => {
+      failure ??= error;
+      onSettled();
+    });
   }
-  await Promise.all(sends);
+  if (failure === undefined) await done;
   await producer.close();
+  if (failure !== undefined) {
+    stopped = true;
+    throw failure;
+  }
   await Promise.race([consuming, new Promise((resolve) => setTimeout(resolve, 30_000))]);
   stopped = true;
   const sorted = latenciesMs.subarray(0, received).sort();
