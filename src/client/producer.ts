@@ -245,7 +245,7 @@ export class Producer {
     let batch = byPartition[partition];
     if (!batch) {
       const batchOptions: RecordBatchOptions = {};
-      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: Date.now() };
+      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: performance.now() };
       byPartition[partition] = batch;
       this.openCount++;
     }
@@ -365,11 +365,18 @@ export class Producer {
     }, { ...this.client.retry, deadlineMs: this.options.deliveryTimeoutMs });
   }
 
+  /**
+   * Arms the linger timer for the oldest open batch's deadline. (A timer re-armed for a whole
+   * lingerMs after each round made a batch opened just after a round wait almost two lingers.)
+   */
   private scheduleLinger(): void {
-    if (this.lingerTimer) return;
+    if (this.lingerTimer || this.openCount === 0) return;
+    let oldest = Infinity;
+    for (const batch of this.openBatches()) oldest = Math.min(oldest, batch.createdAtMs);
+    const delayMs = Math.max(0, oldest + this.options.lingerMs - performance.now());
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
-      const now = Date.now();
+      const now = performance.now();
       // Batches lingering together leave together: one drain pass, one request per leader.
       let sealed = false;
       for (const batch of this.openBatches()) {
@@ -378,8 +385,8 @@ export class Producer {
         sealed = true;
       }
       if (sealed) this.drain();
-      if (this.openCount > 0) this.scheduleLinger();
-    }, this.options.lingerMs);
+      this.scheduleLinger();
+    }, delayMs);
   }
 
   /** Sends ready batches to their leaders while in-flight slots are free. */

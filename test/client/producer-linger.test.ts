@@ -1,0 +1,63 @@
+// The producer's linger: a batch is sealed lingerMs after it was opened, not at the next round
+// of a timer that was armed for an older batch (which made it wait almost two lingers).
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { RiffleClient, TopicMetadata } from '../../src/client/client.js';
+import { Producer } from '../../src/client/producer.js';
+import { DEFAULT_RETRY } from '../../src/client/retry.js';
+
+interface ProduceRequest {
+  topicData: { name: string; partitionData: { index: number; records: Buffer }[] }[];
+}
+
+/** A client whose one broker records when each partition's batch arrived, and answers at once. */
+function recordingClient(arrivals: { partition: number; atMs: number }[]): RiffleClient {
+  const metadata: TopicMetadata = {
+    name: 'events', topicId: 'id', kind: 'kafka',
+    partitions: [0, 1].map((partition) => ({ partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1] })),
+  };
+  let nextOffset = 0;
+  const connection = {
+    call: async (_service: string, method: string, request: ProduceRequest) => {
+      if (method !== 'Produce') throw new Error(`unexpected ${method}`);
+      const responses = request.topicData.map((topic) => ({
+        name: topic.name,
+        partitionResponses: topic.partitionData.map((data) => {
+          arrivals.push({ partition: data.index, atMs: performance.now() });
+          return { index: data.index, errorCode: 0, errorMessage: '', baseOffset: nextOffset++, logAppendTimeMs: -1, logStartOffset: 0, recordErrors: [] };
+        }),
+      }));
+      return { responses, throttleTimeMs: 0 };
+    },
+  };
+  const client = {
+    retry: DEFAULT_RETRY,
+    cachedTopic: () => metadata,
+    topicMetadata: async () => metadata,
+    invalidate: () => undefined,
+    connectionTo: () => connection,
+  };
+  return client as unknown as RiffleClient;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('producer linger', () => {
+  it('seals each batch lingerMs after it opened, however the timer was armed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'performance', 'Date'] });
+    const arrivals: { partition: number; atMs: number }[] = [];
+    const producer = new Producer(recordingClient(arrivals), { acks: 1, lingerMs: 100 });
+    const start = performance.now();
+    const first = producer.send({ topic: 'events', partition: 0, key: null, value: 'a' });
+    await vi.advanceTimersByTimeAsync(40);
+    // Opened 40 ms after the first batch, while the linger timer is armed for that one.
+    const second = producer.send({ topic: 'events', partition: 1, key: null, value: 'b' });
+    await vi.advanceTimersByTimeAsync(300);
+    await Promise.all([first, second]);
+    const arrivedAfter = (partition: number): number => arrivals.find((arrival) => arrival.partition === partition)!.atMs - start;
+    expect(arrivedAfter(0)).toBe(100);
+    expect(arrivedAfter(1)).toBe(140);
+    await producer.close();
+  });
+});
