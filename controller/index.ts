@@ -14,7 +14,7 @@ export {
 } from './metadata-types.js';
 export { PLACEMENT_PARTITIONS_MAX, placeReplicas, type PlacementRequest } from './placement.js';
 export {
-  QuorumController, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, ADMIN_ITEMS_PER_REQUEST_MAX, ELECTIONS_PER_BATCH_MAX, MUTATIONS_QUEUED_MAX,
+  QuorumController, OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, ADMIN_ITEMS_PER_REQUEST_MAX, PARTITION_CHANGES_PER_BATCH_MAX, MUTATIONS_QUEUED_MAX,
   type MetadataLog, type QuorumControllerOptions,
 } from './quorum-controller.js';
 export {

@@ -83,8 +83,8 @@ export interface QuorumControllerOptions {
 
 /** Mutations waiting for their turn; beyond this, requests are refused rather than queued. */
 export const MUTATIONS_QUEUED_MAX = 10_000;
-/** Leader elections per metadata batch, so one batch stays a modest Raft entry. */
-export const ELECTIONS_PER_BATCH_MAX = 1_000;
+/** Partition changes (leader elections, batched ISR changes) per metadata batch, so one batch stays a modest Raft entry. */
+export const PARTITION_CHANGES_PER_BATCH_MAX = 1_000;
 /** Topics (or resources) in one admin request. */
 export const ADMIN_ITEMS_PER_REQUEST_MAX = 1_000;
 const CLUSTER_ID_BYTES = 16;
@@ -371,7 +371,7 @@ export class QuorumController {
     const partitions = new Set<string>();
     for (const pending of this.alterQueue) {
       const key = `${pending.request.topicId}:${pending.request.partition}`;
-      if (partitions.has(key) || batch.length >= ELECTIONS_PER_BATCH_MAX) later.push(pending);
+      if (partitions.has(key) || batch.length >= PARTITION_CHANGES_PER_BATCH_MAX) later.push(pending);
       else {
         partitions.add(key);
         batch.push(pending);
@@ -392,25 +392,25 @@ export class QuorumController {
           records.push({ partitionChange: change });
           changed.push(pending);
         } else {
-          pending.resolve({ errorCode: 0, errorMessage: '', partition: partitionRecordOf(this.current.partition(request.topicId!, request.partition!)!) });
+          pending.resolve(this.partitionAnswer(request));
         }
       } catch (error) {
-        if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') {
-          pending.reject(error);
-          continue;
-        }
+        if (!(error instanceof RiffleError) || error.errorName === 'NOT_CONTROLLER') pending.reject(error);
         // A refusal: nothing was written, and the answer says where the partition stands.
-        const current = this.current.partition(request.topicId ?? '', request.partition ?? -1);
-        pending.resolve({ errorCode: error.code, errorMessage: error.message, partition: current ? partitionRecordOf(current) : null });
+        else pending.resolve(this.partitionAnswer(request, error));
       }
     }
     if (records.length === 0) return;
     // A failed commit is an error of the calls, not an answer: the changes may still commit, so
     // their leaders keep them pending and ask again (the caller rejects what is unanswered).
     await this.commit(records);
-    for (const { request, resolve } of changed) {
-      resolve({ errorCode: 0, errorMessage: '', partition: partitionRecordOf(this.current.partition(request.topicId!, request.partition!)!) });
-    }
+    for (const { request, resolve } of changed) resolve(this.partitionAnswer(request));
+  }
+
+  /** An AlterPartition answer: the error (none: success) and the partition as it stands now. */
+  private partitionAnswer(request: AlterPartitionRequest, error?: RiffleError): AlterPartitionResponse__Output {
+    const current = this.current.partition(request.topicId ?? '', request.partition ?? -1);
+    return { errorCode: error?.code ?? 0, errorMessage: error?.message ?? '', partition: current ? partitionRecordOf(current) : null };
   }
 
   /** Kafka's AlterPartition checks, in Kafka's order; returns the change, or null for none. */
@@ -519,11 +519,11 @@ export class QuorumController {
     return this.commitChanges((image) => [...image.allPartitions()].map((p) => electPreferred(p, (id) => image.isActiveBroker(id))));
   }
 
-  /** Commits the non-null changes in batches of ELECTIONS_PER_BATCH_MAX; returns how many. */
+  /** Commits the non-null changes in batches of PARTITION_CHANGES_PER_BATCH_MAX; returns how many. */
   private async commitChanges(decide: (image: MetadataImage) => (ReturnType<typeof changeTo>)[]): Promise<number> {
     const changes = decide(this.current).filter((change) => change !== null);
-    for (let start = 0; start < changes.length; start += ELECTIONS_PER_BATCH_MAX) {
-      const chunk = changes.slice(start, start + ELECTIONS_PER_BATCH_MAX);
+    for (let start = 0; start < changes.length; start += PARTITION_CHANGES_PER_BATCH_MAX) {
+      const chunk = changes.slice(start, start + PARTITION_CHANGES_PER_BATCH_MAX);
       await this.commit(chunk.map((change) => ({ partitionChange: change })));
     }
     if (changes.length > 0) this.options.logger.info(`controller elected ${changes.length} partition leaders`);

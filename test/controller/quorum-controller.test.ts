@@ -290,6 +290,14 @@ describe('QuorumController: failures and elections', () => {
   });
 });
 
+/** For every partition of the topic, its leader's AlterPartition shrinking the ISR to itself. */
+function shrinkToLeaderRequests(harness: Harness, epochs: Map<number, number>, topicId: string) {
+  return harness.controller.image.partitionsOf(topicId).map((partition) => ({
+    brokerId: partition.leader, brokerEpoch: epochs.get(partition.leader)!, topicId, partition: partition.partition,
+    leaderEpoch: partition.leaderEpoch, partitionEpoch: partition.partitionEpoch, newIsr: [partition.leader],
+  }));
+}
+
 describe('QuorumController: AlterPartition', () => {
   async function setUp() {
     const harness = createHarness();
@@ -375,10 +383,7 @@ describe('QuorumController: AlterPartition', () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
     const topicId = await createTopic(harness, 'orders', 12, 3);
-    const requests = harness.controller.image.partitionsOf(topicId).map((partition) => ({
-      brokerId: partition.leader, brokerEpoch: epochs.get(partition.leader)!, topicId, partition: partition.partition,
-      leaderEpoch: partition.leaderEpoch, partitionEpoch: partition.partitionEpoch, newIsr: [partition.leader],
-    }));
+    const requests = shrinkToLeaderRequests(harness, epochs, topicId);
     const batchesBefore = harness.log.batches.length;
     const answers = await Promise.all([
       ...requests.slice(1).map((request) => harness.controller.alterPartition(request)),
@@ -401,10 +406,7 @@ describe('QuorumController: AlterPartition', () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
     const topicId = await createTopic(harness, 'orders', 3, 3);
-    const requests = harness.controller.image.partitionsOf(topicId).map((partition) => ({
-      brokerId: partition.leader, brokerEpoch: epochs.get(partition.leader)!, topicId, partition: partition.partition,
-      leaderEpoch: partition.leaderEpoch, partitionEpoch: partition.partitionEpoch, newIsr: [partition.leader],
-    }));
+    const requests = shrinkToLeaderRequests(harness, epochs, topicId);
     harness.log.timeOutNextAppend = true;
     const outcomes = await Promise.allSettled(requests.map((request) => harness.controller.alterPartition(request)));
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'rejected']);
