@@ -3,12 +3,12 @@
 // that is wrong as a whole (bad acks, bad sizes) fails with a typed gRPC status.
 import type * as grpc from '@grpc/grpc-js';
 import type { FetchPurgatory } from './fetch-purgatory.js';
-import type { Partition } from './partition.js';
+import type { AppendPhases, Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
 import type { ClusterView } from './cluster-view.js';
 import { ERRORS, RiffleError, toRiffleError } from '../src/rpc/errors.js';
 import { unary, type HandlerContext } from '../src/rpc/server.js';
-import { Counter, type Registry } from '../src/metrics/index.js';
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/logger.js';
 import type { MetadataRequest__Output } from '../src/rpc/generated/riffle/v1/MetadataRequest.js';
 import type { MetadataResponse } from '../src/rpc/generated/riffle/v1/MetadataResponse.js';
@@ -36,8 +36,19 @@ export class DataPlaneMetrics {
   readonly producedBytes: Counter<'topic'>;
   readonly producedBatches: Counter<'topic'>;
   readonly fetchedBytes: Counter<'topic'>;
+  readonly produceLocal: Histogram;
+  readonly produceRemote: Histogram;
 
   constructor(registry: Registry) {
+    // Kafka's LocalTimeMs and RemoteTimeMs: where a produce's time goes on the leader.
+    this.produceLocal = new Histogram({
+      name: 'riffle_broker_produce_local_seconds', help: 'Produce, per partition: append on the leader and its flush (per flush.policy), until acks=1 could answer.',
+      buckets: LATENCY_BUCKETS_SECONDS, registers: [registry],
+    });
+    this.produceRemote = new Histogram({
+      name: 'riffle_broker_produce_remote_seconds', help: 'Produce with acks=all, per partition: from the local flush until the high watermark passed the batch (the followers\' fetch, write, flush and report).',
+      buckets: LATENCY_BUCKETS_SECONDS, registers: [registry],
+    });
     this.producedBytes = new Counter({ name: 'riffle_broker_produce_bytes_total', help: 'Record batch bytes accepted by Produce, by topic.', labelNames: ['topic'], registers: [registry] });
     this.producedBatches = new Counter({ name: 'riffle_broker_produce_batches_total', help: 'Produce partition requests accepted (each carries one or more batches), by topic.', labelNames: ['topic'], registers: [registry] });
     this.fetchedBytes = new Counter({ name: 'riffle_broker_fetch_bytes_total', help: 'Record batch bytes returned by Fetch, by topic.', labelNames: ['topic'], registers: [registry] });
@@ -122,7 +133,11 @@ async function produceToPartition(
 ): Promise<PartitionProduceResponse> {
   try {
     const partition = deps.replicas.partition(topic, index);
-    const info = await withTimeout(partition.append(records, acks), timeoutMs);
+    const started = performance.now();
+    const phases: AppendPhases = { localDoneMs: NaN };
+    const info = await withTimeout(partition.append(records, acks, phases), timeoutMs);
+    if (acks !== 0) deps.metrics.produceLocal.observe((phases.localDoneMs - started) / 1000);
+    if (acks === -1) deps.metrics.produceRemote.observe((performance.now() - phases.localDoneMs) / 1000);
     deps.metrics.producedBytes.inc({ topic }, info.bytes);
     deps.metrics.producedBatches.inc({ topic });
     return { index, errorCode: 0, baseOffset: info.baseOffset, logAppendTimeMs: -1, logStartOffset: partition.logStartOffset };

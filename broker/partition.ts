@@ -59,6 +59,11 @@ export interface IsrProposal {
   answered: boolean;
 }
 
+/** When an append's local part (write and flush per policy) ended, for the produce phase metrics. */
+export interface AppendPhases {
+  localDoneMs: number;
+}
+
 export class Partition {
   private highWatermarkOffset: number;
   private durableEnd: number;
@@ -216,7 +221,7 @@ export class Partition {
    * Appends as leader and waits as `acks` asks: 0 for nothing, 1 for this replica's durability
    * (per the flush policy), -1 for the high watermark to pass the batch.
    */
-  async append(batches: Buffer, acks: number): Promise<AppendInfo> {
+  async append(batches: Buffer, acks: number, phases?: AppendPhases): Promise<AppendInfo> {
     this.requireLeader();
     if (this.role.closed) throw new RiffleError('SHARD_CLOSED', `${this.topic}-${this.index} is a closed shard: a resharding replaced it by its children.`);
     if (acks === -1 && this.role.isr.length < this.role.minInsyncReplicas) {
@@ -239,6 +244,7 @@ export class Partition {
       return info;
     }
     await this.whileLeading(epoch, durable);
+    if (phases) phases.localDoneMs = performance.now();
     if (acks === -1) await this.waitForHighWatermark(end, epoch);
     return info;
   }

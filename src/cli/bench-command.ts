@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../client/index.js';
@@ -170,6 +171,7 @@ async function benchProduce(client: RiffleClient, topic: string, options: BenchO
     outstanding--;
     wakeIfDrained();
   };
+  const loopDelay = startLoopDelay();
   const started = performance.now();
   for (let index = 0; index < options.records && failure === undefined; index++) {
     if (options.rate !== undefined && index % PACE_STEP_RECORDS === 0) await pace(started, index, options.rate);
@@ -197,6 +199,7 @@ async function benchProduce(client: RiffleClient, topic: string, options: BenchO
       megabytesPerSecond: round((options.records * options.recordSize) / elapsedSeconds / 1e6),
       elapsedSeconds: round(elapsedSeconds),
       latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: round(sorted[sorted.length - 1]!) },
+      clientEventLoopDelayMs: stopLoopDelay(loopDelay),
     },
   };
 }
@@ -265,6 +268,7 @@ async function benchEndToEnd(client: RiffleClient, topic: string, options: Bench
   const onSettled = (): void => {
     if (++settled === options.records) allSettled();
   };
+  const loopDelay = startLoopDelay();
   const started = performance.now();
   for (let index = 0; index < options.records && failure === undefined; index++) {
     if (index % PACE_STEP_RECORDS === 0) await pace(started, index, rate);
@@ -285,7 +289,28 @@ async function benchEndToEnd(client: RiffleClient, topic: string, options: Bench
   stopped = true;
   const sorted = latenciesMs.subarray(0, received).sort();
   const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
-  return { rate, received, latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: quantile(1) } };
+  return { rate, received, latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: quantile(1) }, clientEventLoopDelayMs: stopLoopDelay(loopDelay) };
+}
+
+/** Resolution of the benchmark's own event-loop delay histogram. */
+const LOOP_DELAY_RESOLUTION_MS = 5;
+
+/**
+ * The benchmark process's event-loop delay while it measures: latency the client adds by being
+ * busy or descheduled, which the cluster never caused (on a small machine the client competes
+ * with the brokers for the same cores).
+ */
+function startLoopDelay(): IntervalHistogram {
+  const histogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  histogram.enable();
+  return histogram;
+}
+
+/** Delays beyond the sampling interval, in ms. */
+function stopLoopDelay(histogram: IntervalHistogram): { p50: number; p99: number; max: number } {
+  histogram.disable();
+  const beyondInterval = (nanoseconds: number): number => round(Math.max(0, nanoseconds / 1e6 - LOOP_DELAY_RESOLUTION_MS));
+  return { p50: beyondInterval(histogram.percentile(50)), p99: beyondInterval(histogram.percentile(99)), max: beyondInterval(histogram.max) };
 }
 
 function round(value: number): number {

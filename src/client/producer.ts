@@ -81,6 +81,8 @@ interface OpenBatch {
   batchOptions: RecordBatchOptions;
   waiters: Waiters;
   createdAtMs: number;
+  /** The topic's partition count when the batch opened (the sticky partitioner moves on within it). */
+  partitionCount: number;
 }
 
 interface SealedBatch {
@@ -220,12 +222,12 @@ export class Producer {
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
       return Promise.reject(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`));
     }
-    let batch = this.openBatch(record.topic, partition);
+    let batch = this.openBatch(record.topic, partition, count);
     // A record that would push a non-empty batch past batchBytesMax starts a new batch, so no
     // batch outgrows the size the broker accepts (max.message.bytes).
     if (batch.builder.count > 0 && batch.builder.sizeBytes + size + headersBytes(record.headers) > this.options.batchBytesMax) {
-      this.seal(batch, count);
-      batch = this.openBatch(record.topic, partition);
+      this.seal(batch);
+      batch = this.openBatch(record.topic, partition, count);
     }
     batch.builder.append({ key, value, headers: record.headers, timestamp: record.timestamp });
     this.bufferedBytes += size;
@@ -234,18 +236,18 @@ export class Producer {
       batch.waiters.resolvers.push(resolve);
       batch.waiters.rejecters.push(reject);
     });
-    if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch, count);
+    if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch);
     else this.scheduleLinger();
     return promise;
   }
 
-  private openBatch(topic: string, partition: number): OpenBatch {
+  private openBatch(topic: string, partition: number, partitionCount: number): OpenBatch {
     let byPartition = this.open.get(topic);
     if (!byPartition) this.open.set(topic, (byPartition = []));
     let batch = byPartition[partition];
     if (!batch) {
       const batchOptions: RecordBatchOptions = {};
-      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: performance.now() };
+      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: performance.now(), partitionCount };
       byPartition[partition] = batch;
       this.openCount++;
     }
@@ -258,11 +260,16 @@ export class Producer {
     return batches;
   }
 
-  /** Seals `batch`; `drainNow` false leaves the send to the caller's drain (several seals, one pass). */
-  private seal(batch: OpenBatch, partitionCount?: number, drainNow = true): void {
+  /**
+   * Seals `batch`; `drainNow` false leaves the send to the caller's drain (several seals, one pass).
+   * Whatever sealed it (size, linger, flush), records without a key move to another partition, as
+   * with Kafka's sticky partitioner (KIP-480): a batch sealed by linger once kept its partition,
+   * so a producer below batchBytesMax per linger sent every keyless record to one partition.
+   */
+  private seal(batch: OpenBatch, drainNow = true): void {
     this.open.get(batch.topic)![batch.partition] = undefined;
     this.openCount--;
-    if (partitionCount !== undefined) this.sticky.batchSealed(batch.topic, batch.partition, partitionCount);
+    this.sticky.batchSealed(batch.topic, batch.partition, batch.partitionCount);
     if (this.idempotent && this.identity === null) {
       // Sequences need the producer id: the batch waits for it, in seal order.
       this.awaitingIdentity.push(batch);
@@ -381,7 +388,7 @@ export class Producer {
       let sealed = false;
       for (const batch of this.openBatches()) {
         if (now - batch.createdAtMs < this.options.lingerMs) continue;
-        this.seal(batch, undefined, false);
+        this.seal(batch, false);
         sealed = true;
       }
       if (sealed) this.drain();

@@ -1,5 +1,6 @@
 // The producer's linger: a batch is sealed lingerMs after it was opened, not at the next round
-// of a timer that was armed for an older batch (which made it wait almost two lingers).
+// of a timer that was armed for an older batch (which made it wait almost two lingers); and a
+// batch sealed by linger moves keyless records to another partition (KIP-480's sticky rule).
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RiffleClient, TopicMetadata } from '../../src/client/client.js';
 import { Producer } from '../../src/client/producer.js';
@@ -13,7 +14,7 @@ interface ProduceRequest {
 function recordingClient(arrivals: { partition: number; atMs: number }[]): RiffleClient {
   const metadata: TopicMetadata = {
     name: 'events', topicId: 'id', kind: 'kafka',
-    partitions: [0, 1].map((partition) => ({ partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1] })),
+    partitions: [0, 1, 2, 3].map((partition) => ({ partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1] })),
   };
   let nextOffset = 0;
   const connection = {
@@ -58,6 +59,26 @@ describe('producer linger', () => {
     const arrivedAfter = (partition: number): number => arrivals.find((arrival) => arrival.partition === partition)!.atMs - start;
     expect(arrivedAfter(0)).toBe(100);
     expect(arrivedAfter(1)).toBe(140);
+    await producer.close();
+  });
+
+  it('moves keyless records to another partition once the sticky batch is sealed by linger', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'performance', 'Date'] });
+    const arrivals: { partition: number; atMs: number }[] = [];
+    // Far below batchBytesMax: only the linger ever seals these batches.
+    const producer = new Producer(recordingClient(arrivals), { acks: 1, lingerMs: 10 });
+    const partitionsOfRounds: Set<number>[] = [];
+    for (let round = 0; round < 6; round++) {
+      const pending = [0, 1, 2].map(() => producer.send({ topic: 'events', key: null, value: `r${round}` }));
+      await vi.advanceTimersByTimeAsync(20);
+      const sent = await Promise.all(pending);
+      partitionsOfRounds.push(new Set(sent.map((metadata) => metadata.partition)));
+    }
+    // A round's records share one batch, so one partition; each next round is on another one.
+    for (const partitions of partitionsOfRounds) expect(partitions.size).toBe(1);
+    const partitionOf = partitionsOfRounds.map((partitions) => [...partitions][0]);
+    for (let round = 1; round < partitionOf.length; round++) expect(partitionOf[round]).not.toBe(partitionOf[round - 1]);
+    expect(arrivals).toHaveLength(6);
     await producer.close();
   });
 });

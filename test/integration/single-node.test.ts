@@ -264,8 +264,14 @@ describe('bad input never takes the node down', () => {
   it('serves /healthz, /readyz and Prometheus /metrics', async () => {
     expect((await fetch(`${node.httpUrl}/healthz`)).status).toBe(200);
     expect((await fetch(`${node.httpUrl}/readyz`)).status).toBe(200);
+    // One acks=all produce: its local part (append, flush) and its remote part (the high
+    // watermark passing it; at once with a single replica) are both timed.
+    const acknowledged = await produce(encodeRecordBatch([{ key: null, value: Buffer.from('timed') }]), { acks: -1 });
+    expect(errorOf(acknowledged)).toBe(0);
     const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/riffle_broker_produce_bytes_total\{topic="guarded",node="1"\} \d+/);
+    expect(metrics).toMatch(/riffle_broker_produce_local_seconds_count\{node="1"\} [1-9]\d*/);
+    expect(metrics).toMatch(/riffle_broker_produce_remote_seconds_count\{node="1"\} [1-9]\d*/);
     expect(metrics).toContain('riffle_rpc_requests_total');
     expect(metrics).toContain('riffle_broker_partitions');
   });
