@@ -1,7 +1,7 @@
 // The Riffle TypeScript SDK. It depends on the proto contracts and the shared ground floor
 // (src/util, src/rpc), never on server code.
 export { RiffleClient, DEFAULT_BOOTSTRAP, type RiffleClientOptions, type TopicMetadata, type PartitionMetadata } from './client.js';
-export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata, type Acks } from './producer.js';
+export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata, type Acks, type SendCallback } from './producer.js';
 export { PartitionConsumer, type ConsumerOptions, type ConsumerRecord, type OffsetReset } from './consumer.js';
 export { Admin, GroupAdmin, type NewTopic, type TopicDescription, type ListedTopic, type ClusterDescription, type ListedGroup, type GroupDescription, type OffsetResetTarget } from './admin.js';
 export {

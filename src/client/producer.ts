@@ -62,14 +62,16 @@ export interface RecordMetadata {
   offset: number;
 }
 
+/** Called once per record: with its metadata once acknowledged, or with the error that failed it. */
+export type SendCallback = (error: Error | null, metadata?: RecordMetadata) => void;
+
 /**
- * The records of one batch wait on their own promises; their settle functions are kept in two
- * parallel arrays (no object per record), and the buffer space of the whole batch is released
- * once, when the batch completes.
+ * The records of one batch, each with its callback (a promise's settle function for send()
+ * without one), in record order; the buffer space of the whole batch is released once, when the
+ * batch completes.
  */
 interface Waiters {
-  resolvers: ((metadata: RecordMetadata) => void)[];
-  rejecters: ((error: Error) => void)[];
+  callbacks: SendCallback[];
   bytes: number;
 }
 
@@ -178,25 +180,45 @@ export class Producer {
     return this.identity;
   }
 
-  /** Queues one record; resolves with its offset once the cluster acknowledged it. */
-  send(record: ProducerRecord): Promise<RecordMetadata> {
-    if (this.closed) return Promise.reject(new RiffleError('INVALID_REQUEST', 'The producer is closed.'));
-    if (this.fatalError) return Promise.reject(this.fatalError);
+  /**
+   * Queues one record. Without a callback, resolves with its offset once the cluster
+   * acknowledged it. With one (Kafka's send(record, callback)), returns nothing and calls it
+   * once, with the metadata or the error: no promise per record, which a producer sending
+   * hundreds of thousands of records a second notices. A callback that throws does not disturb
+   * the producer; its exception is rethrown on a later tick, as an uncaught exception.
+   */
+  send(record: ProducerRecord): Promise<RecordMetadata>;
+  send(record: ProducerRecord, callback: SendCallback): void;
+  send(record: ProducerRecord, callback?: SendCallback): Promise<RecordMetadata> | void {
+    if (!callback) return new Promise((resolve, reject) => this.sendWith(record, (error, metadata) => (error ? reject(error) : resolve(metadata!))));
+    this.sendWith(record, callback);
+  }
+
+  private sendWith(record: ProducerRecord, callback: SendCallback): void {
+    const refused = this.closed ? new RiffleError('INVALID_REQUEST', 'The producer is closed.') : this.fatalError;
+    if (refused) {
+      queueMicrotask(() => callback(refused));
+      return;
+    }
     const key = toBuffer(record.key);
     const value = toBuffer(record.value);
     const size = (key?.length ?? 0) + (value?.length ?? 0) + RECORD_OVERHEAD_BYTES;
     const metadata = this.client.cachedTopic(record.topic);
     // The hot path stays synchronous: known topic, room in the buffer, and no earlier record
     // still on the slow path (records join their batches in the order send() was called).
-    if (metadata && this.slowSends === 0 && this.bufferedBytes + size <= this.options.bufferBytesMax) return this.enqueue(record, key, value, size, metadata);
-    return this.sendSlow(record, key, value, size);
+    if (metadata && this.slowSends === 0 && this.bufferedBytes + size <= this.options.bufferBytesMax) {
+      const refusal = this.enqueue(record, key, value, size, metadata, callback);
+      if (refusal) queueMicrotask(() => callback(refusal));
+      return;
+    }
+    this.sendSlow(record, key, value, size, callback);
   }
 
   /** Waits for buffer space and metadata, behind every earlier slow send, then enqueues. */
-  private sendSlow(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number): Promise<RecordMetadata> {
+  private sendSlow(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, callback: SendCallback): void {
     this.slowSends++;
     const previous = this.slowTail;
-    const enqueued = (async (): Promise<{ acknowledged: Promise<RecordMetadata> }> => {
+    const enqueued = (async (): Promise<void> => {
       await previous;
       while (this.bufferedBytes + size > this.options.bufferBytesMax && this.bufferedBytes > 0) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
@@ -207,20 +229,22 @@ export class Producer {
         ...this.client.retry,
         deadlineMs: this.options.maxBlockMs,
       });
-      return { acknowledged: this.enqueue(record, key, value, size, metadata) };
+      const refusal = this.enqueue(record, key, value, size, metadata, callback);
+      if (refusal) throw refusal;
     })();
     const done = (): void => {
       this.slowSends--;
     };
     this.slowTail = enqueued.then(done, done);
-    return enqueued.then(({ acknowledged }) => acknowledged);
+    enqueued.catch((error: unknown) => callback(error instanceof Error ? error : toRiffleError(error)));
   }
 
-  private enqueue(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, metadata: TopicMetadata): Promise<RecordMetadata> {
+  /** Adds the record to its partition's open batch; returns the error instead when it has no partition. */
+  private enqueue(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, metadata: TopicMetadata, callback: SendCallback): RiffleError | null {
     const count = metadata.partitions.length;
     const partition = record.partition ?? (key ? partitionForKey(key, count) : this.sticky.partition(record.topic, count));
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
-      return Promise.reject(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`));
+      return new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`);
     }
     let batch = this.openBatch(record.topic, partition, count);
     // A record that would push a non-empty batch past batchBytesMax starts a new batch, so no
@@ -232,13 +256,10 @@ export class Producer {
     batch.builder.append({ key, value, headers: record.headers, timestamp: record.timestamp });
     this.bufferedBytes += size;
     batch.waiters.bytes += size;
-    const promise = new Promise<RecordMetadata>((resolve, reject) => {
-      batch.waiters.resolvers.push(resolve);
-      batch.waiters.rejecters.push(reject);
-    });
+    batch.waiters.callbacks.push(callback);
     if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch);
     else this.scheduleLinger();
-    return promise;
+    return null;
   }
 
   private openBatch(topic: string, partition: number, partitionCount: number): OpenBatch {
@@ -247,7 +268,7 @@ export class Producer {
     let batch = byPartition[partition];
     if (!batch) {
       const batchOptions: RecordBatchOptions = {};
-      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { resolvers: [], rejecters: [], bytes: 0 }, createdAtMs: performance.now(), partitionCount };
+      batch = { topic, partition, builder: new RecordBatchBuilder(batchOptions), batchOptions, waiters: { callbacks: [], bytes: 0 }, createdAtMs: performance.now(), partitionCount };
       byPartition[partition] = batch;
       this.openCount++;
     }
@@ -602,15 +623,15 @@ export class Producer {
       return;
     }
     this.releaseBytes(batch.waiters.bytes);
-    const { resolvers } = batch.waiters;
-    for (let index = 0; index < resolvers.length; index++) {
-      resolvers[index]!({ topic: batch.topic, partition: batch.partition, offset: baseOffset < 0 ? -1 : baseOffset + index });
+    const { callbacks } = batch.waiters;
+    for (let index = 0; index < callbacks.length; index++) {
+      notify(callbacks[index]!, null, { topic: batch.topic, partition: batch.partition, offset: baseOffset < 0 ? -1 : baseOffset + index });
     }
   }
 
   private settleWaiters(waiters: Waiters, error: RiffleError): void {
     this.releaseBytes(waiters.bytes);
-    for (const reject of waiters.rejecters) reject(error);
+    for (const callback of waiters.callbacks) notify(callback, error);
   }
 
   private releaseBytes(size: number): void {
@@ -633,6 +654,17 @@ export class Producer {
     this.closed = true;
     clearTimeout(this.lingerTimer);
     clearTimeout(this.retryTimer);
+  }
+}
+
+/** Calls a record's callback; an exception it throws is rethrown later, outside the producer's bookkeeping. */
+function notify(callback: SendCallback, error: Error | null, metadata?: RecordMetadata): void {
+  try {
+    callback(error, metadata);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
   }
 }
 
