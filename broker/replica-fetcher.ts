@@ -1,9 +1,10 @@
 // Follower replication: one fetcher per leader broker, each keeping one bidirectional
 // ReplicaFetch stream to that leader and carrying every partition this broker follows from it.
 // A round sends each partition's log end, how much of it is durable (only that counts toward the
-// leader's high watermark) and the epoch of its last record; the answer brings records to
-// append, or a divergence point to truncate to (leader-epoch truncation, KIP-101/279), and the
-// leader's high watermark. The next round starts as soon as the records are appended: the flush
+// leader's high watermark), the epoch of its last record and its high watermark; the answer
+// brings records to append, or a divergence point to truncate to (leader-epoch truncation,
+// KIP-101/279), and the leader's high watermark, for the partitions where any of that is new
+// (the others are left out). The next round starts as soon as the records are appended: the flush
 // runs meanwhile, and when it completes while that round is out, a progress report (not
 // answered) tells the leader the new durable ends at once. Waiting for the flush before fetching
 // again, as this fetcher once did, put a flush and a round trip between most records and their
@@ -156,6 +157,7 @@ class ReplicaFetcher {
       logStartOffset: partition.logStartOffset,
       partitionMaxBytes: REPLICA_FETCH_PARTITION_BYTES_MAX,
       unflushedRecords: fetchOffset - durableEnd,
+      highWatermark: partition.highWatermark,
     };
   }
 

@@ -5,6 +5,13 @@
 // log end. When no partition has anything new, it waits (long poll) for an append, up to
 // max_wait_ms. A progress report (a follower's flush completed while its fetch is parked here)
 // is recorded at once, after every request sent before it, and never answered.
+//
+// An answer names only the partitions with something to say: records, an error, a divergence,
+// or a high watermark other than the one the follower's request said it has (as KIP-227's
+// incremental fetch responses leave out unchanged partitions, without its sessions: the request
+// carries what a session would remember). A follower of many quiet partitions (the 50 of
+// __consumer_offsets, say) would otherwise have every one of them encoded, sent, decoded and
+// applied in every round.
 import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
@@ -121,9 +128,9 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
   // moved it past what this request said.
   for (let first = true; ; first = false) {
     const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted, first));
-    const hasData = partitions.some((data) => data.errorCode !== 0 || data.diverging || (data.records as Buffer).length > 0);
+    const hasData = partitions.some(carriesNews);
     const remainingMs = deadline - performance.now();
-    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions };
+    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions: partitions.filter((data, index) => carriesNews(data) || Number(data.highWatermark) !== Number(request.partitions[index]!.highWatermark)) };
     const leaders = request.partitions
       .map((wanted) => deps.replicas.findPartition(wanted.topic, wanted.partition))
       .filter((partition): partition is Partition => partition !== undefined && partition.isLeader);
@@ -148,6 +155,10 @@ function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: Repli
     const riffleError = toRiffleError(error);
     return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
   }
+}
+
+function carriesNews(data: ReplicaFetchPartitionData): boolean {
+  return data.errorCode !== 0 || data.diverging === true || (data.records as Buffer).length > 0;
 }
 
 /** What the follower has durably: its log end less what it has not flushed yet. */

@@ -3,7 +3,8 @@
 // follower's fsyncs are held by the test, so it can see that the follower fetches again before
 // its flush completes, that nothing it has not flushed counts toward the high watermark, and
 // that the completed flush reaches the leader as a progress report while the next fetch is
-// parked. Malformed positions are refused without harm.
+// parked. Malformed positions are refused without harm, and an answer leaves out the partitions
+// with nothing new for the follower.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
@@ -144,5 +145,35 @@ describe('replica fetching with progress reports', () => {
     await waitFor(() => leader.highWatermark === 2, 'the high watermark to reach the reported durable end');
     expect(leader.recordedFollowerEnd(2)).toBe(2);
     expect(answers).toHaveLength(1);
+  });
+
+  it('leaves out of an answer the partitions with nothing new, and names those with records, errors or a newer high watermark', async () => {
+    const { leader, address } = await startLeader();
+    await leader.append(batchOf(3), 1);
+    const client = new ConnectionPool().get(address);
+    cleanups.push(() => client.close());
+    const stream = (client.client('riffle.internal.Replication') as unknown as { ReplicaFetch(): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output> }).ReplicaFetch();
+    cleanups.push(() => stream.cancel());
+    const answers: ReplicaFetchResponse__Output[] = [];
+    stream.on('data', (response: ReplicaFetchResponse__Output) => answers.push(response));
+    stream.on('error', () => undefined);
+    const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: 4, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
+    const fetch = async (partitions: object[]): Promise<ReplicaFetchResponse__Output> => {
+      const count = answers.length;
+      stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, partitions });
+      await waitFor(() => answers.length === count + 1, 'an answer');
+      return answers[count]!;
+    };
+
+    // Caught up, but its high watermark is behind: the entry carries the leader's.
+    const caughtUp = await fetch([{ ...entry, fetchOffset: 3, highWatermark: 0 }]);
+    expect(caughtUp.partitions.map((data) => [data.partition, Number(data.highWatermark), data.records.length])).toEqual([[0, 3, 0]]);
+    // Caught up with the same high watermark: nothing to say about it.
+    expect((await fetch([{ ...entry, fetchOffset: 3, highWatermark: 3 }])).partitions).toEqual([]);
+    // Records to send, or an error, are always named; the quiet partition still is not.
+    const mixed = await fetch([{ ...entry, fetchOffset: 3, highWatermark: 3 }, { ...entry, partition: 7, fetchOffset: 0, highWatermark: 0 }]);
+    expect(mixed.partitions.map((data) => [data.partition, data.errorCode === 0])).toEqual([[7, false]]);
+    const behind = await fetch([{ ...entry, lastFetchedEpoch: -1, fetchOffset: 0, highWatermark: 3 }]);
+    expect(behind.partitions.map((data) => [data.partition, Number(data.highWatermark), data.records.length > 0])).toEqual([[0, 3, true]]);
   });
 });
