@@ -101,4 +101,9 @@ export class RaftMetadataLog implements MetadataLog {
     const leader = this.raft().status().leader;
     return leader > 0 ? this.hint(leader) : undefined;
   }
+
+  previousLeaderContact(): { nodeId: number; msAgo: number } | null {
+    const contact = this.raft().lastLeaderContact();
+    return contact ? { nodeId: contact.leader, msAgo: contact.msAgo } : null;
+  }
 }

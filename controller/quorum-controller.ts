@@ -68,6 +68,11 @@ export interface MetadataLog {
   isActive(): boolean;
   /** The active controller's address (host:port) for NOT_CONTROLLER answers, when known. */
   leaderHint?(): string | undefined;
+  /**
+   * The controller this one followed before it became active, and how long ago it last heard
+   * from it; null when it followed none.
+   */
+  previousLeaderContact?(): { nodeId: number; msAgo: number } | null;
 }
 
 export interface QuorumControllerOptions {
@@ -138,6 +143,8 @@ export class QuorumController {
   private alterQueue: PendingAlterPartition[] = [];
   private alterScheduled = false;
   private wasActive = false;
+  /** The broker sharing a process with the controller this one replaced, and its last sign of life. */
+  private inheritedContact: { nodeId: number; lastContactMs: number } | null = null;
   private tickRunning = false;
   private lastPreferredCheckMs = 0;
   /** When the last active tick ran; -1 before the first. */
@@ -481,6 +488,7 @@ export class QuorumController {
     if (!this.wasActive) {
       this.wasActive = true;
       this.sessions.clear();
+      this.inheritedContact = this.previousLeaderContact(now);
       this.lastTickMs = -1;
       this.lastPreferredCheckMs = now;
       this.options.logger.info(`controller became active at offset ${this.current.offset}`);
@@ -780,14 +788,33 @@ export class QuorumController {
     return fresh;
   }
 
-  /** The broker's session; a broker this controller has not heard from gets one starting now. */
+  /**
+   * The broker's session; a broker this controller has not heard from gets one starting now,
+   * except the broker that shared a process with the controller this one replaced (see
+   * previousLeaderContact).
+   */
   private sessionOf(broker: BrokerInfo): BrokerSession {
     let session = this.sessions.get(broker.nodeId);
     if (!session || session.epoch !== broker.epoch) {
-      session = { epoch: broker.epoch, lastContactMs: this.nowMs(), metadataOffset: -1, shutdownOffset: null, pendingHeartbeats: 0 };
+      const inherited = this.inheritedContact?.nodeId === broker.nodeId && broker.roles.includes('controller') ? this.inheritedContact.lastContactMs : null;
+      session = { epoch: broker.epoch, lastContactMs: inherited ?? this.nowMs(), metadataOffset: -1, shutdownOffset: null, pendingHeartbeats: 0 };
       this.sessions.set(broker.nodeId, session);
     }
     return session;
+  }
+
+  /**
+   * When the previous active controller was last heard from. Sessions live in the active
+   * controller's memory, so a new one starts every broker's session afresh, and a broker would
+   * get a whole session timeout from the takeover. But a broker running in the same process as
+   * that controller (combined roles) most likely stopped when the controller's messages stopped:
+   * its session is dated from the last of them, so a kill -9 of that node fences its broker a
+   * Raft election sooner. A handover (TimeoutNow) or a live broker loses nothing: the last
+   * message was a moment ago, or the broker's next heartbeat renews its session.
+   */
+  private previousLeaderContact(now: number): { nodeId: number; lastContactMs: number } | null {
+    const contact = this.options.log.previousLeaderContact?.();
+    return contact ? { nodeId: contact.nodeId, lastContactMs: now - contact.msAgo } : null;
   }
 
   private brokerMetadataLags(): Map<number, number> {

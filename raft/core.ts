@@ -70,6 +70,10 @@ export class RaftCore {
   leader: NodeId = NO_NODE;
   private roleState: RoleState = new FollowerRole();
   private electionElapsed = 0;
+  /** Ticks since this core started; dates the last message from a leader. */
+  private ticks = 0;
+  /** The last leader (another node) this node heard from as follower, and at which tick. */
+  private lastLeaderMessage: { leader: NodeId; tick: number } | null = null;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private outbox: Message[] = [];
@@ -106,6 +110,15 @@ export class RaftCore {
     };
   }
 
+  /**
+   * The last other node this one heard from as its leader, and how many ticks ago; null if none.
+   * A new leader reads it to date the last sign of life of the leader it replaced.
+   */
+  lastLeaderContact(): { leader: NodeId; ticksAgo: number } | null {
+    if (this.lastLeaderMessage === null) return null;
+    return { leader: this.lastLeaderMessage.leader, ticksAgo: this.ticks - this.lastLeaderMessage.tick };
+  }
+
   /** On the leader, how far each voter's log is known to match its own (itself included); else null. */
   voterMatches(): ReadonlyMap<NodeId, number> | null {
     if (!(this.roleState instanceof LeaderRole)) return null;
@@ -117,6 +130,7 @@ export class RaftCore {
   // ---- inputs --------------------------------------------------------------------------------
 
   tick(): void {
+    this.ticks++;
     if (this.roleState instanceof LeaderRole) this.tickLeader(this.roleState);
     else this.tickElection();
   }
@@ -379,6 +393,7 @@ export class RaftCore {
       case 'snapshot':
         this.electionElapsed = 0;
         this.leader = message.from;
+        this.lastLeaderMessage = { leader: message.from, tick: this.ticks };
         return this.handleFromLeader(message);
       case 'timeoutNow':
         this.logLine(`node ${this.id} got TimeoutNow from ${message.from} at term ${this.term}`);

@@ -135,6 +135,12 @@ export class RaftNode {
     return { ...this.core.status(), applied: this.appliedIndex };
   }
 
+  /** The last other node this one followed as leader, and how long ago it last heard from it; null if none. */
+  lastLeaderContact(): { leader: NodeId; msAgo: number } | null {
+    const contact = this.core?.lastLeaderContact();
+    return contact ? { leader: contact.leader, msAgo: contact.ticksAgo * this.timing.tickMs } : null;
+  }
+
   /** On the leader, each voter's matching log index (for lag reporting); null elsewhere. */
   voterMatches(): ReadonlyMap<NodeId, number> | null {
     return this.core?.voterMatches() ?? null;

@@ -41,9 +41,9 @@ export function createHarness(seed = 1, given: Partial<QuorumControllerOptions> 
 }
 
 /** Registers a broker and heartbeats it caught up, so it is active; returns its epoch. */
-export async function startBroker(harness: Harness, nodeId: number, rack: string, incarnationId = `inc-${nodeId}`): Promise<number> {
+export async function startBroker(harness: Harness, nodeId: number, rack: string, incarnationId = `inc-${nodeId}`, roles = ['broker']): Promise<number> {
   const { brokerEpoch } = await harness.controller.registerBroker({
-    nodeId, incarnationId, rack, listener: { host: '127.0.0.1', port: 9000 + nodeId }, roles: ['broker'],
+    nodeId, incarnationId, rack, listener: { host: '127.0.0.1', port: 9000 + nodeId }, roles,
   });
   const response = await heartbeat(harness, nodeId, brokerEpoch);
   expect(response.isFenced).toBe(false);

@@ -59,6 +59,9 @@ export class MemoryMetadataLog implements MetadataLog {
   /** Which attached controller's view is the leader (the others are standbys). */
   activeIndex = 0;
 
+  /** What every view says of the controller it followed before (Raft's last leader contact). */
+  previousLeader: { nodeId: number; msAgo: number } | null = null;
+
   /** The log as controller `index` sees it: active only while it is the chosen one. */
   view(index: number): MetadataLog {
     const isActive = (): boolean => this.active && this.activeIndex === index;
@@ -66,6 +69,7 @@ export class MemoryMetadataLog implements MetadataLog {
       append: (records) => (isActive() ? this.append(records) : Promise.reject(new Error('not the leader'))),
       isActive,
       leaderHint: () => this.leaderHint(),
+      previousLeaderContact: () => this.previousLeader,
     };
   }
 }

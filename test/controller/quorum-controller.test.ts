@@ -70,6 +70,32 @@ describe('QuorumController: failover', () => {
     expect(second.image.partitionsLedBy(1)).toEqual([]);
     expect(first.image.partition(topicId, 0)).toEqual(second.image.partition(topicId, 0));
   });
+
+  it('dates the session of the broker that ran with the replaced controller from that controller\'s last message', async () => {
+    for (const { roles, handoverMsAgo, fenced } of [
+      // kill -9 of combined node 1: the standby last heard from it 1.5 s before it took over.
+      { roles: ['controller', 'broker'], handoverMsAgo: 1_500, fenced: true },
+      // A handover (TimeoutNow): the old controller spoke a moment ago; a full session.
+      { roles: ['controller', 'broker'], handoverMsAgo: 0, fenced: false },
+      // Broker 1 only shares the node id, not the process: a full session.
+      { roles: ['broker'], handoverMsAgo: 1_500, fenced: false },
+    ]) {
+      const harness = createHarness();
+      const epochs = new Map<number, number>();
+      epochs.set(1, await startBroker(harness, 1, 'a', 'inc-1', roles));
+      for (const [nodeId, rack] of [[2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
+      await keepAlive(harness, epochs, [1, 2, 3], 2);
+      harness.clock.advance(handoverMsAgo);
+      harness.log.previousLeader = { nodeId: 1, msAgo: handoverMsAgo };
+      harness.log.activeIndex = 1;
+      await harness.controllers[0].tick();
+      await harness.controllers[1].tick(); // the takeover
+      // 2 s after the takeover, less than a session timeout (3 s) of its own.
+      await keepAlive(harness, epochs, [2, 3], 4);
+      expect(harness.controllers[1].image.broker(1)!.state, `roles ${roles}, last message ${handoverMsAgo} ms before`).toBe(fenced ? 'fenced' : 'active');
+      expect(harness.controllers[1].image.broker(2)!.state).toBe('active');
+    }
+  });
 });
 
 describe('QuorumController: appends with an unknown outcome', () => {

@@ -48,6 +48,19 @@ describe('role transitions', () => {
 });
 
 describe('raft core', () => {
+  it('remembers the last leader a follower heard from, and how many ticks ago', () => {
+    const nodes = [core(1), core(2), core(3)];
+    expect(nodes[1]!.lastLeaderContact()).toBeNull();
+    electLeader(nodes);
+    expect(nodes[0]!.role).toBe('leader');
+    expect(nodes[1]!.lastLeaderContact()).toEqual({ leader: 1, ticksAgo: 0 });
+    // The leader falls silent: the follower counts the ticks since its last message.
+    for (let i = 0; i < 5; i++) nodes[1]!.tick();
+    expect(nodes[1]!.lastLeaderContact()).toEqual({ leader: 1, ticksAgo: 5 });
+    // The leader itself never heard from another leader.
+    expect(nodes[0]!.lastLeaderContact()).toBeNull();
+  });
+
   it('elects a single node leader on its own and commits after persisting', () => {
     const node = core(1, [1]);
     for (let i = 0; i < 25 && node.role !== 'leader'; i++) node.tick();
