@@ -85,6 +85,18 @@ async function startFollower(address: string, syncs: HeldSyncs): Promise<{ follo
   return { follower, reports: () => reports };
 }
 
+/** A bare ReplicaFetch stream to the leader, as a follower would open it; its answers in arrival order. */
+function openFetchStream(address: string): { stream: grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>; answers: ReplicaFetchResponse__Output[] } {
+  const client = new ConnectionPool().get(address);
+  cleanups.push(() => client.close());
+  const stream = (client.client('riffle.internal.Replication') as unknown as { ReplicaFetch(): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output> }).ReplicaFetch();
+  cleanups.push(() => stream.cancel());
+  const answers: ReplicaFetchResponse__Output[] = [];
+  stream.on('data', (response: ReplicaFetchResponse__Output) => answers.push(response));
+  stream.on('error', () => undefined);
+  return { stream, answers };
+}
+
 describe('replica fetching with progress reports', () => {
   it('fetches again before its flush completes, and the completed flush moves the high watermark through a progress report', async () => {
     const { leader, address } = await startLeader();
@@ -121,13 +133,7 @@ describe('replica fetching with progress reports', () => {
   it('ignores a progress report for another leader epoch or with an impossible durable end, and refuses such a fetch', async () => {
     const { leader, address } = await startLeader();
     await leader.append(batchOf(3), 1);
-    const client = new ConnectionPool().get(address);
-    cleanups.push(() => client.close());
-    const stream = (client.client('riffle.internal.Replication') as unknown as { ReplicaFetch(): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output> }).ReplicaFetch();
-    cleanups.push(() => stream.cancel());
-    const answers: ReplicaFetchResponse__Output[] = [];
-    stream.on('data', (response: ReplicaFetchResponse__Output) => answers.push(response));
-    stream.on('error', () => undefined);
+    const { stream, answers } = openFetchStream(address);
     const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: -1, logStartOffset: 0, partitionMaxBytes: 1 << 20 };
 
     stream.write({ replicaId: 2, brokerEpoch: 1, progressOnly: true, partitions: [{ ...entry, currentLeaderEpoch: 3, fetchOffset: 3, unflushedRecords: 0 }] });
@@ -150,13 +156,7 @@ describe('replica fetching with progress reports', () => {
   it('leaves out of an answer the partitions with nothing new, and names those with records, errors or a newer high watermark', async () => {
     const { leader, address } = await startLeader();
     await leader.append(batchOf(3), 1);
-    const client = new ConnectionPool().get(address);
-    cleanups.push(() => client.close());
-    const stream = (client.client('riffle.internal.Replication') as unknown as { ReplicaFetch(): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output> }).ReplicaFetch();
-    cleanups.push(() => stream.cancel());
-    const answers: ReplicaFetchResponse__Output[] = [];
-    stream.on('data', (response: ReplicaFetchResponse__Output) => answers.push(response));
-    stream.on('error', () => undefined);
+    const { stream, answers } = openFetchStream(address);
     const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: 4, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
     const fetch = async (partitions: object[]): Promise<ReplicaFetchResponse__Output> => {
       const count = answers.length;
