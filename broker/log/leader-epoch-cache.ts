@@ -254,7 +254,7 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
  */
 export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[], durable = true): void {
   if (!durable) {
-    // In place, no rename (see writeRecoveryCheckpoint): a torn file is rebuilt from the batch headers.
+    // In place, no rename (see RecoveryCheckpointFile): a torn file is rebuilt from the batch headers.
     fs.writeFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), encodeLeaderEpochCheckpoint(entries), { mode: 0o644 });
     return;
   }

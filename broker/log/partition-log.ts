@@ -26,7 +26,7 @@ import { validateLogConfig, type LogConfig } from './log-config.js';
 import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log-metrics.js';
 import { LogSegment, RELATIVE_OFFSET_MAX, type BatchLocation } from './log-segment.js';
 import { recoverSegments } from './recovery.js';
-import { readRecoveryCheckpoint, writeRecoveryCheckpoint, type RecoveryPoint } from './recovery-checkpoint.js';
+import { readRecoveryCheckpoint, RecoveryCheckpointFile, type RecoveryPoint } from './recovery-checkpoint.js';
 import { INDEX_SUFFIX, TIME_INDEX_SUFFIX, listSegmentBaseOffsets, removeStrayFiles, segmentPath } from './segment-files.js';
 import { DurabilityWaiters } from './durability-waiters.js';
 import { compactBatches, forEachKeyedRecord } from './log-compaction.js';
@@ -110,6 +110,7 @@ export class PartitionLog {
   private lastCheckpointMs = -Infinity;
   /** The point and clean flag of the last checkpoint this log wrote. */
   private lastCheckpointWritten = '';
+  private readonly checkpointFile: RecoveryCheckpointFile;
   private intervalTimer: NodeJS.Timeout | null = null;
   private failure: RiffleError | null = null;
   private closed = false;
@@ -122,6 +123,7 @@ export class PartitionLog {
     this.topic = options.topic;
     this.partition = options.partition;
     this.dir = options.dir;
+    this.checkpointFile = new RecoveryCheckpointFile(options.dir);
     this.config = { ...options.config };
     this.clock = options.clock ?? systemClock;
     this.logger = (options.logger ?? silentLogger).child({ topic: options.topic, partition: options.partition });
@@ -532,7 +534,7 @@ export class PartitionLog {
     const written = `${point.offset} ${point.segmentBaseOffset} ${point.position} ${clean}`;
     if (!durable && written === this.lastCheckpointWritten) return;
     try {
-      writeRecoveryCheckpoint(this.dir, { ...point, clean }, durable);
+      this.checkpointFile.write({ ...point, clean }, durable);
       this.lastCheckpointWritten = written;
       this.lastCheckpointMs = this.clock.monotonicMs();
     } catch (error) {
@@ -992,6 +994,7 @@ export class PartitionLog {
     this.closed = true;
     this.waiters.rejectAll(new RiffleError('NOT_LEADER_OR_FOLLOWER', `partition log ${this.topic}-${this.partition} closed`));
     for (const segment of this.segments) segment.close();
+    this.checkpointFile.close();
     this.logger.info({ logEndOffset: this.nextOffset }, `partition log ${this.topic}-${this.partition} closed`);
   }
 
@@ -1002,6 +1005,7 @@ export class PartitionLog {
     await this.whenSyncIdle();
     this.waiters.rejectAll(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `partition log ${this.topic}-${this.partition} deleted`));
     for (const segment of this.segments) segment.close();
+    this.checkpointFile.close();
     this.metrics.remove();
     await fs.promises.rm(this.dir, { recursive: true, force: true });
   }
