@@ -7,7 +7,7 @@ import type { AppendPhases, Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
 import type { ClusterView } from './cluster-view.js';
 import { ERRORS, RiffleError, toRiffleError } from '../src/rpc/errors.js';
-import { unary, type HandlerContext } from '../src/rpc/server.js';
+import { pipelined, unary, type HandlerContext, type OpenStreams } from '../src/rpc/server.js';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/logger.js';
 import type { MetadataRequest__Output } from '../src/rpc/generated/riffle/v1/MetadataRequest.js';
@@ -64,12 +64,15 @@ export interface KafkaServiceDeps {
   requestBytesMax: number;
   /** Producer ids for InitProducerId (idempotent producers). */
   producerIds: InitProducerIdDeps;
+  /** Open streams of the node: a stopping broker ends produce streams once they are answered. */
+  streams: OpenStreams;
 }
 
 export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): Partial<KafkaHandlers> {
   return {
     Metadata: unary(context, 'Metadata', async (request: MetadataRequest__Output) => metadata(deps, request)),
     Produce: unary(context, 'Produce', async (request: ProduceRequest__Output) => produce(deps, request)),
+    ProduceStream: pipelined(context, 'ProduceStream', async (request: ProduceRequest__Output) => produce(deps, request), deps.streams),
     Fetch: unary(context, 'Fetch', async (request: FetchRequest__Output, call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>) =>
       fetch(deps, request, call),
     ),

@@ -25,7 +25,7 @@ import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager, type AlterIsrAnswer } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
-import { FetchStreams, replicationHandlers } from './replication-service.js';
+import { replicationHandlers } from './replication-service.js';
 import { GroupCoordinator, GroupMetrics, LagSampler, LeaseCoordinator, LeaseMetrics, groupHandlers, leaseHandlers } from './groups/index.js';
 import type { IsrProposal, Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
@@ -34,7 +34,7 @@ import { dialAddress, type NodeConfig } from '../src/config/node-config.js';
 import { Counter, createNodeRegistry, Gauge, type Registry } from '../src/metrics/index.js';
 import { NodeHttpServer, type Readiness } from '../src/metrics/http-server.js';
 import { serviceClient } from '../src/rpc/proto.js';
-import { RpcMetrics, bindServer, serverOptions, shutdownServer } from '../src/rpc/server.js';
+import { OpenStreams, RpcMetrics, bindServer, serverOptions, shutdownServer } from '../src/rpc/server.js';
 import { systemClock, type Clock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
 
@@ -52,7 +52,8 @@ export const CONTROLLED_SHUTDOWN_WAIT_MS = 10_000;
 
 interface BrokerParts {
   server: grpc.Server;
-  fetchStreams: FetchStreams;
+  /** Open server streams (replica fetches, pipelined produce), ended first on stop. */
+  openStreams: OpenStreams;
   port: number;
   controllerClient: ControllerClient;
   metadata: MetadataCache;
@@ -230,13 +231,13 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   // Keepalive pings every 4 s (answered within 4 s) let the broker notice a half-open client, such
   // as a vanished Enhanced Fan-Out subscriber, within 10 s.
   const server = new grpc.Server({ ...serverOptions(config.requestBytesMax), 'grpc.keepalive_time_ms': 4_000, 'grpc.keepalive_timeout_ms': 4_000 });
-  const fetchStreams = new FetchStreams();
+  const openStreams = new OpenStreams();
   const kafkaContext = { service: 'kafka', metrics: rpcMetrics, logger };
   server.addService(
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
     {
       ...kafkaHandlers(kafkaContext, {
-        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax,
+        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax, streams: openStreams,
         producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
       }),
       ...groupHandlers(kafkaContext, { coordinator: groups, cluster }),
@@ -259,7 +260,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: fetchStreams }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: openStreams }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, config.listen.host, config.listen.port);
   const retentionTimer = setInterval(() => {
@@ -267,15 +268,16 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (deleted > 0) logger.info({ segments: deleted }, 'retention deleted segments');
   }, config.retentionCheckIntervalMs);
   retentionTimer.unref();
-  return { server, fetchStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups, leases, kinesis };
+  return { server, openStreams, port, controllerClient, metadata, replicas, lifecycle, retentionTimer, groups, leases, kinesis };
 }
 
 async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logger): Promise<void> {
   const moved = await broker.lifecycle.controlledShutdown(CONTROLLED_SHUTDOWN_WAIT_MS);
   if (!moved) logger.warn('controlled shutdown did not complete; stopping anyway');
   clearInterval(broker.retentionTimer);
-  // Followers' fetch streams never end by themselves; they would hold the server for the grace.
-  broker.fetchStreams.endAll();
+  // Followers' fetch streams and clients' produce streams never end by themselves; they would hold
+  // the server for the grace. (Produce streams end once their requests in flight are answered.)
+  broker.openStreams.endAll();
   // EFO subscriptions would hold the server for the grace too; their clients resubscribe elsewhere.
   broker.kinesis.close();
   // Long-poll heartbeats held by the coordinator would too; closing it answers them NOT_COORDINATOR

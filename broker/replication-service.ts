@@ -16,7 +16,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
 import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
-import { unary, type HandlerContext } from '../src/rpc/server.js';
+import { unary, type HandlerContext, type OpenStreams } from '../src/rpc/server.js';
 import type { Logger } from '../src/util/logger.js';
 import type { ReplicaFetchRequest__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
 import type { ReplicaFetchPartition__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartition.js';
@@ -31,30 +31,8 @@ export const REPLICA_FETCH_WAIT_MS_MAX = 5_000;
 export interface ReplicationServiceDeps {
   replicas: ReplicaManager;
   logger: Logger;
-  streams: FetchStreams;
-}
-
-/** Followers' open fetch streams, so a stopping broker can end them instead of waiting them out. */
-export class FetchStreams {
-  private readonly calls = new Set<grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>>();
-  private closing = false;
-
-  add(call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): boolean {
-    if (this.closing) return false;
-    this.calls.add(call);
-    return true;
-  }
-
-  delete(call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): void {
-    this.calls.delete(call);
-  }
-
-  /** Ends every stream (followers reconnect elsewhere once the metadata says so) and refuses new ones. */
-  endAll(): void {
-    this.closing = true;
-    for (const call of this.calls) call.end();
-    this.calls.clear();
-  }
+  /** Open streams of the node, so a stopping broker ends followers' fetch streams. */
+  streams: OpenStreams;
 }
 
 export function replicationHandlers(context: HandlerContext, deps: ReplicationServiceDeps): Partial<ReplicationHandlers> {

@@ -21,6 +21,7 @@ import { PartitionSequence, sameIdentity, type ProducerIdentity } from './idempo
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { assert } from '../util/assert.js';
 import { RecordBatchBuilder, readBatchHeader, type RecordBatchOptions, type RecordHeader } from '../util/record-batch.js';
+import type { ProduceRequest } from '../rpc/generated/riffle/v1/ProduceRequest.js';
 import type { ProduceResponse__Output } from '../rpc/generated/riffle/v1/ProduceResponse.js';
 import type { InitProducerIdResponse__Output } from '../rpc/generated/riffle/v1/InitProducerIdResponse.js';
 
@@ -512,7 +513,7 @@ export class Producer {
       list.push(batch);
     }
     const grouped = [...topics];
-    const request = {
+    const request: ProduceRequest = {
       acks: this.options.acks,
       timeoutMs: this.options.requestTimeoutMs,
       topicData: grouped.map(([name, list]) => ({ name, partitionData: list.map((batch) => ({ index: batch.partition, records: batch.records })) })),
@@ -533,9 +534,13 @@ export class Producer {
     this.unsettled.add(settled);
   }
 
-  private call(leader: number, request: object): Promise<ProduceResponse__Output> {
-    // The deadline leaves room for the broker's own timeout to answer first.
-    return this.client.connectionTo(leader).call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', request, this.options.requestTimeoutMs + 5_000);
+  private call(leader: number, request: ProduceRequest): Promise<ProduceResponse__Output> {
+    // Pipelined on the connection's produce stream, as Kafka pipelines requests on a connection.
+    // The timeout leaves room for the broker's own timeout to answer first.
+    return this.client
+      .connectionTo(leader)
+      .pipelined<ProduceRequest, ProduceResponse__Output>('riffle.v1.Kafka', 'ProduceStream')
+      .call(request, this.options.requestTimeoutMs + 5_000);
   }
 
   private handleResponse(grouped: [string, SealedBatch[]][], response: ProduceResponse__Output): void {

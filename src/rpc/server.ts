@@ -5,7 +5,7 @@ import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from '../metrics/index.js';
 import type { Logger } from '../util/logger.js';
-import { toRiffleError } from './errors.js';
+import { RiffleError, toRiffleError } from './errors.js';
 
 export class RpcMetrics {
   readonly requests: Counter<'service' | 'method' | 'outcome'>;
@@ -66,6 +66,132 @@ export function unary<Request, Response>(
       },
     );
   };
+}
+
+/** One message of a pipelined stream from the client: a request and the id its answer will carry. */
+export interface PipelinedRequest<Request> {
+  correlationId: number;
+  request?: Request | null;
+}
+
+/** The answer to one pipelined request: the response, or the error of the whole request. */
+export interface PipelinedResponse<Response> {
+  correlationId: number;
+  response?: Response;
+  errorCode: number;
+  errorMessage: string;
+}
+
+/**
+ * Requests of one pipelined stream handled at once. Beyond this the stream stops reading, and
+ * HTTP/2 flow control holds the client back (the SDK keeps at most 5 in flight per broker).
+ */
+export const PIPELINED_IN_FLIGHT_MAX = 64;
+
+/**
+ * Wraps an async handler as a bidirectional stream of pipelined requests (Kafka's requests on one
+ * connection): every message is handled like a unary call, concurrently with the others, and
+ * answered with its correlation id once done. A failed request is answered with its error code
+ * and the stream goes on. When the client half-closes, or `streams` is ended by a stopping node,
+ * the stream ends once the requests in flight are answered.
+ */
+export function pipelined<Request, Response>(
+  context: HandlerContext,
+  method: string,
+  handler: (request: Request) => Promise<Response>,
+  streams: OpenStreams,
+): grpc.handleBidiStreamingCall<PipelinedRequest<Request>, PipelinedResponse<Response>> {
+  const { service, metrics, logger } = context;
+  return (call) => {
+    let inFlight = 0;
+    let draining = false;
+    let gone = false;
+    const finish = (): void => {
+      if (gone) return;
+      gone = true;
+      streams.delete(call);
+      call.end();
+    };
+    const drainThenEnd = (): void => {
+      draining = true;
+      if (inFlight === 0) finish();
+    };
+    if (!streams.add(call, drainThenEnd)) {
+      call.emit('error', new RiffleError('BROKER_NOT_AVAILABLE', 'The node is stopping.').toServiceError());
+      return;
+    }
+    const answer = (message: PipelinedResponse<Response>): void => {
+      inFlight--;
+      if (!gone) call.write(message);
+      if (inFlight < PIPELINED_IN_FLIGHT_MAX && call.isPaused()) call.resume();
+      if (draining && inFlight === 0) finish();
+    };
+    call.on('data', (message: PipelinedRequest<Request>) => {
+      const correlationId = message.correlationId;
+      if (++inFlight >= PIPELINED_IN_FLIGHT_MAX) call.pause();
+      const stopTimer = metrics.latency.startTimer({ service, method });
+      let settled: Promise<Response>;
+      try {
+        if (!message.request) throw new RiffleError('INVALID_REQUEST', `A ${method} message without a request.`);
+        settled = handler(message.request);
+      } catch (error) {
+        settled = Promise.reject(error);
+      }
+      settled.then(
+        (response) => {
+          stopTimer();
+          metrics.requests.inc({ service, method, outcome: 'ok' });
+          answer({ correlationId, response, errorCode: 0, errorMessage: '' });
+        },
+        (error: unknown) => {
+          stopTimer();
+          const riffleError = toRiffleError(error);
+          metrics.requests.inc({ service, method, outcome: riffleError.errorName });
+          if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, service, method }, 'rpc failed');
+          answer({ correlationId, errorCode: riffleError.code, errorMessage: riffleError.message });
+        },
+      );
+    });
+    call.on('end', drainThenEnd);
+    const abandon = (): void => {
+      gone = true;
+      streams.delete(call);
+    };
+    call.on('cancelled', abandon);
+    call.on('error', abandon);
+  };
+}
+
+/**
+ * A node's open server streams (followers' replica fetches, pipelined produce streams), so a
+ * stopping node can close them instead of waiting them out for its grace period.
+ */
+export class OpenStreams {
+  private readonly closers = new Map<object, () => void>();
+  private closing = false;
+
+  /** Registers a stream and how to close it; false once the node is stopping. */
+  add(call: { end(): void }, close: () => void = () => call.end()): boolean {
+    if (this.closing) return false;
+    this.closers.set(call, close);
+    return true;
+  }
+
+  delete(call: object): void {
+    this.closers.delete(call);
+  }
+
+  get size(): number {
+    return this.closers.size;
+  }
+
+  /** Closes every stream (clients reconnect elsewhere once the metadata says so) and refuses new ones. */
+  endAll(): void {
+    this.closing = true;
+    const closers = [...this.closers.values()];
+    this.closers.clear();
+    for (const close of closers) close();
+  }
 }
 
 /** Binds a server and resolves with the bound port (useful when asked for port 0). */

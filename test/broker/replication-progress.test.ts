@@ -10,9 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
 import { Partition, type PartitionRole } from '../../broker/partition.js';
 import { ReplicaFetcherManager } from '../../broker/replica-fetcher.js';
-import { FetchStreams, replicationHandlers } from '../../broker/replication-service.js';
+import { replicationHandlers } from '../../broker/replication-service.js';
 import type { ReplicaManager } from '../../broker/replica-manager.js';
-import { RpcMetrics, bindServer } from '../../src/rpc/server.js';
+import { OpenStreams, RpcMetrics, bindServer } from '../../src/rpc/server.js';
 import { serviceClient } from '../../src/rpc/proto.js';
 import { ConnectionPool } from '../../src/rpc/client.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -66,7 +66,7 @@ async function startLeader(): Promise<{ leader: Partition; address: string }> {
   const server = new grpc.Server();
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new FetchStreams() }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams() }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, HOST, 0);
   cleanups.push(() => leader.close());

@@ -123,10 +123,12 @@ function fakeClient(broker: FlakyBroker): RiffleClient {
     name: 'events', topicId: 'id', kind: 'kafka',
     partitions: Array.from({ length: PARTITIONS }, (_, partition) => ({ partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1] })),
   };
-  const connection = { call: (_service: string, method: string, request: object) => {
-    if (method !== 'Produce') throw new Error(`unexpected ${method}`);
-    return broker.produce(request as ProduceRequest);
-  } };
+  const connection = {
+    pipelined: (_service: string, method: string) => {
+      if (method !== 'ProduceStream') throw new Error(`unexpected ${method}`);
+      return { call: (request: object) => broker.produce(request as ProduceRequest) };
+    },
+  };
   const client = {
     retry: { ...DEFAULT_RETRY, backoffMsInitial: 1, backoffMsMax: 5 },
     cachedTopic: () => metadata,

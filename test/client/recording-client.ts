@@ -15,9 +15,8 @@ export function recordingClient(arrivals: { partition: number; atMs: number }[] 
     partitions: [0, 1, 2, 3].map((partition) => ({ partition, leaderId: 1, leaderEpoch: 0, replicas: [1], isr: [1] })),
   };
   let nextOffset = 0;
-  const connection = {
-    call: async (_service: string, method: string, request: ProduceRequest) => {
-      if (method !== 'Produce') throw new Error(`unexpected ${method}`);
+  const produce = {
+    call: async (request: ProduceRequest) => {
       const responses = request.topicData.map((topic) => ({
         name: topic.name,
         partitionResponses: topic.partitionData.map((data) => {
@@ -26,6 +25,12 @@ export function recordingClient(arrivals: { partition: number; atMs: number }[] 
         }),
       }));
       return { responses, throttleTimeMs: 0 };
+    },
+  };
+  const connection = {
+    pipelined: (_service: string, method: string) => {
+      if (method !== 'ProduceStream') throw new Error(`unexpected ${method}`);
+      return produce;
     },
   };
   const client = {
