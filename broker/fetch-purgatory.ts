@@ -3,6 +3,7 @@
 // fetch purgatory"). The number of parked fetches is bounded; past the bound a fetch answers at
 // once with what it has, which is always correct, only less patient.
 import type { Partition } from './partition.js';
+import type { CancelSignal } from '../src/rpc/server.js';
 
 export const PARKED_FETCHES_MAX = 10_000;
 
@@ -17,7 +18,7 @@ export class FetchPurgatory {
    * Resolves true when any of the partitions' high watermark advances, false when waitMs passes,
    * the caller cancels, or the purgatory is full.
    */
-  wait(partitions: Partition[], waitMs: number, cancelled: { onCancel(listener: () => void): void }): Promise<boolean> {
+  wait(partitions: Partition[], waitMs: number, cancelled: CancelSignal): Promise<boolean> {
     if (waitMs <= 0 || partitions.length === 0 || this.parked >= PARKED_FETCHES_MAX) return Promise.resolve(false);
     this.parked++;
     return new Promise((resolve) => {
@@ -33,7 +34,7 @@ export class FetchPurgatory {
       };
       const timer = setTimeout(() => finish(false), waitMs);
       for (const partition of partitions) unsubscribes.push(partition.onHighWatermark(() => finish(true)));
-      cancelled.onCancel(() => finish(false));
+      unsubscribes.push(cancelled.onCancel(() => finish(false)));
     });
   }
 }

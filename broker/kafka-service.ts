@@ -7,7 +7,7 @@ import type { AppendPhases, Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
 import type { ClusterView } from './cluster-view.js';
 import { ERRORS, RiffleError, toRiffleError } from '../src/rpc/errors.js';
-import { pipelined, unary, type HandlerContext, type OpenStreams } from '../src/rpc/server.js';
+import { callCancelSignal, pipelined, unary, type CancelSignal, type HandlerContext, type OpenStreams } from '../src/rpc/server.js';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/logger.js';
 import type { MetadataRequest__Output } from '../src/rpc/generated/riffle/v1/MetadataRequest.js';
@@ -74,8 +74,9 @@ export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): 
     Produce: unary(context, 'Produce', async (request: ProduceRequest__Output) => produce(deps, request)),
     ProduceStream: pipelined(context, 'ProduceStream', async (request: ProduceRequest__Output) => produce(deps, request), deps.streams),
     Fetch: unary(context, 'Fetch', async (request: FetchRequest__Output, call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>) =>
-      fetch(deps, request, call),
+      fetch(deps, request, callCancelSignal(call)),
     ),
+    FetchStream: pipelined(context, 'FetchStream', async (request: FetchRequest__Output, signal: CancelSignal) => fetch(deps, request, signal), deps.streams),
     ListOffsets: unary(context, 'ListOffsets', async (request: ListOffsetsRequest__Output) => listOffsets(deps, request)),
     InitProducerId: unary(context, 'InitProducerId', (request: InitProducerIdRequest__Output) => initProducerId(deps.producerIds, request)),
   };
@@ -174,7 +175,7 @@ interface FetchRound {
 async function fetch(
   deps: KafkaServiceDeps,
   request: FetchRequest__Output,
-  call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>,
+  signal: CancelSignal,
 ): Promise<FetchResponse> {
   const maxWaitMs = request.maxWaitMs;
   if (maxWaitMs < 0 || maxWaitMs > FETCH_WAIT_MS_MAX) {
@@ -183,16 +184,15 @@ async function fetch(
   if (request.minBytes < 0 || request.maxBytes < 0) throw new RiffleError('INVALID_FETCH_SIZE', 'min_bytes and max_bytes must not be negative.');
   const maxBytes = Math.min(request.maxBytes || FETCH_BYTES_DEFAULT, deps.requestBytesMax);
   const deadline = performance.now() + maxWaitMs;
-  const cancelled = { onCancel: (listener: () => void) => call.once('cancelled', listener) };
   for (;;) {
     const round = fetchRound(deps, request, maxBytes);
     const remainingMs = deadline - performance.now();
-    if (round.failed || round.bytes >= Math.max(request.minBytes, 1) || remainingMs <= 0 || call.cancelled) {
+    if (round.failed || round.bytes >= Math.max(request.minBytes, 1) || remainingMs <= 0 || signal.cancelled) {
       countFetched(deps, round.response);
       return round.response;
     }
-    await deps.purgatory.wait(round.partitions, Math.ceil(remainingMs), cancelled);
-    if (call.cancelled || performance.now() >= deadline) {
+    await deps.purgatory.wait(round.partitions, Math.ceil(remainingMs), signal);
+    if (signal.cancelled || performance.now() >= deadline) {
       const last = fetchRound(deps, request, maxBytes);
       countFetched(deps, last.response);
       return last.response;

@@ -398,12 +398,15 @@ export class ReplicaManager {
    * The hosted replica. A partition the metadata knows but this broker does not host (yet: its
    * replica is still being opened after a create or a move) is NOT_LEADER_OR_FOLLOWER, which
    * clients retry after a metadata refresh; only a partition unknown to the metadata is
-   * UNKNOWN_TOPIC_OR_PARTITION.
+   * UNKNOWN_TOPIC_OR_PARTITION. `knownToCaller` says the caller found the partition in a metadata
+   * image of its own, which can be newer than the one this manager applied last (a stream
+   * created a moment ago): that is the same not-hosted-yet case.
    */
-  partition(topic: string, index: number): Partition {
+  partition(topic: string, index: number, knownToCaller = false): Partition {
     const partition = this.partitions.get(keyOf(topic, index));
     if (partition) return partition;
     const known = this.latestImage?.topicByName(topic)?.partitions[index];
+    if (knownToCaller && !known) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${this.options.selfId} does not host ${topic}-${index} yet.`);
     if (known) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${this.options.selfId} does not host ${topic}-${index} (yet); its leader is ${known.leader}.`);
     throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${topic}-${index}.`);
   }

@@ -90,7 +90,7 @@ export class EnhancedFanOut {
         leaderHint: leader ? `${leader.host}:${leader.port}` : undefined,
       });
     }
-    const partition = this.options.replicas.partition(topic.name, info.partition);
+    const partition = this.options.replicas.partition(topic.name, info.partition, true);
     partition.requireLeader();
     const position = request.startingPosition;
     if (!position) throw new RiffleError('INVALID_ARGUMENT', 'StartingPosition is required.');

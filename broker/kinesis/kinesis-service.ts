@@ -295,7 +295,7 @@ export class KinesisService {
     if (info.leader !== this.options.cluster.selfId) {
       return this.forwardOrFail<GetShardIteratorResponse>(info.leader, 'GetShardIterator', request, forwarded, request.shardId);
     }
-    const partition = this.options.replicas.partition(topic.name, index);
+    const partition = this.options.replicas.partition(topic.name, index, true);
     partition.requireLeader();
     const offset = startingOffset(info, partition, {
       type: request.shardIteratorType, sequenceNumber: request.startingSequenceNumber, timestampMs: request.timestamp === undefined || request.timestamp === null ? null : Number(request.timestamp),
@@ -314,7 +314,7 @@ export class KinesisService {
     const info = topic.partitions[position.partition];
     if (!info) throw new RiffleError('INVALID_ARGUMENT', 'The shard iterator names a shard the stream does not have.');
     if (info.leader !== this.options.cluster.selfId) return this.forwardOrFail<GetRecordsResponse>(info.leader, 'GetRecords', request, forwarded, shardIdOf(info.partition));
-    const partition = this.options.replicas.partition(topic.name, info.partition);
+    const partition = this.options.replicas.partition(topic.name, info.partition, true);
     partition.requireLeader();
     const shardId = shardIdOf(info.partition);
     const shardKey = `${topic.topicId}/${info.partition}`;

@@ -224,7 +224,7 @@ export class PartitionConsumer {
     const sentPositions = new Map(partitions.map((partition) => [partition, this.positions.get(partition)!]));
     let response: FetchResponse__Output;
     try {
-      response = await this.client.connectionTo(leader).call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', request, maxWaitMs + this.client.requestTimeoutMs);
+      response = await this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, maxWaitMs + this.client.requestTimeoutMs);
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;

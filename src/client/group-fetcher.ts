@@ -147,7 +147,7 @@ export class GroupFetcher {
     const request = { maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
     let response: FetchResponse__Output;
     try {
-      response = await this.client.connectionTo(leader).call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', request, this.options.maxWaitMs + this.client.requestTimeoutMs);
+      response = await this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;

@@ -68,6 +68,49 @@ export function unary<Request, Response>(
   };
 }
 
+/** Whether the client gave up on a request: its call, or the stream it was pipelined on, was cancelled. */
+export interface CancelSignal {
+  readonly cancelled: boolean;
+  /** Calls `listener` once on cancellation; returns a function that removes it. */
+  onCancel(listener: () => void): () => void;
+}
+
+/** The cancel signal of a unary call. */
+export function callCancelSignal(call: grpc.ServerUnaryCall<unknown, unknown>): CancelSignal {
+  return {
+    get cancelled() {
+      return call.cancelled;
+    },
+    onCancel(listener) {
+      call.once('cancelled', listener);
+      return () => call.off('cancelled', listener);
+    },
+  };
+}
+
+/** The cancel signal of a stream: set when the client cancels it or it breaks. */
+class StreamCancelSignal implements CancelSignal {
+  cancelled = false;
+  private readonly listeners = new Set<() => void>();
+
+  onCancel(listener: () => void): () => void {
+    if (this.cancelled) {
+      queueMicrotask(listener);
+      return () => undefined;
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    const listeners = [...this.listeners];
+    this.listeners.clear();
+    for (const listener of listeners) listener();
+  }
+}
+
 /** One message of a pipelined stream from the client: a request and the id its answer will carry. */
 export interface PipelinedRequest<Request> {
   correlationId: number;
@@ -91,14 +134,14 @@ export const PIPELINED_IN_FLIGHT_MAX = 64;
 /**
  * Wraps an async handler as a bidirectional stream of pipelined requests (Kafka's requests on one
  * connection): every message is handled like a unary call, concurrently with the others, and
- * answered with its correlation id once done. A failed request is answered with its error code
+ * answered with its correlation id once done; the handler's cancel signal is the stream's. A failed request is answered with its error code
  * and the stream goes on. When the client half-closes, or `streams` is ended by a stopping node,
  * the stream ends once the requests in flight are answered.
  */
 export function pipelined<Request, Response>(
   context: HandlerContext,
   method: string,
-  handler: (request: Request) => Promise<Response>,
+  handler: (request: Request, signal: CancelSignal) => Promise<Response>,
   streams: OpenStreams,
 ): grpc.handleBidiStreamingCall<PipelinedRequest<Request>, PipelinedResponse<Response>> {
   const { service, metrics, logger } = context;
@@ -106,6 +149,7 @@ export function pipelined<Request, Response>(
     let inFlight = 0;
     let draining = false;
     let gone = false;
+    const signal = new StreamCancelSignal();
     const finish = (): void => {
       if (gone) return;
       gone = true;
@@ -133,7 +177,7 @@ export function pipelined<Request, Response>(
       let settled: Promise<Response>;
       try {
         if (!message.request) throw new RiffleError('INVALID_REQUEST', `A ${method} message without a request.`);
-        settled = handler(message.request);
+        settled = handler(message.request, signal);
       } catch (error) {
         settled = Promise.reject(error);
       }
@@ -156,6 +200,7 @@ export function pipelined<Request, Response>(
     const abandon = (): void => {
       gone = true;
       streams.delete(call);
+      signal.cancel();
     };
     call.on('cancelled', abandon);
     call.on('error', abandon);

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
 import { RiffleError } from '../../src/rpc/errors.js';
-import { OpenStreams, PIPELINED_IN_FLIGHT_MAX, RpcMetrics, bindServer, pipelined, type PipelinedRequest, type PipelinedResponse } from '../../src/rpc/server.js';
+import { OpenStreams, PIPELINED_IN_FLIGHT_MAX, RpcMetrics, bindServer, pipelined, type CancelSignal, type PipelinedRequest, type PipelinedResponse } from '../../src/rpc/server.js';
 import { PIPELINED_IDLE_MS, PipelinedStream, channelOptions } from '../../src/rpc/client.js';
 import { createLogger } from '../../src/util/logger.js';
 
@@ -22,6 +22,8 @@ interface Job {
   delayMs?: number;
   fail?: string;
   hang?: boolean;
+  /** Wait until the stream is cancelled. */
+  untilCancelled?: boolean;
 }
 
 const json = {
@@ -43,16 +45,23 @@ interface TestServer {
   /** Requests the handler is working on right now, and the most at once. */
   busy: { now: number; max: number };
   opened: number;
+  /** Requests that saw their stream's cancel signal fire. */
+  cancelledSeen: number;
 }
 
 async function startServer(): Promise<TestServer> {
   const server = new grpc.Server();
   const streams = new OpenStreams();
   const metrics = new RpcMetrics(new Registry());
-  const state: TestServer = { port: 0, streams, server, metrics, busy: { now: 0, max: 0 }, opened: 0 };
-  const handler = async (job: Job): Promise<{ doubled: number }> => {
+  const state: TestServer = { port: 0, streams, server, metrics, busy: { now: 0, max: 0 }, opened: 0, cancelledSeen: 0 };
+  const handler = async (job: Job, signal: CancelSignal): Promise<{ doubled: number }> => {
     state.busy.max = Math.max(state.busy.max, ++state.busy.now);
     try {
+      if (job.untilCancelled) {
+        await new Promise<void>((resolve) => signal.onCancel(resolve));
+        expect(signal.cancelled).toBe(true);
+        state.cancelledSeen++;
+      }
       if (job.hang) await new Promise(() => undefined);
       if (job.delayMs) await new Promise((resolve) => setTimeout(resolve, job.delayMs));
       if (job.fail) throw new RiffleError(job.fail as 'NOT_ENOUGH_REPLICAS');
@@ -186,6 +195,18 @@ describe('pipelined stream', () => {
     expect(refused.errorName).toBe('BROKER_NOT_AVAILABLE');
     expect(refused.retriable).toBe(true);
     expect(server.opened).toBe(2);
+  });
+
+  it("fires the handlers' cancel signal when the client cancels the stream", async () => {
+    const server = await startServer();
+    const stream = pipelineTo(server.port);
+    const calls = [1, 2].map((value) => rejection(stream.call({ value, untilCancelled: true }, 10_000)));
+    await expect.poll(() => server.busy.now, { timeout: 5_000 }).toBe(2);
+    stream.close();
+    for (const error of await Promise.all(calls)) expect(error.errorName).toBe('NETWORK_EXCEPTION');
+    await expect.poll(() => server.cancelledSeen, { timeout: 5_000 }).toBe(2);
+    expect(server.busy.now).toBe(0);
+    expect(server.streams.size).toBe(0);
   });
 
   it('fails the requests in flight as retriable when the server goes away', async () => {
