@@ -132,6 +132,43 @@ describe('single node through the SDK', () => {
     }
   });
 
+  it("pipelines the SDK's produce and fetch requests on streams; a bad request on one is a typed error", async () => {
+    const client = new RiffleClient({ bootstrap: node.bootstrap });
+    const connection = new NodeConnection(node.bootstrap);
+    try {
+      await new Admin(client).createTopic({ name: 'pipelined', partitions: 1 });
+      const producer = new Producer(client, { acks: 1, lingerMs: 0 });
+      for (let index = 0; index < 20; index++) await producer.send({ topic: 'pipelined', key: null, value: `v${index}` });
+      await producer.close();
+      const consumer = new PartitionConsumer(client, { topic: 'pipelined', from: 0, maxWaitMs: 500 });
+      const values: string[] = [];
+      await waitFor(async () => {
+        for (const record of await consumer.poll()) values.push(record.value!.toString());
+        return values.length >= 20;
+      }, { timeoutMs: 10_000, what: '20 records' });
+      expect(values).toEqual(Array.from({ length: 20 }, (_, index) => `v${index}`));
+      const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
+      const served = (method: string): number => Number(metrics.match(new RegExp(`^riffle_rpc_requests_total\\{service="kafka",method="${method}",outcome="ok"[^}]*\\} (\\d+)`, 'm'))?.[1] ?? 0);
+      expect(served('ProduceStream')).toBeGreaterThanOrEqual(20);
+      expect(served('FetchStream')).toBeGreaterThanOrEqual(1);
+
+      const stream = connection.pipelined<object, ProduceResponse__Output>('riffle.v1.Kafka', 'ProduceStream');
+      const badAcks = await stream.call({ acks: 7, timeoutMs: 1_000, topicData: [] }, 5_000).then(() => undefined, (error: unknown) => error);
+      expect(badAcks).toBeInstanceOf(RiffleError);
+      expect((badAcks as RiffleError).errorName).toBe('INVALID_REQUIRED_ACKS');
+      const unknown = await stream.call({ acks: 1, timeoutMs: 1_000, topicData: [{ name: 'no-such-topic', partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from('x') }]) }] }] }, 5_000);
+      expect(unknown.responses[0]!.partitionResponses[0]!.errorCode).toBe(ERRORS.UNKNOWN_TOPIC_OR_PARTITION.code);
+      // The same stream goes on serving.
+      const good = await stream.call({ acks: 1, timeoutMs: 1_000, topicData: [{ name: 'pipelined', partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from('after') }]) }] }] }, 5_000);
+      expect(good.responses[0]!.partitionResponses[0]!.errorCode).toBe(0);
+      expect(Number(good.responses[0]!.partitionResponses[0]!.baseOffset)).toBe(20);
+      expect(node.running).toBe(true);
+    } finally {
+      connection.close();
+      client.close();
+    }
+  });
+
   it('keeps every acknowledged record across kill -9 with flush policy ack', async () => {
     const client = new RiffleClient({ bootstrap: node.bootstrap });
     const count = 2_000;
