@@ -42,30 +42,41 @@ export function unary<Request, Response>(
   method: string,
   handler: UnaryHandler<Request, Response>,
 ): grpc.handleUnaryCall<Request, Response> {
-  const { service, metrics, logger } = context;
   return (call, callback) => {
-    const stopTimer = metrics.latency.startTimer({ service, method });
-    let settled: Promise<Response>;
-    try {
-      settled = handler(call.request, call);
-    } catch (error) {
-      settled = Promise.reject(error);
-    }
-    settled.then(
-      (response) => {
-        stopTimer();
-        metrics.requests.inc({ service, method, outcome: 'ok' });
-        callback(null, response);
-      },
-      (error: unknown) => {
-        stopTimer();
-        const riffleError = toRiffleError(error);
-        metrics.requests.inc({ service, method, outcome: riffleError.errorName });
-        if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, service, method }, 'rpc failed');
-        callback(riffleError.toServiceError() as grpc.ServiceError);
-      },
-    );
+    handle(context, method, () => handler(call.request, call), (error, response) => {
+      if (error) callback(error.toServiceError() as grpc.ServiceError);
+      else callback(null, response);
+    });
   };
+}
+
+/**
+ * Runs one request's handler, records its duration and outcome, and passes the response or the
+ * typed error to `answer` (an unexpected error is logged: it is a bug, not bad input).
+ */
+function handle<Response>(context: HandlerContext, method: string, run: () => Promise<Response>, answer: (error: RiffleError | null, response?: Response) => void): void {
+  const { service, metrics, logger } = context;
+  const stopTimer = metrics.latency.startTimer({ service, method });
+  let settled: Promise<Response>;
+  try {
+    settled = run();
+  } catch (error) {
+    settled = Promise.reject(error);
+  }
+  settled.then(
+    (response) => {
+      stopTimer();
+      metrics.requests.inc({ service, method, outcome: 'ok' });
+      answer(null, response);
+    },
+    (error: unknown) => {
+      stopTimer();
+      const riffleError = toRiffleError(error);
+      metrics.requests.inc({ service, method, outcome: riffleError.errorName });
+      if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, service, method }, 'rpc failed');
+      answer(riffleError);
+    },
+  );
 }
 
 /** Whether the client gave up on a request: its call, or the stream it was pipelined on, was cancelled. */
@@ -144,7 +155,6 @@ export function pipelined<Request, Response>(
   handler: (request: Request, signal: CancelSignal) => Promise<Response>,
   streams: OpenStreams,
 ): grpc.handleBidiStreamingCall<PipelinedRequest<Request>, PipelinedResponse<Response>> {
-  const { service, metrics, logger } = context;
   return (call) => {
     let inFlight = 0;
     let draining = false;
@@ -173,28 +183,14 @@ export function pipelined<Request, Response>(
     call.on('data', (message: PipelinedRequest<Request>) => {
       const correlationId = message.correlationId;
       if (++inFlight >= PIPELINED_IN_FLIGHT_MAX) call.pause();
-      const stopTimer = metrics.latency.startTimer({ service, method });
-      let settled: Promise<Response>;
-      try {
+      const run = (): Promise<Response> => {
         if (!message.request) throw new RiffleError('INVALID_REQUEST', `A ${method} message without a request.`);
-        settled = handler(message.request, signal);
-      } catch (error) {
-        settled = Promise.reject(error);
-      }
-      settled.then(
-        (response) => {
-          stopTimer();
-          metrics.requests.inc({ service, method, outcome: 'ok' });
-          answer({ correlationId, response, errorCode: 0, errorMessage: '' });
-        },
-        (error: unknown) => {
-          stopTimer();
-          const riffleError = toRiffleError(error);
-          metrics.requests.inc({ service, method, outcome: riffleError.errorName });
-          if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, service, method }, 'rpc failed');
-          answer({ correlationId, errorCode: riffleError.code, errorMessage: riffleError.message });
-        },
-      );
+        return handler(message.request, signal);
+      };
+      handle(context, method, run, (error, response) => {
+        if (error) answer({ correlationId, errorCode: error.code, errorMessage: error.message });
+        else answer({ correlationId, response, errorCode: 0, errorMessage: '' });
+      });
     });
     call.on('end', drainThenEnd);
     const abandon = (): void => {
