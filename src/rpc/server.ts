@@ -145,9 +145,10 @@ export const PIPELINED_IN_FLIGHT_MAX = 64;
 /**
  * Wraps an async handler as a bidirectional stream of pipelined requests (Kafka's requests on one
  * connection): every message is handled like a unary call, concurrently with the others, and
- * answered with its correlation id once done; the handler's cancel signal is the stream's. A failed request is answered with its error code
- * and the stream goes on. When the client half-closes, or `streams` is ended by a stopping node,
- * the stream ends once the requests in flight are answered.
+ * answered with its correlation id once done; the handler's cancel signal is the stream's. A
+ * failed request is answered with its error code and the stream goes on. When the client
+ * half-closes, or `streams` is ended by a stopping node, the stream ends once the requests in
+ * flight are answered; what arrives after that is not run.
  */
 export function pipelined<Request, Response>(
   context: HandlerContext,
@@ -181,6 +182,9 @@ export function pipelined<Request, Response>(
       if (draining && inFlight === 0) finish();
     };
     call.on('data', (message: PipelinedRequest<Request>) => {
+      // After its end no answer could be sent: running the request (a write) would only make the
+      // client's retry a duplicate.
+      if (gone) return;
       const correlationId = message.correlationId;
       if (++inFlight >= PIPELINED_IN_FLIGHT_MAX) call.pause();
       const run = (): Promise<Response> => {
