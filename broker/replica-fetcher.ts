@@ -13,6 +13,11 @@
 // A partition that joins a fetcher while a round is parked at the leader (a new leadership, say)
 // must not wait out the long poll: the fetcher writes an empty nudge on the stream, which makes
 // the leader answer the parked round at once, and the next round carries the new partition.
+//
+// The stream is a fetch session (replication-service.ts): once the leader's first answer on it
+// says it keeps sessions, a round lists only the partitions whose position moved since the
+// stream last told the leader (and those no longer fetched from it), not every partition
+// followed. A new stream starts a new session, with a whole first round.
 import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import { ConnectionPool } from '../src/rpc/client.js';
@@ -22,6 +27,7 @@ import type { ReplicaFetchRequest } from '../src/rpc/generated/riffle/internal/R
 import type { ReplicaFetchPartition } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartition.js';
 import type { ReplicaFetchResponse__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
 import type { ReplicaFetchPartitionData__Output } from '../src/rpc/generated/riffle/internal/ReplicaFetchPartitionData.js';
+import type { ReplicaFetchForgotten } from '../src/rpc/generated/riffle/internal/ReplicaFetchForgotten.js';
 
 export const REPLICA_FETCH_WAIT_MS = 500;
 export const REPLICA_FETCH_BYTES_MAX = 16 * 1024 * 1024;
@@ -44,9 +50,22 @@ export interface FetcherContext {
 
 type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
 
+/** What the leader knows of this follower on one stream. */
+interface FetchSession {
+  /** The leader said it keeps sessions: requests may be incremental. */
+  incremental: boolean;
+  /** Each partition's last position sent in an incremental request or report on the stream. */
+  readonly sent: Map<string, Position>;
+}
+
+/** A partition's entry in a request, every field set. */
+type Position = Required<ReplicaFetchPartition>;
+
 class ReplicaFetcher {
   readonly partitions = new Map<string, Partition>();
   private stream?: FetchStream;
+  /** The session of `stream`; a new stream starts a new one. */
+  private session: FetchSession = { incremental: false, sent: new Map() };
   /** Requests written and not yet answered, oldest first (a round, then perhaps a nudge). */
   private readonly pending: { resolve: (response: ReplicaFetchResponse__Output) => void; reject: (error: Error) => void }[] = [];
   private roundInFlight = false;
@@ -118,13 +137,15 @@ class ReplicaFetcher {
   }
 
   private async round(): Promise<void> {
-    const partitions = [...this.partitions.values()];
+    this.openStream();
+    const session = this.session;
+    const positions = [...this.partitions.values()].map((partition) => this.positionOf(partition));
     const request: ReplicaFetchRequest = {
       replicaId: this.context.selfId,
       brokerEpoch: this.context.brokerEpoch(),
       maxWaitMs: REPLICA_FETCH_WAIT_MS,
       maxBytes: REPLICA_FETCH_BYTES_MAX,
-      partitions: partitions.map((partition) => this.positionOf(partition)),
+      ...(session.incremental ? incrementalPart(session, positions) : { partitions: positions }),
     };
     this.roundInFlight = true;
     let response: ReplicaFetchResponse__Output;
@@ -133,6 +154,7 @@ class ReplicaFetcher {
     } finally {
       this.roundInFlight = false;
     }
+    if (response.incrementalSessions && this.session === session) session.incremental = true;
     const pauses: Promise<void>[] = [];
     for (const data of response.partitions) {
       const partition = this.partitions.get(`${data.topic}\u0000${data.partition}`);
@@ -144,7 +166,7 @@ class ReplicaFetcher {
   }
 
   /** A partition's entry in a request: its log end, how much of it is durable, its last epoch. */
-  private positionOf(partition: Partition): ReplicaFetchPartition {
+  private positionOf(partition: Partition): Position {
     const fetchOffset = partition.replicationFetchOffset;
     const durableEnd = Math.min(partition.replicationDurableOffset, fetchOffset);
     this.reportedDurable.set(keyOf(partition), durableEnd);
@@ -185,9 +207,14 @@ class ReplicaFetcher {
       if (durableEnd > (this.reportedDurable.get(key) ?? -1)) moved.push(partition);
     }
     if (moved.length === 0) return;
+    const positions = moved.map((partition) => this.positionOf(partition));
+    // In a session the report also moves the positions the leader keeps (its next rounds fetch
+    // at them), so they are sent ones.
+    const incremental = this.session.incremental;
+    if (incremental) for (const position of positions) this.session.sent.set(positionKey(position), position);
     this.stream.write({
       replicaId: this.context.selfId, brokerEpoch: this.context.brokerEpoch(), maxWaitMs: 0, maxBytes: 0, progressOnly: true,
-      partitions: moved.map((partition) => this.positionOf(partition)),
+      incremental, partitions: positions,
     } satisfies ReplicaFetchRequest);
     this.context.onProgressReport?.();
   }
@@ -244,6 +271,7 @@ class ReplicaFetcher {
       ReplicaFetch(): FetchStream;
     };
     const stream = client.ReplicaFetch();
+    this.session = { incremental: false, sent: new Map() };
     stream.on('data', (response: ReplicaFetchResponse__Output) => this.pending.shift()?.resolve(response));
     const fail = (error: Error): void => {
       if (this.stream === stream) this.dropStream(error);
@@ -296,4 +324,44 @@ export class ReplicaFetcherManager {
 
 function keyOf(partition: Partition): string {
   return `${partition.topic}\u0000${partition.index}`;
+}
+
+function positionKey(position: Position): string {
+  return `${position.topic}\u0000${position.partition}`;
+}
+
+/**
+ * An incremental round's partitions and forgotten ones: the positions that differ from what the
+ * session last sent, and the sent partitions no longer followed. Records them as sent.
+ */
+function incrementalPart(session: FetchSession, positions: Position[]): Pick<ReplicaFetchRequest, 'incremental' | 'partitions' | 'forgotten'> {
+  const moved: Position[] = [];
+  const current = new Set<string>();
+  for (const position of positions) {
+    const key = positionKey(position);
+    current.add(key);
+    if (samePosition(session.sent.get(key), position)) continue;
+    session.sent.set(key, position);
+    moved.push(position);
+  }
+  const forgotten: ReplicaFetchForgotten[] = [];
+  for (const [key, position] of session.sent) {
+    if (current.has(key)) continue;
+    session.sent.delete(key);
+    forgotten.push({ topic: position.topic, partition: position.partition });
+  }
+  return { incremental: true, partitions: moved, forgotten };
+}
+
+function samePosition(sent: Position | undefined, position: Position): boolean {
+  return (
+    sent !== undefined &&
+    sent.currentLeaderEpoch === position.currentLeaderEpoch &&
+    Number(sent.fetchOffset) === Number(position.fetchOffset) &&
+    sent.lastFetchedEpoch === position.lastFetchedEpoch &&
+    Number(sent.logStartOffset) === Number(position.logStartOffset) &&
+    sent.partitionMaxBytes === position.partitionMaxBytes &&
+    Number(sent.unflushedRecords) === Number(position.unflushedRecords) &&
+    Number(sent.highWatermark) === Number(position.highWatermark)
+  );
 }

@@ -7,11 +7,15 @@
 // is recorded at once, after every request sent before it, and never answered.
 //
 // An answer names only the partitions with something to say: records, an error, a divergence,
-// or a high watermark other than the one the follower's request said it has (as KIP-227's
-// incremental fetch responses leave out unchanged partitions, without its sessions: the request
-// carries what a session would remember). A follower of many quiet partitions (the 50 of
-// __consumer_offsets, say) would otherwise have every one of them encoded, sent, decoded and
-// applied in every round.
+// or a high watermark other than the one the follower said it has (as KIP-227's incremental fetch
+// responses leave out unchanged partitions). Requests are incremental too, the stream being the
+// session: the leader keeps each partition's last position the follower sent on the stream, and
+// an incremental request lists only the partitions that are new or moved (and those it no longer
+// fetches); the others are fetched at their kept positions. A follower of many quiet partitions
+// (the 50 of __consumer_offsets, or a thousand) would otherwise have every one of them encoded,
+// sent and decoded in every round, both ways. Every answer says the leader keeps sessions; a
+// follower sends incremental requests only after such an answer on the stream, so a follower
+// never relies on a leader that would not keep them.
 import type * as grpc from '@grpc/grpc-js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
@@ -27,6 +31,8 @@ import type { DescribeLogChecksumsRequest__Output } from '../src/rpc/generated/r
 import type { DescribeLogChecksumsResponse } from '../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
 
 export const REPLICA_FETCH_WAIT_MS_MAX = 5_000;
+/** Partitions one follower's session may name: far more than a broker hosts, so only a broken follower reaches it. */
+export const REPLICA_FETCH_SESSION_PARTITIONS_MAX = 100_000;
 
 export interface ReplicationServiceDeps {
   replicas: ReplicaManager;
@@ -49,6 +55,8 @@ interface StreamState {
   queued: number;
   /** Ends the current long poll early. */
   interrupt?: () => void;
+  /** The fetch session: each partition's last position the follower sent on this stream. */
+  readonly session: Map<string, ReplicaFetchPartition__Output>;
 }
 
 function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>): void {
@@ -56,7 +64,7 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
   // another is parked (the follower's nudge when it starts following more partitions from us)
   // ends that long poll at once.
   let chain: Promise<void> = Promise.resolve();
-  const state: StreamState = { closed: false, queued: 0 };
+  const state: StreamState = { closed: false, queued: 0, session: new Map() };
   if (!deps.streams.add(call)) {
     call.emit('error', new RiffleError('BROKER_NOT_AVAILABLE', 'This broker is shutting down.').toServiceError());
     return;
@@ -66,7 +74,14 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
       // Every fetch sent before the report is recorded already unless one still waits its turn:
       // then the report waits behind it, so a follower's durable end is never taken back.
       const record = (): void => {
-        if (!state.closed) recordProgress(deps, request);
+        if (state.closed) return;
+        try {
+          if (request.incremental) updateSession(state.session, request);
+        } catch (error) {
+          call.emit('error', toRiffleError(error).toServiceError());
+          return;
+        }
+        recordProgress(deps, request);
       };
       if (state.queued === 0) record();
       else chain = chain.then(record);
@@ -78,7 +93,10 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
       state.queued--;
       if (state.closed) return;
       try {
-        const response = await answer(deps, request, state);
+        // An incremental request updates the session and fetches all of it; any other is whole.
+        if (request.incremental) updateSession(state.session, request);
+        const wanted = request.incremental ? (): ReplicaFetchPartition__Output[] => [...state.session.values()] : (): ReplicaFetchPartition__Output[] => request.partitions;
+        const response = await answer(deps, request, wanted, state);
         if (!state.closed) call.write(response);
       } catch (error) {
         deps.logger.error({ err: error }, 'replica fetch failed');
@@ -99,21 +117,44 @@ function serveFetchStream(deps: ReplicationServiceDeps, call: grpc.ServerDuplexS
   call.on('error', close);
 }
 
-async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, stream: StreamState): Promise<ReplicaFetchResponse> {
+/**
+ * Answers one fetch over `wanted()`: the request's partitions, or the stream's whole session
+ * (read again after a long poll, when a progress report may have moved a durable end).
+ */
+async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, wanted: () => ReplicaFetchPartition__Output[], stream: StreamState): Promise<ReplicaFetchResponse> {
   const waitMs = Math.min(Math.max(request.maxWaitMs, 0), REPLICA_FETCH_WAIT_MS_MAX);
   const deadline = performance.now() + waitMs;
   // The follower's position is recorded once: after a long poll, a progress report may have
   // moved it past what this request said.
   for (let first = true; ; first = false) {
-    const partitions = request.partitions.map((wanted) => fetchOne(deps, request.replicaId, wanted, first));
+    const positions = wanted();
+    const partitions = positions.map((position) => fetchOne(deps, request.replicaId, position, first));
     const hasData = partitions.some(carriesNews);
     const remainingMs = deadline - performance.now();
-    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions: partitions.filter((data, index) => carriesNews(data) || Number(data.highWatermark) !== Number(request.partitions[index]!.highWatermark)) };
-    const leaders = request.partitions
-      .map((wanted) => deps.replicas.findPartition(wanted.topic, wanted.partition))
+    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) {
+      return {
+        partitions: partitions.filter((data, index) => carriesNews(data) || Number(data.highWatermark) !== Number(positions[index]!.highWatermark)),
+        incrementalSessions: true,
+      };
+    }
+    const leaders = positions
+      .map((position) => deps.replicas.findPartition(position.topic, position.partition))
       .filter((partition): partition is Partition => partition !== undefined && partition.isLeader);
     await waitForAppend(leaders, remainingMs, stream);
   }
+}
+
+/** Applies an incremental request or report to the stream's session: forgotten ones out, listed ones in. */
+function updateSession(session: Map<string, ReplicaFetchPartition__Output>, request: ReplicaFetchRequest__Output): void {
+  for (const gone of request.forgotten) session.delete(sessionKey(gone.topic, gone.partition));
+  for (const position of request.partitions) session.set(sessionKey(position.topic, position.partition), position);
+  if (session.size > REPLICA_FETCH_SESSION_PARTITIONS_MAX) {
+    throw new RiffleError('INVALID_REQUEST', `A fetch session may hold at most ${REPLICA_FETCH_SESSION_PARTITIONS_MAX} partitions.`);
+  }
+}
+
+function sessionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
 }
 
 function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData {

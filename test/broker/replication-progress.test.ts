@@ -4,7 +4,9 @@
 // its flush completes, that nothing it has not flushed counts toward the high watermark, and
 // that the completed flush reaches the leader as a progress report while the next fetch is
 // parked. Malformed positions are refused without harm, and an answer leaves out the partitions
-// with nothing new for the follower.
+// with nothing new for the follower. The stream is a fetch session: incremental requests list
+// only moved partitions, the leader fetches the others at their kept positions, and a new stream
+// starts over with a whole request.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
@@ -18,6 +20,9 @@ import { ConnectionPool } from '../../src/rpc/client.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { ReplicaFetchResponse__Output } from '../../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
 import type { ReplicaFetchRequest } from '../../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
+import * as path from 'node:path';
+import { RiffleError } from '../../src/rpc/errors.js';
+import type { ReplicaFetchRequest__Output } from '../../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
 import { batchOf, makeTempDir, openLog, removeDir, waitFor } from './log/helpers.js';
 
 const HOST = '127.0.16.1';
@@ -175,5 +180,131 @@ describe('replica fetching with progress reports', () => {
     expect(mixed.partitions.map((data) => [data.partition, data.errorCode === 0])).toEqual([[7, false]]);
     const behind = await fetch([{ ...entry, lastFetchedEpoch: -1, fetchOffset: 0, highWatermark: 3 }]);
     expect(behind.partitions.map((data) => [data.partition, Number(data.highWatermark), data.records.length > 0])).toEqual([[0, 3, true]]);
+  });
+});
+
+/**
+ * A leader of events-0 and events-1 whose ReplicaFetch handler lets the test see every request;
+ * with `dropFirstStreamAtIncremental` it ends stream 1 at its first incremental fetch.
+ */
+async function startTwoPartitionLeader(options: { dropFirstStreamAtIncremental?: boolean } = {}): Promise<{ leaders: Partition[]; address: string; requests: { stream: number; request: ReplicaFetchRequest__Output }[] }> {
+  const leaders: Partition[] = [];
+  for (const index of [0, 1]) {
+    const { log } = await openLog(path.join(leaderDir, `events-${index}`), { flushPolicy: 'ack' });
+    leaders.push(new Partition('events', 'id', index, log, 1, LEADER_ROLE));
+  }
+  const replicas = { findPartition: (topic: string, index: number) => (topic === 'events' ? leaders[index] : undefined) } as unknown as ReplicaManager;
+  const handlers = replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams() });
+  const requests: { stream: number; request: ReplicaFetchRequest__Output }[] = [];
+  let streams = 0;
+  const serve = handlers.ReplicaFetch!;
+  const ReplicaFetch = (call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, unknown>): void => {
+    const stream = ++streams;
+    let dropped = false;
+    call.on('data', (request: ReplicaFetchRequest__Output) => {
+      requests.push({ stream, request });
+      if (options.dropFirstStreamAtIncremental && stream === 1 && request.incremental && !request.progressOnly && !dropped) {
+        dropped = true;
+        call.emit('error', new RiffleError('NETWORK_EXCEPTION', 'dropped by the test').toServiceError());
+      }
+    });
+    serve(call as never);
+  };
+  const server = new grpc.Server();
+  server.addService(serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service, { ...handlers, ReplicaFetch } as grpc.UntypedServiceImplementation);
+  const port = await bindServer(server, HOST, 0);
+  for (const leader of leaders) cleanups.push(() => leader.close());
+  cleanups.push(() => void server.forceShutdown());
+  return { leaders, address: `${HOST}:${port}`, requests };
+}
+
+async function startTwoPartitionFollower(address: string): Promise<{ followers: Partition[]; fetchers: ReplicaFetcherManager }> {
+  const fetchers = new ReplicaFetcherManager({ selfId: 2, brokerEpoch: () => 1, logger });
+  const followers: Partition[] = [];
+  for (const index of [0, 1]) {
+    const { log } = await openLog(path.join(followerDir, `events-${index}`), { flushPolicy: 'ack' });
+    const follower = new Partition('events', 'id', index, log, 2, LEADER_ROLE);
+    followers.push(follower);
+    fetchers.follow(follower, 1, address);
+    cleanups.push(() => follower.close());
+  }
+  cleanups.push(() => fetchers.close());
+  return { followers, fetchers };
+}
+
+const listed = (request: ReplicaFetchRequest__Output): string[] => request.partitions.map((entry) => `${entry.topic}-${entry.partition}`);
+
+describe('replica fetch sessions', () => {
+  it('keeps each partition at its last sent position on the stream: unlisted ones are fetched, reports move them, forgotten ones are dropped', async () => {
+    const { leader, address } = await startLeader();
+    await leader.append(batchOf(3), 1);
+    const { stream, answers } = openFetchStream(address);
+    const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: 4, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
+    const fetch = async (request: object): Promise<ReplicaFetchResponse__Output> => {
+      const count = answers.length;
+      stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, ...request });
+      await waitFor(() => answers.length === count + 1, 'an answer');
+      return answers[count]!;
+    };
+
+    // The follower is caught up and says so once; every answer offers sessions.
+    const first = await fetch({ incremental: true, partitions: [{ ...entry, fetchOffset: 3, highWatermark: 3 }] });
+    expect(first.incrementalSessions).toBe(true);
+    expect(first.partitions).toEqual([]);
+    expect(leader.recordedFollowerEnd(2)).toBe(3);
+    // Two more records: a request naming no partition still fetches events-0 from offset 3.
+    await leader.append(batchOf(2), 1);
+    const unlisted = await fetch({ incremental: true, partitions: [] });
+    expect(unlisted.partitions.map((data) => [data.partition, data.records.length > 0])).toEqual([[0, true]]);
+    // A whole (not incremental) request stands alone: an empty one fetches nothing.
+    expect((await fetch({ partitions: [] })).partitions).toEqual([]);
+
+    // A report in the session moves the kept position: the next round fetches from 5, has nothing
+    // to send, and does not take the follower's durable end back to 3.
+    stream.write({ replicaId: 2, brokerEpoch: 1, progressOnly: true, incremental: true, partitions: [{ ...entry, fetchOffset: 5, highWatermark: 3 }] });
+    await waitFor(() => leader.recordedFollowerEnd(2) === 5, 'the reported durable end');
+    const afterReport = await fetch({ incremental: true, partitions: [] });
+    expect(afterReport.partitions.map((data) => [data.partition, Number(data.highWatermark), data.records.length])).toEqual([[0, 5, 0]]);
+    expect(leader.recordedFollowerEnd(2)).toBe(5);
+    expect(leader.highWatermark).toBe(5);
+
+    // Forgotten: a new record is no longer sent on this stream.
+    await fetch({ incremental: true, partitions: [{ ...entry, fetchOffset: 5, highWatermark: 5 }] });
+    await leader.append(batchOf(1), 1);
+    expect((await fetch({ incremental: true, partitions: [], forgotten: [{ topic: 'events', partition: 0 }] })).partitions).toEqual([]);
+    // A session belongs to its stream: a second stream knows nothing of the first's.
+    const other = openFetchStream(address);
+    other.stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, incremental: true, partitions: [] });
+    await waitFor(() => other.answers.length === 1, 'the second stream\'s answer');
+    expect(other.answers[0]!.partitions).toEqual([]);
+  });
+
+  it('a follower lists only the partitions that moved once the leader keeps its session, forgets the ones it stops following, and starts over on a new stream', async () => {
+    const { leaders, address, requests } = await startTwoPartitionLeader({ dropFirstStreamAtIncremental: true });
+    const { followers, fetchers } = await startTwoPartitionFollower(address);
+    const fetches = (): { stream: number; request: ReplicaFetchRequest__Output }[] => requests.filter((entry) => !entry.request.progressOnly && entry.request.maxWaitMs > 0);
+
+    // Stream 1 opens with a whole request naming both partitions; the test drops it at its first
+    // incremental one. Stream 2 starts over: whole first, then incremental.
+    await waitFor(() => fetches().filter((entry) => entry.stream === 2 && entry.request.incremental).length >= 1, 'incremental fetches on the second stream');
+    const opening = fetches().filter((entry) => entry.stream === 2)[0]!.request;
+    expect(opening.incremental).toBe(false);
+    expect(listed(opening).sort()).toEqual(['events-0', 'events-1']);
+
+    // Replication of events-0 goes on through the session, under acks=all.
+    for (let round = 0; round < 5; round++) await leaders[0]!.append(batchOf(4), -1);
+    expect(followers[0]!.logEndOffset).toBe(20);
+    expect(leaders[0]!.highWatermark).toBe(20);
+    const incremental = fetches().filter((entry) => entry.stream === 2 && entry.request.incremental).map((entry) => entry.request);
+    expect(incremental.length).toBeGreaterThanOrEqual(5);
+    // The quiet partition is named at most once (when the session took it in), events-0 only when it moved.
+    expect(incremental.flatMap(listed).filter((name) => name === 'events-1').length).toBeLessThanOrEqual(1);
+    expect(incremental.every((request) => listed(request).every((name) => name === 'events-0' || name === 'events-1'))).toBe(true);
+
+    // Unfollowed: the next round forgets it, and it is never named again.
+    fetchers.unfollow(followers[1]!);
+    await leaders[0]!.append(batchOf(1), -1);
+    await waitFor(() => fetches().some((entry) => entry.stream === 2 && entry.request.forgotten.some((gone) => gone.partition === 1)), 'a round forgetting events-1');
+    expect(followers[0]!.logEndOffset).toBe(21);
   });
 });
