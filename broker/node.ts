@@ -165,8 +165,22 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     help: 'Progress reports this broker wrote as a follower: a flush completed while its next replica fetch was parked at the leader.',
     registers: [registry],
   });
+  const fetchRounds = new Counter({
+    name: 'riffle_broker_replica_fetch_rounds_total',
+    help: 'Replica fetch rounds this broker sent as a follower.',
+    registers: [registry],
+  });
+  const fetchRoundPartitions = new Counter({
+    name: 'riffle_broker_replica_fetch_round_partitions_total',
+    help: 'Partitions named in the replica fetch rounds this broker sent as a follower (in a fetch session, only those whose position moved).',
+    registers: [registry],
+  });
   const fetchers = new ReplicaFetcherManager({
     selfId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, logger, dial, onProgressReport: () => progressReports.inc(),
+    onRound: (partitions) => {
+      fetchRounds.inc();
+      fetchRoundPartitions.inc(partitions);
+    },
   });
   const alterIsr = async (partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
     const response = await controllerClient.call<AlterPartitionResponse__Output>('AlterPartition', {

@@ -46,6 +46,8 @@ export interface FetcherContext {
   dial?: (address: string) => string;
   /** Counts progress reports written (riffle_broker_replica_progress_reports_total). */
   onProgressReport?: () => void;
+  /** Counts rounds sent and the partitions each names (riffle_broker_replica_fetch_round*_total). */
+  onRound?: (partitions: number) => void;
 }
 
 type FetchStream = grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse__Output>;
@@ -140,13 +142,15 @@ class ReplicaFetcher {
     this.openStream();
     const session = this.session;
     const positions = [...this.partitions.values()].map((partition) => this.positionOf(partition));
+    const listed = session.incremental ? incrementalPart(session, positions) : { partitions: positions };
     const request: ReplicaFetchRequest = {
       replicaId: this.context.selfId,
       brokerEpoch: this.context.brokerEpoch(),
       maxWaitMs: REPLICA_FETCH_WAIT_MS,
       maxBytes: REPLICA_FETCH_BYTES_MAX,
-      ...(session.incremental ? incrementalPart(session, positions) : { partitions: positions }),
+      ...listed,
     };
+    this.context.onRound?.(listed.partitions.length);
     this.roundInFlight = true;
     let response: ReplicaFetchResponse__Output;
     try {
@@ -334,7 +338,7 @@ function positionKey(position: Position): string {
  * An incremental round's partitions and forgotten ones: the positions that differ from what the
  * session last sent, and the sent partitions no longer followed. Records them as sent.
  */
-function incrementalPart(session: FetchSession, positions: Position[]): Pick<ReplicaFetchRequest, 'incremental' | 'partitions' | 'forgotten'> {
+function incrementalPart(session: FetchSession, positions: Position[]): { incremental: true; partitions: Position[]; forgotten: ReplicaFetchForgotten[] } {
   const moved: Position[] = [];
   const current = new Set<string>();
   for (const position of positions) {
