@@ -14,6 +14,7 @@ import { encodeRecordBatch } from '../../src/util/record-batch.js';
 import type { PutShardBatchesResponse__Output } from '../../src/rpc/generated/riffle/v1/PutShardBatchesResponse.js';
 import { spawn } from 'node:child_process';
 import { REPO_ROOT, runCli, startCluster, startNode, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
+import { putAll as putAllRecords, type PutEntry } from '../helpers/kinesis.js';
 
 const SUBNET = '127.0.30';
 const data = temporaryDir('riffle-kinesis-');
@@ -71,29 +72,8 @@ async function readShard(stream: string, shardId: string): Promise<{ records: Re
   return { records, ended: false, children: [] };
 }
 
-/** Writes a batch, resending failed records until every one is acknowledged (bounded). */
-async function putAll(stream: string, entries: { partitionKey: string; data: string; explicitHashKey?: string }[]): Promise<string[]> {
-  const sequenceNumbers: string[] = new Array(entries.length);
-  let pending = entries.map((entry, index) => ({ entry, index }));
-  for (let attempt = 0; attempt < 100 && pending.length > 0; attempt++) {
-    let response;
-    try {
-      response = await kinesis.putRecords(stream, pending.map((item) => item.entry));
-    } catch (error) {
-      if (!(error instanceof RiffleError) || !error.retriable) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      continue;
-    }
-    const failed: typeof pending = [];
-    response.records.forEach((result, position) => {
-      if (result.errorCode) failed.push(pending[position]!);
-      else sequenceNumbers[pending[position]!.index] = result.sequenceNumber!;
-    });
-    pending = failed;
-    if (failed.length > 0) await new Promise((resolve) => setTimeout(resolve, 50 * Math.min(attempt + 1, 10)));
-  }
-  expect(pending).toEqual([]);
-  return sequenceNumbers;
+async function putAll(stream: string, entries: PutEntry[]): Promise<string[]> {
+  return putAllRecords(kinesis, stream, entries);
 }
 
 function leaderOf(stream: string, shardId: string): Promise<number> {
