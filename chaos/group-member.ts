@@ -107,9 +107,9 @@ process.on('SIGTERM', () => {
   stopping = true;
   void commitLoop
     .then(() => commitDue())
-    // Released in the history before the coordinator hears of the leave, so no new owner can be
-    // recorded while this member still counts as one.
-    .then(() => emit({ type: 'info', f: 'assign', group, partitions: consumer.assignment().map((tp) => tp.partition) }))
+    // stop() revokes everything owned (the 'revoked' listener above records the release) before
+    // the coordinator hears of the leave, so no new owner can be recorded while this member still
+    // counts as one; partitions given to it meanwhile are not taken up.
     .then(() => consumer.stop())
     .catch(() => undefined)
     .finally(() => {

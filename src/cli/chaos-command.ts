@@ -69,6 +69,8 @@ function finish(reports: RunReport[]): void {
     valid: report.valid,
     counts: report.result.counts,
     anomalies: Object.fromEntries(Object.entries(report.result.anomalies).filter(([, anomaly]) => anomaly.count > 0).map(([kind, anomaly]) => [kind, anomaly.count])),
+    // Printed too, so a CI log (whose machine keeps no results directory) says what went wrong.
+    examples: Object.fromEntries(Object.entries(report.result.anomalies).filter(([, anomaly]) => anomaly.count > 0).map(([kind, anomaly]) => [kind, anomaly.examples.slice(0, 3)])),
     longestUnavailabilityMs: Math.max(0, ...report.unavailability.map((window) => window.durationMs)),
     report: path.join(report.directory, 'report.md'),
   })));

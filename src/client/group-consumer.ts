@@ -409,7 +409,7 @@ export class GroupConsumer {
           this.reconciliationsPending -= 1;
           // Tell the coordinator at once: revoked partitions can go to their new owner; and a
           // long-polling member goes back to waiting for news.
-          if (this.reconciliationsPending === 0 && (changed || this.longPollSupported)) this.heartbeatNow();
+          if (this.reconciliationsPending === 0 && this.state === 'joined' && (changed || this.longPollSupported)) this.heartbeatNow();
         });
       return this.heartbeatIntervalMs;
     }
@@ -473,10 +473,11 @@ export class GroupConsumer {
    * Resolves whether anything was revoked or added (the coordinator should hear of it at once).
    */
   private async reconcile(target: Map<string, TopicPartition>, askedAtMs: number): Promise<boolean> {
-    if (this.memberEpoch === 0) return false;
-    // Losing everything (fenced, or the session guard) while this waits makes its work stale.
+    if (this.memberEpoch === 0 || this.state !== 'joined') return false;
+    // Losing everything (fenced, or the session guard) while this waits makes its work stale, and
+    // so does stop(): a member on its way out takes nothing up (stop() revokes what it owns).
     const generation = this.generation;
-    const stale = (): boolean => this.generation !== generation;
+    const stale = (): boolean => this.generation !== generation || this.state !== 'joined';
     const revoked = [...this.owned].filter(([key]) => !target.has(key)).map(([, partition]) => partition);
     let added = [...target].filter(([key]) => !this.owned.has(key)).map(([, partition]) => partition);
     if (revoked.length > 0) {
@@ -735,7 +736,10 @@ export class GroupConsumer {
 
   // ---- leaving ----
 
-  /** Stops consuming: the message in progress finishes, processed offsets are committed, the member leaves the group. */
+  /**
+   * Stops consuming: the message in progress finishes, processed offsets are committed, what the
+   * member owns is revoked (onPartitionsRevoked, then the 'revoked' event), and it leaves the group.
+   */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow();
     return this.stopping;
@@ -750,16 +754,35 @@ export class GroupConsumer {
     // A held heartbeat would keep stop() waiting for up to an interval.
     this.longPollInFlight?.abort();
     await this.runLoop;
-    await this.reconciliation;
     await this.heartbeatInFlight;
+    // The heartbeat may have queued one more; each ends early now (stale), and only after the
+    // last is the set of owned partitions final.
+    while (this.reconciliationsPending > 0) await this.reconciliation;
     if (wasJoined && this.memberId) {
       try {
         if (this.options.autoCommit ?? true) await this.commitProcessed();
       } finally {
+        // A listener that throws does not keep the member in the group.
+        await this.revokeAllBeforeLeaving().catch((error: unknown) => this.emit('error', error));
         await this.sendHeartbeat(true).catch(() => undefined);
       }
     }
     this.state = 'stopped';
+  }
+
+  /**
+   * As Kafka's consumer on close: the listeners hear that everything owned is revoked before the
+   * coordinator hears of the leave (and may give those partitions to another member), so the
+   * application never has two owners of a partition in the group.
+   */
+  private async revokeAllBeforeLeaving(): Promise<void> {
+    const revoked = this.assignment();
+    for (const { topic, partition } of revoked) this.fetcher.remove(topic, partition);
+    this.owned.clear();
+    this.processed.clear();
+    if (revoked.length === 0) return;
+    await this.options.onPartitionsRevoked?.(revoked);
+    this.emit('revoked', revoked);
   }
 
   /** kafkajs' name for stop. */

@@ -133,5 +133,71 @@ describe('group consumer reconciliation', () => {
     expect(commits.filter((commit) => commit.epoch === 3 && commit.partitions.includes(0))).toEqual([]);
     await consumer.stop().catch(() => undefined);
   });
+  it('revokes everything it owns before it leaves on stop()', async () => {
+    // What the application and the coordinator heard, in order.
+    const timeline: string[] = [];
+    const coordinator = async (method: string, request: Record<string, unknown>): Promise<unknown> => {
+      if (method === 'ConsumerGroupHeartbeat') {
+        const epoch = request.memberEpoch as number;
+        if (epoch === -1) {
+          timeline.push('leave');
+          return { errorCode: 0, errorMessage: '', memberId: 'member-a', memberEpoch: -1, heartbeatIntervalMs: 20, sessionTimeoutMs: 10_000, assignment: null };
+        }
+        return { errorCode: 0, errorMessage: '', memberId: 'member-a', memberEpoch: 1, heartbeatIntervalMs: 20, sessionTimeoutMs: 10_000, assignment: epoch === 0 ? assignmentOf([0, 1]) : null };
+      }
+      if (method === 'OffsetFetch') return { groups: [{ errorCode: 0, topics: [{ name: 'events', partitions: [0, 1].map((partitionIndex) => ({ partitionIndex, committedOffset: 7, errorCode: 0 })) }] }] };
+      if (method === 'OffsetCommit') return { topics: [] };
+      throw new Error(`unexpected ${method}`);
+    };
+    const consumer = new GroupConsumer(scriptedClient(coordinator), {
+      groupId: 'g', autoCommit: false, maxWaitMs: 50,
+      onPartitionsRevoked: (partitions) => void timeline.push(`listener revoked ${partitions.map((tp) => tp.partition).join(',')}`),
+    });
+    consumer.on('assigned', (payload) => timeline.push(`assigned ${(payload as { partition: number }[]).map((tp) => tp.partition).join(',')}`));
+    consumer.on('revoked', (payload) => timeline.push(`revoked ${(payload as { partition: number }[]).map((tp) => tp.partition).join(',')}`));
+    consumer.on('error', () => undefined);
+    consumer.subscribe({ topic: 'events' });
+    await consumer.run({ eachBatch: async () => undefined });
+    await until(() => consumer.assignment().length === 2, 'the member to own partitions 0 and 1');
+    await consumer.stop();
+    expect(timeline).toEqual(['assigned 0,1', 'listener revoked 0,1', 'revoked 0,1', 'leave']);
+    expect(consumer.assignment()).toEqual([]);
+  });
+
+  it('takes nothing up once stop() has begun, and leaves owning nothing', async () => {
+    // stop() is called while the member fetches the start offsets of its first assignment (chaos
+    // controller-kill seed 255943411 in CI: a member told to leave still took up partitions it was
+    // given meanwhile, and left without revoking them, so their next owner overlapped it).
+    const timeline: string[] = [];
+    let releaseOffsetFetch!: () => void;
+    const offsetFetch = new Promise<void>((resolve) => (releaseOffsetFetch = resolve));
+    let offsetFetchStarted = false;
+    const coordinator = async (method: string, request: Record<string, unknown>): Promise<unknown> => {
+      if (method === 'ConsumerGroupHeartbeat') {
+        const epoch = request.memberEpoch as number;
+        if (epoch === -1) timeline.push('leave');
+        return { errorCode: 0, errorMessage: '', memberId: 'member-a', memberEpoch: epoch === -1 ? -1 : 1, heartbeatIntervalMs: 20, sessionTimeoutMs: 10_000, assignment: epoch === 0 ? assignmentOf([0, 1]) : null };
+      }
+      if (method === 'OffsetFetch') {
+        offsetFetchStarted = true;
+        await offsetFetch;
+        return { groups: [{ errorCode: 0, topics: [{ name: 'events', partitions: [0, 1].map((partitionIndex) => ({ partitionIndex, committedOffset: 7, errorCode: 0 })) }] }] };
+      }
+      if (method === 'OffsetCommit') return { topics: [] };
+      throw new Error(`unexpected ${method}`);
+    };
+    const consumer = new GroupConsumer(scriptedClient(coordinator), { groupId: 'g', autoCommit: false, maxWaitMs: 50 });
+    consumer.on('assigned', (payload) => timeline.push(`assigned ${(payload as { partition: number }[]).map((tp) => tp.partition).join(',')}`));
+    consumer.on('revoked', (payload) => timeline.push(`revoked ${(payload as { partition: number }[]).map((tp) => tp.partition).join(',')}`));
+    consumer.on('error', () => undefined);
+    consumer.subscribe({ topic: 'events' });
+    await consumer.run({ eachBatch: async () => undefined });
+    await until(() => offsetFetchStarted, 'the start offsets to be asked for');
+    const stopped = consumer.stop();
+    releaseOffsetFetch();
+    await stopped;
+    expect(timeline).toEqual(['leave']);
+    expect(consumer.assignment()).toEqual([]);
+  });
 });
 
