@@ -62,15 +62,20 @@ function parseSeeds(list: string): number[] {
   return seeds;
 }
 
+/** The anomaly kinds a run found, with their counts and examples. */
+function found(report: RunReport): [string, { count: number; examples: string[] }][] {
+  return Object.entries(report.result.anomalies).filter(([, anomaly]) => anomaly.count > 0);
+}
+
 function finish(reports: RunReport[]): void {
   printJson(reports.map((report) => ({
     scenario: report.scenario,
     seed: report.seed,
     valid: report.valid,
     counts: report.result.counts,
-    anomalies: Object.fromEntries(Object.entries(report.result.anomalies).filter(([, anomaly]) => anomaly.count > 0).map(([kind, anomaly]) => [kind, anomaly.count])),
+    anomalies: Object.fromEntries(found(report).map(([kind, anomaly]) => [kind, anomaly.count])),
     // Printed too, so a CI log (whose machine keeps no results directory) says what went wrong.
-    examples: Object.fromEntries(Object.entries(report.result.anomalies).filter(([, anomaly]) => anomaly.count > 0).map(([kind, anomaly]) => [kind, anomaly.examples.slice(0, 3)])),
+    examples: Object.fromEntries(found(report).map(([kind, anomaly]) => [kind, anomaly.examples.slice(0, 3)])),
     longestUnavailabilityMs: Math.max(0, ...report.unavailability.map((window) => window.durationMs)),
     report: path.join(report.directory, 'report.md'),
   })));

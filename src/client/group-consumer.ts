@@ -577,17 +577,24 @@ export class GroupConsumer {
   }
 
   /** Fenced or unknown: everything owned is lost (not revoked: no commit, its epoch is gone). */
-  private async loseAll(): Promise<void> {
-    // Synchronous up to the listeners: from this moment nothing owned is fetched or handled, and
-    // a reconciliation in progress finds its work stale.
+  private loseAll(): Promise<void> {
+    return this.releaseAll('lost');
+  }
+
+  /**
+   * Gives up everything owned, telling the listeners with `event`. Synchronous up to the
+   * listeners: from this moment nothing owned is fetched or handled, and a reconciliation in
+   * progress finds its work stale.
+   */
+  private async releaseAll(event: 'lost' | 'revoked'): Promise<void> {
     this.generation++;
-    const lost = this.assignment();
-    for (const { topic, partition } of lost) this.fetcher.remove(topic, partition);
+    const released = this.assignment();
+    for (const { topic, partition } of released) this.fetcher.remove(topic, partition);
     this.owned.clear();
     this.processed.clear();
-    if (lost.length > 0) {
-      await this.options.onPartitionsRevoked?.(lost);
-      this.emit('lost', lost);
+    if (released.length > 0) {
+      await this.options.onPartitionsRevoked?.(released);
+      this.emit(event, released);
     }
   }
 
@@ -762,27 +769,14 @@ export class GroupConsumer {
       try {
         if (this.options.autoCommit ?? true) await this.commitProcessed();
       } finally {
-        // A listener that throws does not keep the member in the group.
-        await this.revokeAllBeforeLeaving().catch((error: unknown) => this.emit('error', error));
+        // As Kafka's consumer on close: the listeners hear that everything owned is revoked before
+        // the coordinator hears of the leave (and may give it to another member), so the group
+        // never has two owners of a partition. A listener that throws does not keep the member in.
+        await this.releaseAll('revoked').catch((error: unknown) => this.emit('error', error));
         await this.sendHeartbeat(true).catch(() => undefined);
       }
     }
     this.state = 'stopped';
-  }
-
-  /**
-   * As Kafka's consumer on close: the listeners hear that everything owned is revoked before the
-   * coordinator hears of the leave (and may give those partitions to another member), so the
-   * application never has two owners of a partition in the group.
-   */
-  private async revokeAllBeforeLeaving(): Promise<void> {
-    const revoked = this.assignment();
-    for (const { topic, partition } of revoked) this.fetcher.remove(topic, partition);
-    this.owned.clear();
-    this.processed.clear();
-    if (revoked.length === 0) return;
-    await this.options.onPartitionsRevoked?.(revoked);
-    this.emit('revoked', revoked);
   }
 
   /** kafkajs' name for stop. */
