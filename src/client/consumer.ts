@@ -151,6 +151,9 @@ export class PartitionConsumer {
     if (!this.started) await this.start();
     await this.launchFetches();
     if (this.buffered.length === 0 && this.fetches.size > 0) await Promise.race([...this.fetches.values()]);
+    // No partitions to read: wait as a long poll would, so a poll loop does not spin on microtasks
+    // and starve the process's timers and I/O.
+    else if (this.buffered.length === 0 && !this.failure) await new Promise((resolve) => setTimeout(resolve, this.options.maxWaitMs ?? 500));
     if (this.failure) {
       const failure = this.failure;
       this.failure = undefined;

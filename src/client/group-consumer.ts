@@ -755,6 +755,8 @@ export class GroupConsumer {
   private async stopNow(): Promise<void> {
     const wasJoined = this.state === 'joined';
     this.state = 'stopping';
+    // A poll waiting with nothing to fetch ends now, and with it the run loop.
+    this.fetcher.wake();
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.sessionTimer);
     clearInterval(this.autoCommitTimer);

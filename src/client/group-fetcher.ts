@@ -34,6 +34,10 @@ export class GroupFetcher {
   private readonly inFlight = new Set<string>();
   private buffered: ConsumerRecord[] = [];
   private failure?: RiffleError;
+  /** Ends the wait of a poll that had nothing to fetch. */
+  private wakeIdlePoll?: () => void;
+  /** Counts wake() calls: one that comes while a poll is on its way to waiting is not lost. */
+  private wakeups = 0;
   readonly highWatermarks = new Map<string, number>();
 
   constructor(
@@ -43,6 +47,7 @@ export class GroupFetcher {
 
   add(topic: string, partition: number, offset: number): void {
     this.positions.set(tpKeyOf(topic, partition), { topic, partition, offset });
+    this.wake();
   }
 
   remove(topic: string, partition: number): void {
@@ -66,6 +71,7 @@ export class GroupFetcher {
     if (!entry) throw new RiffleError('INVALID_REQUEST', `${topic}-${partition} is not assigned to this consumer.`);
     entry.offset = offset;
     this.dropBuffered(tpKeyOf(topic, partition));
+    this.wake();
   }
 
   pause(topic: string, partition: number): void {
@@ -74,6 +80,13 @@ export class GroupFetcher {
 
   resume(topic: string, partition: number): void {
     this.paused.delete(tpKeyOf(topic, partition));
+    this.wake();
+  }
+
+  /** Ends the wait of a poll that has nothing to fetch now (a partition came, or the consumer stops). */
+  wake(): void {
+    this.wakeups++;
+    this.wakeIdlePoll?.();
   }
 
   isPaused(topic: string, partition: number): boolean {
@@ -86,8 +99,15 @@ export class GroupFetcher {
 
   /** The records that have arrived, waiting up to about maxWaitMs when none have. */
   async poll(): Promise<ConsumerRecord[]> {
+    const wakeups = this.wakeups;
     await this.launchFetches();
     if (this.buffered.length === 0 && this.fetches.size > 0) await Promise.race([...this.fetches.values()]);
+    // Nothing to fetch (every partition paused, none added yet, or no leader known): wait as a
+    // long poll would. Answering at once would turn the caller's poll loop into a chain of
+    // microtasks that never yields to timers or I/O: the process stops heartbeating and the
+    // commit or listener it waits for never completes (chaos pause-leader seed 21: a member whose
+    // only partition was being revoked hung until killed, while its partition went to another).
+    else if (this.buffered.length === 0 && !this.failure && this.wakeups === wakeups) await this.idleWait(this.fetchable() ? Math.min(100, this.options.maxWaitMs) : this.options.maxWaitMs);
     if (this.failure) {
       const failure = this.failure;
       this.failure = undefined;
@@ -96,6 +116,25 @@ export class GroupFetcher {
     const records = this.buffered;
     this.buffered = [];
     return records;
+  }
+
+  /** Whether any partition is there to fetch (not paused), whatever its leader. */
+  private fetchable(): boolean {
+    for (const key of this.positions.keys()) if (!this.paused.has(key)) return true;
+    return false;
+  }
+
+  /** Up to `ms`, or until woken. */
+  private idleWait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wakeIdlePoll === done) this.wakeIdlePoll = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeIdlePoll = done;
+    });
   }
 
   private async launchFetches(): Promise<void> {
@@ -133,8 +172,6 @@ export class GroupFetcher {
         });
       this.fetches.set(leader, fetch);
     }
-    // With nothing to fetch (no leaders known yet), do not spin.
-    if (this.fetches.size === 0) await new Promise((resolve) => setTimeout(resolve, Math.min(100, this.options.maxWaitMs)));
   }
 
   private async fetchFrom(leader: number, entries: (TopicPartition & { offset: number })[]): Promise<void> {

@@ -51,9 +51,9 @@ class Member {
   readonly child: ChildProcess;
   exited = false;
 
-  constructor(readonly name: string, groupId: string, topics: string[]) {
+  constructor(readonly name: string, groupId: string, topics: string[], settings: { pauseOnAssign?: boolean } = {}) {
     this.child = spawn(process.execPath, [path.join(REPO_ROOT, 'test', 'integration', 'fixtures', 'group-member.mjs')], {
-      env: { ...process.env, RIFFLE_MEMBER: JSON.stringify({ bootstrap: cluster.bootstrap, groupId, topics }) },
+      env: { ...process.env, RIFFLE_MEMBER: JSON.stringify({ bootstrap: cluster.bootstrap, groupId, topics, ...settings }) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.events.push(JSON.parse(line) as MemberEvent));
@@ -68,7 +68,7 @@ class Member {
       for (const partition of event.partitions ?? []) {
         const key = `${partition.topic}-${partition.partition}`;
         if (event.event === 'assigned') owned.add(key);
-        else owned.delete(key);
+        else if (event.event === 'revoked' || event.event === 'lost') owned.delete(key);
       }
     }
     return owned;
@@ -261,6 +261,24 @@ describe('consumer groups', () => {
     const gone = await runCli(['group', 'describe', 'zombies', '--bootstrap', cluster.bootstrap]);
     expect(gone.stderr).toContain('GROUP_ID_NOT_FOUND');
   }, 120_000);
+
+  it('a member that pauses everything it owns fetches none of it, stays responsive and in the group, and reads it all once resumed', async () => {
+    await new Admin(client).createTopic({ name: 'backpressure', partitions: 2, replicationFactor: 3 });
+    await produce('backpressure', 40, 'p');
+    const member = new Member('pausing', 'pausing-group', ['backpressure'], { pauseOnAssign: true });
+    await waitFor(() => member.owned().size === 2 && member.events.filter((event) => event.event === 'paused').flatMap((event) => event.partitions ?? []).length === 2, { timeoutMs: 20_000, what: 'the member to own and pause both partitions' });
+    // Paused from onPartitionsAssigned, so nothing is fetched. The member must still handle the
+    // signal: a poll that answered at once with nothing to fetch made the run loop spin on
+    // microtasks, and the process never ran a timer or read a socket again (chaos pause-leader).
+    member.child.kill('SIGUSR2');
+    await waitFor(() => member.events.some((event) => event.event === 'resumed'), { timeoutMs: 10_000, what: 'the member to resume' });
+    const resumedAt = member.events.findIndex((event) => event.event === 'resumed');
+    expect(member.events.slice(0, resumedAt).filter((event) => event.event === 'record')).toEqual([]);
+    await waitFor(() => new Set(member.records().map((record) => `${record.partition}:${record.offset}`)).size === 40, { timeoutMs: 20_000, what: 'all 40 records after resuming' });
+    expect(member.events.filter((event) => event.event === 'lost' || event.event === 'error')).toEqual([]);
+    await member.stop();
+    expect(member.events.some((event) => event.event === 'stopped')).toBe(true);
+  }, 60_000);
 
   it('hands a killed member\'s partitions to the others within the session timeout + 2 s, skipping nothing, never with two owners; then survives the loss of the coordinator', async () => {
     await new Admin(client).createTopic({ name: 'work', partitions: 6, replicationFactor: 3 });
