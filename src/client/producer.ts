@@ -147,7 +147,7 @@ export class Producer {
   /** Sends waiting on the slow path, and the last of them: later sends queue behind it. */
   private slowSends = 0;
   private slowTail: Promise<void> = Promise.resolve();
-  private lingerTimer?: NodeJS.Timeout;
+  private lingerTimer?: { cancel(): void };
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
   // Idempotence.
@@ -403,7 +403,7 @@ export class Producer {
     let oldest = Infinity;
     for (const batch of this.openBatches()) oldest = Math.min(oldest, batch.createdAtMs);
     const delayMs = Math.max(0, oldest + this.options.lingerMs - performance.now());
-    this.lingerTimer = setTimeout(() => {
+    const sealDue = (): void => {
       this.lingerTimer = undefined;
       const now = performance.now();
       // Batches lingering together leave together: one drain pass, one request per leader.
@@ -415,7 +415,17 @@ export class Producer {
       }
       if (sealed) this.drain();
       this.scheduleLinger();
-    }, delayMs);
+    };
+    // Due now (linger 0, or a linger already over): sealed once the current turn of the event
+    // loop is done, so what the application sends in one go leaves as one batch, without the
+    // millisecond or more that the shortest timer costs.
+    if (delayMs > 0) {
+      const timer = setTimeout(sealDue, delayMs);
+      this.lingerTimer = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(sealDue);
+      this.lingerTimer = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   /** Sends ready batches to their leaders while in-flight slots are free. */
@@ -657,7 +667,7 @@ export class Producer {
   async close(): Promise<void> {
     await this.flush();
     this.closed = true;
-    clearTimeout(this.lingerTimer);
+    this.lingerTimer?.cancel();
     clearTimeout(this.retryTimer);
   }
 }

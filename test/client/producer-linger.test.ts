@@ -1,6 +1,8 @@
 // The producer's linger: a batch is sealed lingerMs after it was opened, not at the next round
 // of a timer that was armed for an older batch (which made it wait almost two lingers); and a
-// batch sealed by linger moves keyless records to another partition (KIP-480's sticky rule).
+// batch sealed by linger moves keyless records to another partition (KIP-480's sticky rule); with
+// linger 0, what is sent in one turn of the event loop leaves as one batch at the end of that turn.
+import { stat } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Producer } from '../../src/client/producer.js';
 import { recordingClient } from './recording-client.js';
@@ -24,6 +26,24 @@ describe('producer linger', () => {
     const arrivedAfter = (partition: number): number => arrivals.find((arrival) => arrival.partition === partition)!.atMs - start;
     expect(arrivedAfter(0)).toBe(100);
     expect(arrivedAfter(1)).toBe(140);
+    await producer.close();
+  });
+
+  it('with linger 0 sends what one turn sent as one batch, at the end of the turn rather than on a timer', async () => {
+    const arrivals: { partition: number; atMs: number }[] = [];
+    const producer = new Producer(recordingClient(arrivals), { acks: 1, lingerMs: 0 });
+    let sends: Promise<unknown>[] = [];
+    // From an I/O callback, Node runs the immediates of the turn before any timer: a timer armed
+    // before the sends sees the batch gone only if sealing did not wait for a timer of its own
+    // (the shortest one costs a millisecond or more).
+    const arrivedBeforeTimer = await new Promise<number>((resolve) => stat('.', () => {
+      setTimeout(() => resolve(arrivals.length), 0);
+      sends = ['a', 'b', 'c'].map((value) => producer.send({ topic: 'events', partition: 2, key: null, value }));
+    }));
+    expect(arrivedBeforeTimer).toBe(1);
+    const sent = (await Promise.all(sends)) as { partition: number; offset: number }[];
+    expect(sent.map((metadata) => [metadata.partition, metadata.offset])).toEqual([[2, 0], [2, 1], [2, 2]]);
+    expect(arrivals).toHaveLength(1);
     await producer.close();
   });
 
