@@ -2,7 +2,8 @@
 // every partition whose replica set includes this broker gets its log opened (under
 // <data-dir>/logs/<topic>-<partition>/, as in Kafka) and the role the image gives it; replicas
 // the image no longer assigns here (deleted topics, moved replicas) are closed and removed.
-// Image changes are applied one at a time, in order. Retention runs here too.
+// Image changes are applied one at a time, in order (the replicas of one image several at a
+// time: opening a log waits for an fsync). Retention runs here too.
 import path from 'node:path';
 import { minInsyncReplicasOf, type MetadataImage, type PartitionInfo, type TopicInfo } from '../controller/index.js';
 import type { ReplicaFetcherManager } from './replica-fetcher.js';
@@ -50,6 +51,8 @@ export interface AlterIsrAnswer {
 export const SCRUB_INTERVAL_MS = 100;
 /** Replicas a sync brings in line before it lets other work run. */
 const SYNC_SLICE_PARTITIONS = 100;
+/** Replicas opened (or updated) at once by a metadata sync. */
+export const REPLICA_SYNCS_IN_FLIGHT_MAX = 16;
 /** Default scrub rate: a 1 GiB segment every ~64 s, a small share of a disk's bandwidth. */
 export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024;
 
@@ -308,9 +311,14 @@ export class ReplicaManager {
     const full = image.brokers !== this.syncedBrokers;
     this.syncedBrokers = image.brokers;
     let visited = 0;
+    // Replicas are brought in line several at a time: opening a log waits for an fsync of its
+    // directory, and one after another a restart with 1,000 replicas spent 5-8 s there.
+    const inFlight = new Set<Promise<void>>();
+    const visitedTopics: TopicInfo[] = [];
+    const incomplete = new Set<string>();
     for (const topic of image.topics.values()) {
       if (!full && this.syncedTopics.get(topic.topicId) === topic) continue;
-      let complete = true;
+      visitedTopics.push(topic);
       for (const partition of topic.partitions) {
         if (!partition.replicas.includes(selfId)) continue;
         const key = keyOf(topic.name, partition.partition);
@@ -318,18 +326,20 @@ export class ReplicaManager {
         // A sync of thousands of replicas would otherwise hold the event loop (each await below
         // resolves at once for an open replica): timers, heartbeats and requests run between slices.
         if (++visited % SYNC_SLICE_PARTITIONS === 0) await new Promise((resolve) => setImmediate(resolve));
-        try {
-          const replica = await this.ensureReplica(topic, partition, key);
-          this.followOrLead(image, replica, partition);
-          this.syncedInfos.set(key, partition);
-        } catch (error) {
-          complete = false;
+        const task = this.syncReplica(image, topic, partition, key).catch((error: unknown) => {
+          incomplete.add(topic.topicId);
           this.syncedInfos.delete(key);
           this.options.logger.error({ err: error, topic: topic.name, partition: partition.partition }, 'opening a partition replica failed');
-        }
+        });
+        inFlight.add(task);
+        void task.then(() => inFlight.delete(task));
+        if (inFlight.size >= REPLICA_SYNCS_IN_FLIGHT_MAX) await Promise.race(inFlight);
       }
-      if (complete) this.syncedTopics.set(topic.topicId, topic);
-      else this.syncedTopics.delete(topic.topicId);
+    }
+    await Promise.all(inFlight);
+    for (const topic of visitedTopics) {
+      if (incomplete.has(topic.topicId)) this.syncedTopics.delete(topic.topicId);
+      else this.syncedTopics.set(topic.topicId, topic);
     }
     if (image.topics === this.syncedTopicMap) return;
     this.syncedTopicMap = image.topics;
@@ -343,6 +353,12 @@ export class ReplicaManager {
       await partition.log.delete();
       this.options.logger.info(`broker ${selfId} removed replica ${partition.topic}-${partition.index}`);
     }
+  }
+
+  private async syncReplica(image: MetadataImage, topic: TopicInfo, partition: PartitionInfo, key: string): Promise<void> {
+    const replica = await this.ensureReplica(topic, partition, key);
+    this.followOrLead(image, replica, partition);
+    this.syncedInfos.set(key, partition);
   }
 
   /** A follower fetches from its leader; a leader (or a replica without one) does not fetch. */

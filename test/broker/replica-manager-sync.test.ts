@@ -1,8 +1,10 @@
 // ReplicaManager.sync is incremental: an image that changed one partition touches that replica
 // only (images share every unchanged topic and partition record), yet still applies new roles,
 // removes the replicas of deleted topics, and opens a fresh replica for a topic created again.
+// New replicas are opened several at a time (each open waits for an fsync), and one that fails
+// to open leaves its topic to be visited again by the next sync.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ReplicaManager } from '../../broker/replica-manager.js';
+import { REPLICA_SYNCS_IN_FLIGHT_MAX, ReplicaManager } from '../../broker/replica-manager.js';
 import { Registry } from '../../src/metrics/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -66,6 +68,49 @@ describe('ReplicaManager incremental sync', () => {
       expect(recreated).not.toBe(oldPayments);
       expect(recreated.topicId).toBe(paymentsId);
       expect(manager.allPartitions()).toHaveLength(252);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('opens new replicas several at a time, and visits a topic again when one of its replicas failed to open', async () => {
+    const harness = createHarness();
+    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) await startBroker(harness, nodeId, rack);
+    await createTopic(harness, 'orders', 60, 3);
+    const manager = new ReplicaManager({ selfId: 1, dataDir: dir, clock: new ManualClock(), logger: silentLogger, registry: new Registry() });
+    const target = manager as unknown as { ensureReplica: (...args: unknown[]) => Promise<unknown> };
+    const original = target.ensureReplica.bind(manager);
+    let inFlight = 0;
+    let most = 0;
+    let failOnce = true;
+    const ensure = vi.spyOn(target, 'ensureReplica').mockImplementation(async (...args: unknown[]) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        if ((args[1] as { partition: number }).partition === 17 && failOnce) {
+          failOnce = false;
+          await new Promise((resolve) => setImmediate(resolve));
+          throw new Error('disk full (test)');
+        }
+        return await original(...args);
+      } finally {
+        inFlight--;
+      }
+    });
+    try {
+      await manager.sync(harness.controller.image);
+      expect(most).toBe(REPLICA_SYNCS_IN_FLIGHT_MAX);
+      expect(manager.allPartitions()).toHaveLength(59);
+      expect(manager.findPartition('orders', 17)).toBeUndefined();
+      // The same image again: only the replica that failed is visited, and now it opens.
+      ensure.mockClear();
+      await manager.sync(harness.controller.image);
+      expect(ensure).toHaveBeenCalledTimes(1);
+      expect(manager.findPartition('orders', 17)).toBeDefined();
+      expect(manager.allPartitions()).toHaveLength(60);
+      ensure.mockClear();
+      await manager.sync(harness.controller.image);
+      expect(ensure).not.toHaveBeenCalled();
     } finally {
       await manager.close();
     }
