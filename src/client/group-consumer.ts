@@ -217,7 +217,8 @@ export class GroupConsumer {
       if (this.fatal) throw this.fatal;
       let records: ConsumerRecord[];
       try {
-        records = this.owned.size === 0 ? await this.idle() : await this.fetcher.poll();
+        // With nothing owned the fetcher has nothing to fetch: it waits until a partition is added.
+        records = await this.fetcher.poll();
       } catch (error) {
         const riffleError = toRiffleError(error);
         if (!riffleError.retriable) throw riffleError;
@@ -237,11 +238,6 @@ export class GroupConsumer {
         else await this.processMessages(key, batch, options.eachMessage!);
       }
     }
-  }
-
-  private async idle(): Promise<ConsumerRecord[]> {
-    await delay(Math.min(50, this.heartbeatIntervalMs));
-    return [];
   }
 
   private usable(key: string, record: ConsumerRecord): boolean {
