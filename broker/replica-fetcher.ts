@@ -141,8 +141,7 @@ class ReplicaFetcher {
   private async round(): Promise<void> {
     this.openStream();
     const session = this.session;
-    const positions = [...this.partitions.values()].map((partition) => this.positionOf(partition));
-    const listed = session.incremental ? incrementalPart(session, positions) : { partitions: positions };
+    const listed = session.incremental ? this.incrementalPart(session) : { partitions: [...this.partitions.values()].map((partition) => this.positionOf(partition)) };
     const request: ReplicaFetchRequest = {
       replicaId: this.context.selfId,
       brokerEpoch: this.context.brokerEpoch(),
@@ -167,6 +166,28 @@ class ReplicaFetcher {
       if (pause) pauses.push(pause);
     }
     await Promise.all(pauses);
+  }
+
+  /**
+   * An incremental round's partitions and forgotten ones: the positions that differ from what the
+   * session last sent, and the sent partitions no longer followed. Records them as sent. A
+   * partition whose position has not moved costs a comparison, not a new entry.
+   */
+  private incrementalPart(session: FetchSession): { incremental: true; partitions: Position[]; forgotten: ReplicaFetchForgotten[] } {
+    const moved: Position[] = [];
+    for (const [key, partition] of this.partitions) {
+      if (isUnmoved(session.sent.get(key), partition)) continue;
+      const position = this.positionOf(partition);
+      session.sent.set(key, position);
+      moved.push(position);
+    }
+    const forgotten: ReplicaFetchForgotten[] = [];
+    for (const [key, position] of session.sent) {
+      if (this.partitions.has(key)) continue;
+      session.sent.delete(key);
+      forgotten.push({ topic: position.topic, partition: position.partition });
+    }
+    return { incremental: true, partitions: moved, forgotten };
   }
 
   /** A partition's entry in a request: its log end, how much of it is durable, its last epoch. */
@@ -334,38 +355,17 @@ function positionKey(position: Position): string {
   return `${position.topic}\u0000${position.partition}`;
 }
 
-/**
- * An incremental round's partitions and forgotten ones: the positions that differ from what the
- * session last sent, and the sent partitions no longer followed. Records them as sent.
- */
-function incrementalPart(session: FetchSession, positions: Position[]): { incremental: true; partitions: Position[]; forgotten: ReplicaFetchForgotten[] } {
-  const moved: Position[] = [];
-  const current = new Set<string>();
-  for (const position of positions) {
-    const key = positionKey(position);
-    current.add(key);
-    if (samePosition(session.sent.get(key), position)) continue;
-    session.sent.set(key, position);
-    moved.push(position);
-  }
-  const forgotten: ReplicaFetchForgotten[] = [];
-  for (const [key, position] of session.sent) {
-    if (current.has(key)) continue;
-    session.sent.delete(key);
-    forgotten.push({ topic: position.topic, partition: position.partition });
-  }
-  return { incremental: true, partitions: moved, forgotten };
-}
-
-function samePosition(sent: Position | undefined, position: Position): boolean {
+/** `partition` would send what the session last sent for it (positionOf's fields, read in place). */
+function isUnmoved(sent: Position | undefined, partition: Partition): boolean {
+  if (sent === undefined) return false;
+  const fetchOffset = partition.replicationFetchOffset;
   return (
-    sent !== undefined &&
-    sent.currentLeaderEpoch === position.currentLeaderEpoch &&
-    Number(sent.fetchOffset) === Number(position.fetchOffset) &&
-    sent.lastFetchedEpoch === position.lastFetchedEpoch &&
-    Number(sent.logStartOffset) === Number(position.logStartOffset) &&
-    sent.partitionMaxBytes === position.partitionMaxBytes &&
-    Number(sent.unflushedRecords) === Number(position.unflushedRecords) &&
-    Number(sent.highWatermark) === Number(position.highWatermark)
+    sent.currentLeaderEpoch === partition.leaderEpoch &&
+    Number(sent.fetchOffset) === fetchOffset &&
+    sent.lastFetchedEpoch === partition.replicationLastFetchedEpoch &&
+    Number(sent.logStartOffset) === partition.logStartOffset &&
+    sent.partitionMaxBytes === REPLICA_FETCH_PARTITION_BYTES_MAX &&
+    Number(sent.unflushedRecords) === fetchOffset - Math.min(partition.replicationDurableOffset, fetchOffset) &&
+    Number(sent.highWatermark) === partition.highWatermark
   );
 }

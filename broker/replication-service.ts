@@ -127,21 +127,50 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
   // The follower's position is recorded once: after a long poll, a progress report may have
   // moved it past what this request said.
   for (let first = true; ; first = false) {
-    const positions = wanted();
-    const partitions = positions.map((position) => fetchOne(deps, request.replicaId, position, first));
-    const hasData = partitions.some(carriesNews);
-    const remainingMs = deadline - performance.now();
-    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) {
-      return {
-        partitions: partitions.filter((data, index) => carriesNews(data) || Number(data.highWatermark) !== Number(positions[index]!.highWatermark)),
-        incrementalSessions: true,
-      };
+    const answered: ReplicaFetchPartitionData[] = [];
+    const leaders: Partition[] = [];
+    let hasData = false;
+    for (const position of wanted()) {
+      const partition = deps.replicas.findPartition(position.topic, position.partition);
+      if (partition !== undefined && isQuiet(partition, position)) {
+        if (first) partition.recordFollowerFetch(request.replicaId, durableEndOf(position));
+        leaders.push(partition);
+        continue;
+      }
+      const data = fetchOne(deps, request.replicaId, partition, position, first);
+      if (carriesNews(data)) hasData = true;
+      if (carriesNews(data) || Number(data.highWatermark) !== Number(position.highWatermark)) answered.push(data);
+      if (partition?.isLeader) leaders.push(partition);
     }
-    const leaders = positions
-      .map((position) => deps.replicas.findPartition(position.topic, position.partition))
-      .filter((partition): partition is Partition => partition !== undefined && partition.isLeader);
+    const remainingMs = deadline - performance.now();
+    if (hasData || remainingMs <= 0 || stream.closed || stream.queued > 0) return { partitions: answered, incrementalSessions: true };
     await waitForAppend(leaders, remainingMs, stream);
   }
+}
+
+/**
+ * Positions checked against this leader's log (no divergence, epoch current), by the partition
+ * and leader epoch of the check. A session keeps a quiet partition's position object from round
+ * to round, so the check is not repeated while neither the position nor the leadership changes:
+ * the leader's epoch history below its own epoch is fixed while it leads.
+ */
+const checkedPositions = new WeakMap<ReplicaFetchPartition__Output, { partition: Partition; leaderEpoch: number }>();
+
+/**
+ * Nothing to say about the partition: the follower's checked position is at this leader's log end
+ * and it has the current high watermark. Most partitions of a session are quiet in most rounds,
+ * and this spares them the full fetch (a log lookup, the divergence check and an answer entry).
+ */
+function isQuiet(partition: Partition, position: ReplicaFetchPartition__Output): boolean {
+  const checked = checkedPositions.get(position);
+  return (
+    checked !== undefined &&
+    checked.partition === partition &&
+    checked.leaderEpoch === partition.leaderEpoch &&
+    partition.isLeader &&
+    Number(position.fetchOffset) === partition.logEndOffset &&
+    Number(position.highWatermark) === partition.highWatermark
+  );
 }
 
 /** Applies an incremental request or report to the stream's session: forgotten ones out, listed ones in. */
@@ -157,9 +186,8 @@ function sessionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
 
-function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData {
+function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData {
   const base = { topic: wanted.topic, partition: wanted.partition };
-  const partition = deps.replicas.findPartition(wanted.topic, wanted.partition);
   try {
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
     partition.requireLeader();
@@ -167,6 +195,7 @@ function fetchOne(deps: ReplicationServiceDeps, replicaId: number, wanted: Repli
     const durableEnd = durableEndOf(wanted);
     const divergence = divergenceOf(partition, wanted);
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
+    checkedPositions.set(wanted, { partition, leaderEpoch: partition.leaderEpoch });
     if (recordPosition) partition.recordFollowerFetch(replicaId, durableEnd);
     const records = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
     return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records };

@@ -16,7 +16,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
-import { BenchCluster } from './bench-cluster.js';
+import { BenchCluster, CpuMeter, waitForFullIsr } from './bench-cluster.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
@@ -39,6 +39,7 @@ interface BenchOptions {
   progress: boolean;
   windowBytes: number;
   rate?: number;
+  idlePartitions: number;
 }
 
 function benchOptions(command: Command): Command {
@@ -57,6 +58,7 @@ function benchOptions(command: Command): Command {
     .option('--start-node', 'start a fresh single node on loopback for the run')
     .option('--start-cluster', 'start a fresh three-node cluster (RF 3, min.insync.replicas 2) on 127.0.35.1-3 for the run')
     .option('--warmup-records <n>', 'records sent first, not measured (JIT warm-up)', parseIntegerOption, 0)
+    .option('--idle-partitions <n>', 'partitions of a second topic that gets no records, replicated alongside (the cost of quiet partitions)', parseIntegerOption, 0)
     .option('--no-progress', 'no progress bar');
 }
 
@@ -101,12 +103,18 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
     try {
       const topic = options.topic ?? `bench-${Date.now()}`;
       await ensureTopic(client, topic, options);
+      if (options.idlePartitions > 0) await createIdleTopic(client, `${topic}-idle`, options);
       if (options.warmupRecords > 0) await benchProduce(client, topic, { ...options, records: options.warmupRecords, rate: undefined, progress: false });
+      const nodePids = new Map<number, number | undefined>();
+      for (const [id, started] of cluster?.nodes ?? []) nodePids.set(id, started.child.pid);
+      if (node) nodePids.set(1, node.child.pid);
+      const cpuMeter = new CpuMeter(nodePids);
       const result = await body(client, topic);
+      const cpu = cpuMeter.stop(options.records);
       printJson({
         benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : bootstrap, topic, records: options.records,
         warmupRecords: options.warmupRecords, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions,
-        acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, ...result,
+        acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, idlePartitions: options.idlePartitions, ...result, cpu,
       });
     } finally {
       client.close();
@@ -129,6 +137,13 @@ async function ensureTopic(client: RiffleClient, topic: string, options: BenchOp
   } catch (error) {
     if (!isRiffleError(error, 'TOPIC_ALREADY_EXISTS')) throw error;
   }
+}
+
+/** A topic nobody writes to, its partitions in sync and led before the run starts. */
+async function createIdleTopic(client: RiffleClient, topic: string, options: BenchOptions): Promise<void> {
+  const admin = new Admin(client);
+  await admin.createTopic({ name: topic, partitions: options.idlePartitions, configs: { 'flush.policy': options.flushPolicy } });
+  await waitForFullIsr(admin, topic);
 }
 
 function parseAcks(value: string): Acks {

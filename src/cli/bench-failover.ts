@@ -7,7 +7,7 @@
 // producer that writes one record at a time, retrying through the fault.
 import type { Command } from 'commander';
 import { Admin, Producer, RiffleClient } from '../client/index.js';
-import { BenchCluster, median } from './bench-cluster.js';
+import { BenchCluster, median, waitForFullIsr } from './bench-cluster.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 export function registerFailoverBench(bench: Command): void {
@@ -73,16 +73,6 @@ async function measureGap(client: RiffleClient, topic: string, fault: () => Prom
   await faultDone;
   await producer.close();
   return longest;
-}
-
-/** Waits (at most a minute) until every partition of the topic has all its replicas in its ISR. */
-async function waitForFullIsr(admin: Admin, topic: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    const { partitions } = await admin.describeTopic(topic);
-    if (partitions.every((partition) => partition.isrNodes.length === partition.replicaNodes.length)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${topic} never got its full ISR back`);
 }
 
 async function restartTimes(cluster: BenchCluster, client: RiffleClient, partitions: number): Promise<object> {

@@ -6,9 +6,10 @@
 // parked. Malformed positions are refused without harm, and an answer leaves out the partitions
 // with nothing new for the follower. The stream is a fetch session: incremental requests list
 // only moved partitions, the leader fetches the others at their kept positions, and a new stream
-// starts over with a whole request.
+// starts over with a whole request. A quiet partition of a session (the follower has its log and
+// high watermark) is not read or checked again round after round, yet still counts as caught up.
 import * as grpc from '@grpc/grpc-js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
 import { Partition, type PartitionRole } from '../../broker/partition.js';
 import { ReplicaFetcherManager } from '../../broker/replica-fetcher.js';
@@ -187,11 +188,11 @@ describe('replica fetching with progress reports', () => {
  * A leader of events-0 and events-1 whose ReplicaFetch handler lets the test see every request;
  * with `dropFirstStreamAtIncremental` it ends stream 1 at its first incremental fetch.
  */
-async function startTwoPartitionLeader(options: { dropFirstStreamAtIncremental?: boolean } = {}): Promise<{ leaders: Partition[]; address: string; requests: { stream: number; request: ReplicaFetchRequest__Output }[] }> {
+async function startTwoPartitionLeader(options: { dropFirstStreamAtIncremental?: boolean; nowMs?: () => number } = {}): Promise<{ leaders: Partition[]; address: string; requests: { stream: number; request: ReplicaFetchRequest__Output }[] }> {
   const leaders: Partition[] = [];
   for (const index of [0, 1]) {
     const { log } = await openLog(path.join(leaderDir, `events-${index}`), { flushPolicy: 'ack' });
-    leaders.push(new Partition('events', 'id', index, log, 1, LEADER_ROLE));
+    leaders.push(new Partition('events', 'id', index, log, 1, LEADER_ROLE, options.nowMs));
   }
   const replicas = { findPartition: (topic: string, index: number) => (topic === 'events' ? leaders[index] : undefined) } as unknown as ReplicaManager;
   const handlers = replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams() });
@@ -306,5 +307,50 @@ describe('replica fetch sessions', () => {
     await leaders[0]!.append(batchOf(1), -1);
     await waitFor(() => fetches().some((entry) => entry.stream === 2 && entry.request.forgotten.some((gone) => gone.partition === 1)), 'a round forgetting events-1');
     expect(followers[0]!.logEndOffset).toBe(21);
+  });
+
+  it('does not read or check a quiet partition again while it stays quiet, still counts it caught up, and names it again once it changes', async () => {
+    let nowMs = 1_000_000;
+    const { leaders, address } = await startTwoPartitionLeader({ nowMs: () => nowMs });
+    for (const leader of leaders) await leader.append(batchOf(3), 1);
+    const [busy, quiet] = leaders as [Partition, Partition];
+    const epochChecks = vi.spyOn(quiet.log, 'endOffsetForEpoch');
+    const reads = vi.spyOn(quiet, 'readForReplica');
+    const { stream, answers } = openFetchStream(address);
+    const entry = { topic: 'events', currentLeaderEpoch: 4, lastFetchedEpoch: 4, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
+    const fetch = async (request: object): Promise<ReplicaFetchResponse__Output> => {
+      const count = answers.length;
+      stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, incremental: true, ...request });
+      await waitFor(() => answers.length === count + 1, 'an answer');
+      return answers[count]!;
+    };
+    const named = (response: ReplicaFetchResponse__Output): number[] => response.partitions.map((data) => data.partition);
+
+    // Both caught up: the first round checks both positions against the leader's epochs.
+    expect(named(await fetch({ partitions: [{ ...entry, partition: 0, fetchOffset: 3, highWatermark: 3 }, { ...entry, partition: 1, fetchOffset: 3, highWatermark: 3 }] }))).toEqual([]);
+    expect(epochChecks).toHaveBeenCalledTimes(1);
+    const readsAfterFirst = reads.mock.calls.length;
+
+    // Ten rounds with records on events-0 only, the clock moving past replica.lag.time.max.ms:
+    // events-1 is never looked up in its log again, and its follower stays caught up.
+    for (let round = 0; round < 10; round++) {
+      await busy.append(batchOf(1), 1);
+      nowMs += 3_000;
+      const response = await fetch({ partitions: [{ ...entry, partition: 0, fetchOffset: 3 + round, highWatermark: 3 }] });
+      expect(named(response)).toEqual([0]);
+    }
+    expect(epochChecks).toHaveBeenCalledTimes(1);
+    expect(reads.mock.calls.length).toBe(readsAfterFirst);
+    expect(quiet.maxFollowerLagMs()).toBe(0);
+    expect(quiet.recordedFollowerEnd(2)).toBe(3);
+
+    // A record on events-1 ends the quiet: it is read and sent.
+    await quiet.append(batchOf(2), 1);
+    const moved = await fetch({ partitions: [] });
+    expect(moved.partitions.map((data) => [data.partition, data.records.length > 0])).toEqual([[0, true], [1, true]]);
+    // A new leader epoch does too: the kept position's epoch is now stale, and the answer says so.
+    quiet.updateRole({ ...LEADER_ROLE, leaderEpoch: 5, partitionEpoch: 3 });
+    const fenced = await fetch({ partitions: [{ ...entry, partition: 1, fetchOffset: 5, highWatermark: 3 }] });
+    expect(fenced.partitions.map((data) => [data.partition, data.errorCode === new RiffleError('FENCED_LEADER_EPOCH').code])).toEqual([[0, false], [1, true]]);
   });
 });
