@@ -4,15 +4,17 @@
 // the harness's history: polls, commits (ok, or info when the outcome is unknown), and
 // assignment changes (ok when partitions are assigned, info when they are revoked or lost).
 //
-// Usage: node group-member.js <bootstrap> <group> <topic>. SIGTERM leaves the group gracefully.
+// Usage: node group-member.js <bootstrap> <group> <topic> [rack]. SIGTERM leaves the group
+// gracefully. With a rack (an AZ) the member fetches from an in-sync replica there when the
+// leader is elsewhere (KIP-392).
 import { GroupConsumer, RiffleClient, type TopicPartition } from '../src/client/index.js';
 import { toRiffleError } from '../src/rpc/errors.js';
 
 const COMMIT_INTERVAL_MS = 300;
 
-const [bootstrap, group, topic] = process.argv.slice(2);
+const [bootstrap, group, topic, rack] = process.argv.slice(2);
 if (!bootstrap || !group || !topic) {
-  process.stderr.write('usage: group-member <bootstrap> <group> <topic>\n');
+  process.stderr.write('usage: group-member <bootstrap> <group> <topic> [rack]\n');
   process.exit(2);
 }
 
@@ -22,7 +24,7 @@ function emit(op: object): void {
 }
 
 const client = new RiffleClient({ bootstrap, requestTimeoutMs: 10_000, retry: { deadlineMs: 30_000 } });
-const consumer = new GroupConsumer(client, { groupId: group, autoCommit: false, maxWaitMs: 200, rebalanceTimeoutMs: 10_000 });
+const consumer = new GroupConsumer(client, { groupId: group, autoCommit: false, maxWaitMs: 200, rebalanceTimeoutMs: 10_000, rack });
 /** The next offset to process of each owned partition, as far as the handler got. */
 const processed = new Map<number, number>();
 /** When each partition's processed offset was reached: no commit of it can predate that. */

@@ -70,7 +70,8 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   };
   const history = new History(path.join(directory, 'history.jsonl'));
   const flushTimer = setInterval(() => history.flush(), 1_000);
-  const cluster = new ChaosCluster({ subnet: options.subnet ?? '127.0.40', controllers: 3, brokers: 3, azs: ['a', 'b', 'c'], runDir: directory });
+  const azs = ['a', 'b', 'c'];
+  const cluster = new ChaosCluster({ subnet: options.subnet ?? '127.0.40', controllers: 3, brokers: 3, azs, runDir: directory });
   const topic = 'chaos';
   const faultRandom = new Prng(options.seed);
   const workload = new KafkaWorkload(cluster.bootstrap, history, { ...KAFKA_WORKLOAD_DEFAULTS, topic }, new Prng(options.seed ^ 0x5eed));
@@ -78,7 +79,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
   const stream = 'chaos-stream';
   const kinesis = scenario.kinesis ? new KinesisWorkload(cluster.bootstrap, history, { ...KINESIS_WORKLOAD_DEFAULTS, stream }, new Prng(options.seed ^ 0x4b15)) : null;
   const metadataWorkload = new MetadataWorkload(cluster.bootstrap, history, METADATA_WORKLOAD_DEFAULTS, new Prng(options.seed ^ 0x3e7a));
-  const groups = new GroupWorkload(cluster.bootstrap, history, { topic, group: 'chaos-group', partitions: KAFKA_WORKLOAD_DEFAULTS.partitions, members: 3, restartEveryMs: 10_000 }, new Prng(options.seed ^ 0x9e0));
+  const groups = new GroupWorkload(cluster.bootstrap, history, { topic, group: 'chaos-group', partitions: KAFKA_WORKLOAD_DEFAULTS.partitions, members: 3, restartEveryMs: 10_000, racks: azs }, new Prng(options.seed ^ 0x9e0));
   try {
     log('starting cluster');
     await cluster.startProxies();

@@ -22,6 +22,11 @@ export interface GroupWorkloadOptions {
   members: number;
   /** How often (on average) a member is killed or stopped and replaced, 0 for never. */
   restartEveryMs: number;
+  /**
+   * AZs given to the members in turn (the SDK's `rack`), so a member fetches from an in-sync
+   * follower in its AZ when the leader is elsewhere (KIP-392); none gives none.
+   */
+  racks: readonly string[];
 }
 
 interface Member extends ReportingChild {
@@ -53,9 +58,11 @@ export class GroupWorkload {
 
   private startMember(): void {
     if (this.started >= MEMBERS_STARTED_MAX) return;
-    const name = `member-${this.started++}`;
+    const index = this.started++;
+    const name = `member-${index}`;
+    const rack = this.options.racks.length > 0 ? [this.options.racks[index % this.options.racks.length]!] : [];
     const member: Member = {
-      ...startReportingChild(name, MEMBER_ENTRY, [this.bootstrap, this.options.group, this.options.topic], (op, at) => this.record(member, op, at)),
+      ...startReportingChild(name, MEMBER_ENTRY, [this.bootstrap, this.options.group, this.options.topic, ...rack], (op, at) => this.record(member, op, at)),
       owned: new Set(), received: new Map(), committed: new Map(),
     };
     this.members.set(name, member);

@@ -7,6 +7,7 @@ import type { RiffleClient } from './client.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
 import { withRetries } from './retry.js';
+import { ReadReplicas } from './read-replicas.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
@@ -26,9 +27,6 @@ export interface ConsumerOptions {
   /** The consumer's availability zone: the leader may send it to an in-sync replica there (KIP-392). */
   rack?: string;
 }
-
-/** How long a consumer keeps fetching from the replica the leader preferred before asking again. */
-export const READ_REPLICA_MAX_AGE_MS = 5 * 60 * 1000;
 
 export interface ConsumerRecord {
   topic: string;
@@ -51,8 +49,8 @@ export class PartitionConsumer {
   private readonly partitionsInFlight = new Set<number>();
   private buffered: ConsumerRecord[] = [];
   private failure?: RiffleError;
-  /** Replicas the leader sent us to, by partition, until they fail or grow old. */
-  private readonly readReplicas = new Map<number, { nodeId: number; untilMs: number }>();
+  /** Replicas the leaders sent us to, by partition (KIP-392). */
+  private readonly readReplicas = new ReadReplicas<number>();
   private started = false;
   readonly topic: string;
 
@@ -190,13 +188,10 @@ export class PartitionConsumer {
   /** The leader of each partition, or the replica the leader preferred for this consumer. */
   private async groupByReadNode(partitions: number[]): Promise<Map<number, number[]>> {
     const byLeader = await this.groupByLeader(partitions);
-    const now = Date.now();
     const byNode = new Map<number, number[]>();
     for (const [leader, led] of byLeader) {
       for (const partition of led) {
-        const preferred = this.readReplicas.get(partition);
-        const node = preferred && preferred.untilMs > now ? preferred.nodeId : leader;
-        if (preferred && preferred.untilMs <= now) this.readReplicas.delete(partition);
+        const node = this.readReplicas.nodeFor(partition, leader);
         let list = byNode.get(node);
         if (!list) byNode.set(node, (list = []));
         list.push(partition);
@@ -232,7 +227,7 @@ export class PartitionConsumer {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;
       this.client.invalidate(this.topic);
-      for (const partition of partitions) this.readReplicas.delete(partition);
+      for (const partition of partitions) this.readReplicas.forget(partition);
       return [];
     }
     const records: ConsumerRecord[] = [];
@@ -249,14 +244,14 @@ export class PartitionConsumer {
     if (partition.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
       // A preferred replica that fails sends us back to the leader.
-      if (this.readReplicas.delete(index) && error.retriable) return;
+      if (this.readReplicas.forget(index) && error.retriable) return;
       if (error.errorName === 'OFFSET_OUT_OF_RANGE') return this.resetOffset(index, error);
       if (!error.retriable) throw error;
       this.client.invalidate(this.topic);
       return;
     }
     if (partition.preferredReadReplica >= 0) {
-      this.readReplicas.set(index, { nodeId: partition.preferredReadReplica, untilMs: Date.now() + READ_REPLICA_MAX_AGE_MS });
+      this.readReplicas.prefer(index, partition.preferredReadReplica);
       return;
     }
     this.highWatermarks.set(index, partition.highWatermark);

@@ -23,6 +23,10 @@ export interface GroupConsumerOptions {
   groupId: string;
   /** Static membership (group.instance.id): a restart within the session timeout keeps the partitions. */
   instanceId?: string;
+  /**
+   * The member's availability zone (client.rack): the assignor favours partitions with a replica
+   * there, and leaders may send its fetches to an in-sync replica there (KIP-392).
+   */
   rack?: string;
   /** Server-side assignor: 'uniform' (default) or 'range'. */
   assignor?: string;
@@ -149,6 +153,7 @@ export class GroupConsumer {
       maxBytes: options.maxBytes ?? 50 * 1024 * 1024,
       partitionMaxBytes: options.partitionMaxBytes ?? 1024 * 1024,
       autoOffsetReset: options.autoOffsetReset ?? 'latest',
+      rack: options.rack,
     });
   }
 

@@ -1,11 +1,14 @@
 // Fetching for the group consumer: positions for any set of topic-partitions (of several topics),
 // one long-polling Fetch in flight per leader, records buffered as they arrive. Partitions come
 // and go as the group assigns and revokes them; an answer for a partition that was removed,
-// paused or moved by a seek while the fetch was out is dropped.
+// paused or moved by a seek while the fetch was out is dropped. With a rack, a partition is
+// fetched from the in-sync replica its leader prefers for that rack (KIP-392), as the partition
+// consumer does.
 import type { RiffleClient } from './client.js';
 import type { ConsumerRecord, OffsetReset } from './consumer.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll } from '../util/record-batch.js';
+import { ReadReplicas } from './read-replicas.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 
 export interface TopicPartition {
@@ -22,6 +25,8 @@ export interface GroupFetcherOptions {
   maxBytes: number;
   partitionMaxBytes: number;
   autoOffsetReset: OffsetReset;
+  /** The consumer's availability zone: leaders may send it to an in-sync replica there (KIP-392). */
+  rack?: string;
 }
 
 /** Buffered records at most before fetching pauses (a bound on memory). */
@@ -30,7 +35,9 @@ export const BUFFERED_RECORDS_MAX = 500_000;
 export class GroupFetcher {
   private readonly positions = new Map<string, TopicPartition & { offset: number }>();
   private readonly paused = new Set<string>();
+  /** Fetches in flight, by node (a leader, or a replica a leader preferred). */
   private readonly fetches = new Map<number, Promise<void>>();
+  private readonly readReplicas = new ReadReplicas<string>();
   private readonly inFlight = new Set<string>();
   private buffered: ConsumerRecord[] = [];
   private failure?: RiffleError;
@@ -141,8 +148,8 @@ export class GroupFetcher {
     if (this.buffered.length >= BUFFERED_RECORDS_MAX) return;
     const idle = [...this.positions.entries()].filter(([key]) => !this.inFlight.has(key) && !this.paused.has(key));
     if (idle.length === 0) return;
-    const byLeader = new Map<number, (TopicPartition & { offset: number })[]>();
-    for (const [, entry] of idle) {
+    const byNode = new Map<number, (TopicPartition & { offset: number })[]>();
+    for (const [key, entry] of idle) {
       let leader = -1;
       try {
         const metadata = await this.client.topicMetadata(entry.topic);
@@ -154,41 +161,46 @@ export class GroupFetcher {
         this.client.invalidate(entry.topic);
         continue;
       }
-      let list = byLeader.get(leader);
-      if (!list) byLeader.set(leader, (list = []));
+      const node = this.readReplicas.nodeFor(key, leader);
+      let list = byNode.get(node);
+      if (!list) byNode.set(node, (list = []));
       list.push(entry);
     }
-    for (const [leader, entries] of byLeader) {
-      if (this.fetches.has(leader)) continue;
+    for (const [node, entries] of byNode) {
+      if (this.fetches.has(node)) continue;
       const keys = entries.map((entry) => tpKeyOf(entry.topic, entry.partition));
       for (const key of keys) this.inFlight.add(key);
-      const fetch = this.fetchFrom(leader, entries.map((entry) => ({ ...entry })))
+      const fetch = this.fetchFrom(node, entries.map((entry) => ({ ...entry })))
         .catch((error: unknown) => {
           this.failure ??= toRiffleError(error);
         })
         .finally(() => {
-          this.fetches.delete(leader);
+          this.fetches.delete(node);
           for (const key of keys) this.inFlight.delete(key);
         });
-      this.fetches.set(leader, fetch);
+      this.fetches.set(node, fetch);
     }
   }
 
-  private async fetchFrom(leader: number, entries: (TopicPartition & { offset: number })[]): Promise<void> {
+  private async fetchFrom(node: number, entries: (TopicPartition & { offset: number })[]): Promise<void> {
     const topics = new Map<string, { partition: number; currentLeaderEpoch: number; fetchOffset: number; partitionMaxBytes: number }[]>();
     for (const entry of entries) {
       let list = topics.get(entry.topic);
       if (!list) topics.set(entry.topic, (list = []));
       list.push({ partition: entry.partition, currentLeaderEpoch: -1, fetchOffset: entry.offset, partitionMaxBytes: this.options.partitionMaxBytes });
     }
-    const request = { maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) };
+    const request = {
+      maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, rackId: this.options.rack ?? '',
+      topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
+    };
     let response: FetchResponse__Output;
     try {
-      response = await this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
+      response = await this.client.connectionTo(node).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;
       for (const topic of topics.keys()) this.client.invalidate(topic);
+      for (const entry of entries) this.readReplicas.forget(tpKeyOf(entry.topic, entry.partition));
       return;
     }
     for (const topic of response.responses) {
@@ -203,8 +215,11 @@ export class GroupFetcher {
   }
 
   private async handlePartition(topic: string, partition: FetchResponse__Output['responses'][number]['partitions'][number], position: TopicPartition & { offset: number }): Promise<void> {
+    const key = tpKeyOf(topic, position.partition);
     if (partition.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
+      // A preferred replica that fails sends us back to the leader.
+      if (this.readReplicas.forget(key) && error.retriable) return;
       if (error.errorName === 'OFFSET_OUT_OF_RANGE') {
         if (this.options.autoOffsetReset === 'none') throw error;
         position.offset = await this.lookupOffset(topic, position.partition, this.options.autoOffsetReset === 'earliest' ? -2 : -1);
@@ -214,7 +229,11 @@ export class GroupFetcher {
       this.client.invalidate(topic);
       return;
     }
-    this.highWatermarks.set(tpKeyOf(topic, position.partition), Number(partition.highWatermark));
+    if (partition.preferredReadReplica >= 0) {
+      this.readReplicas.prefer(key, partition.preferredReadReplica);
+      return;
+    }
+    this.highWatermarks.set(key, Number(partition.highWatermark));
     const start = position.offset;
     let next = start;
     forEachRecordOfAll(partition.records, (offset, timestamp, key, value, headers) => {

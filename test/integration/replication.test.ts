@@ -4,7 +4,7 @@
 // leadership, back-to-back failovers leave no divergent logs, and after every test the ISR
 // replicas hold byte-identical logs up to the high watermark.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Admin, PartitionConsumer, Producer, RiffleClient } from '../../src/client/index.js';
+import { Admin, GroupConsumer, PartitionConsumer, Producer, RiffleClient } from '../../src/client/index.js';
 import { NodeConnection } from '../../src/rpc/client.js';
 import type { DescribeLogChecksumsResponse__Output } from '../../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
 import type { ProduceResponse__Output } from '../../src/rpc/generated/riffle/v1/ProduceResponse.js';
@@ -232,5 +232,35 @@ describe('replication', () => {
     const leaderMetrics = await (await fetch(`${cluster.nodes.get(partition.leaderId)!.httpUrl}/metrics`)).text();
     expect(leaderMetrics).toContain(`riffle_broker_partition_high_watermark{topic="${topic}",partition="0",node="${partition.leaderId}"} 20`);
     expect(leaderMetrics).toMatch(new RegExp(`riffle_broker_partition_replication_lag_records\\{topic="${topic}",partition="0",node="${partition.leaderId}"\\} 0`));
+  }, 60_000);
+
+  it('sends a group consumer that names its AZ to the in-sync replica there as well, and the leader serves it no records', async () => {
+    const topic = 'near-group';
+    topicsUsed.add(topic);
+    await new Admin(client).createTopic({ name: topic, partitions: 1, replicationFactor: 3 });
+    const producer = new Producer(client, { acks: 'all', lingerMs: 0 });
+    for (let index = 0; index < 20; index++) await producer.send({ topic, value: `g${index}` });
+    await producer.close();
+    const status = await new Admin(client).describeCluster();
+    const azOf = new Map(status.brokers.map((broker) => [broker.brokerId, broker.rack]));
+    const partition = (await new Admin(client).describeTopic(topic)).partitions[0]!;
+    const follower = partition.isrNodes.find((id) => id !== partition.leaderId && azOf.get(id) !== azOf.get(partition.leaderId));
+    expect(follower).toBeDefined();
+    const consumer = new GroupConsumer(client, { groupId: 'near-group', rack: azOf.get(follower!), autoOffsetReset: 'earliest', maxWaitMs: 200 });
+    const values = new Set<string>();
+    consumer.subscribe({ topics: [topic] });
+    try {
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          values.add(message.value!.toString());
+        },
+      });
+      await waitFor(() => values.size >= 20, { timeoutMs: 30_000, what: 'records from the replica in the group consumer\'s AZ' });
+    } finally {
+      await consumer.stop();
+    }
+    const fetchedBytes = (node: number): RegExp => new RegExp(`riffle_broker_fetch_bytes_total\\{topic="${topic}",node="${node}"\\} [1-9]`);
+    expect(await (await fetch(`${cluster.nodes.get(follower!)!.httpUrl}/metrics`)).text()).toMatch(fetchedBytes(follower!));
+    expect(await (await fetch(`${cluster.nodes.get(partition.leaderId)!.httpUrl}/metrics`)).text()).not.toMatch(fetchedBytes(partition.leaderId));
   }, 60_000);
 });
