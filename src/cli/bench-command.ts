@@ -69,20 +69,25 @@ export function registerBenchCommands(program: Command): void {
   registerGroupsBench(bench);
   registerKinesisBench(bench);
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
-    await runBench('bench produce', options, async (client, topic) => benchProduce(client, topic, options));
+    await runBench('bench produce', options, async (producer, client, topic) => benchProduce(producer, topic, options));
   });
   benchOptions(bench.command('e2e').description('End-to-end latency: produce at --rate and consume at once; time from send to receipt.')).action(async (options: BenchOptions) => {
-    await runBench('bench e2e', options, async (client, topic) => ({ endToEnd: await benchEndToEnd(client, topic, options) }));
+    await runBench('bench e2e', options, async (producer, client, topic) => ({ endToEnd: await benchEndToEnd(producer, client, topic, options) }));
   });
   benchOptions(bench.command('consume').description('Produce records, then consume them from the beginning.')).action(async (options: BenchOptions) => {
-    await runBench('bench consume', options, async (client, topic) => {
-      const produced = await benchProduce(client, topic, { ...options, progress: false });
+    await runBench('bench consume', options, async (producer, client, topic) => {
+      const produced = await benchProduce(producer, topic, { ...options, progress: false });
       return { ...produced, consume: await benchConsume(client, topic, options) };
     });
   });
 }
 
-async function runBench(name: string, options: BenchOptions, body: (client: RiffleClient, topic: string) => Promise<object>): Promise<void> {
+/**
+ * Runs `body` against the cluster the options name. The warm-up and the measured run share one
+ * producer, as an application's long-lived producer would: the measured run starts with its
+ * producer id, metadata and connections in hand, so its first records do not wait for them.
+ */
+async function runBench(name: string, options: BenchOptions, body: (producer: Producer, client: RiffleClient, topic: string) => Promise<object>): Promise<void> {
   let node: NodeProcess | undefined;
   let cluster: BenchCluster | undefined;
   let dataDir: string | undefined;
@@ -100,16 +105,18 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
       bootstrap = node.bootstrap;
     }
     const client = new RiffleClient({ bootstrap });
+    const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
     try {
       const topic = options.topic ?? `bench-${Date.now()}`;
       await ensureTopic(client, topic, options);
       if (options.idlePartitions > 0) await createIdleTopic(client, `${topic}-idle`, options);
-      if (options.warmupRecords > 0) await benchProduce(client, topic, { ...options, records: options.warmupRecords, rate: undefined, progress: false });
+      await client.topicMetadata(topic);
+      if (options.warmupRecords > 0) await benchProduce(producer, topic, { ...options, records: options.warmupRecords, rate: undefined, progress: false });
       const nodePids = new Map<number, number | undefined>();
       for (const [id, started] of cluster?.nodes ?? []) nodePids.set(id, started.child.pid);
       if (node) nodePids.set(1, node.child.pid);
       const cpuMeter = new CpuMeter(nodePids);
-      const result = await body(client, topic);
+      const result = await body(producer, client, topic);
       const cpu = cpuMeter.stop(options.records);
       printJson({
         benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : bootstrap, topic, records: options.records,
@@ -117,6 +124,7 @@ async function runBench(name: string, options: BenchOptions, body: (client: Riff
         acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, idlePartitions: options.idlePartitions, ...result, cpu,
       });
     } finally {
+      await producer.close();
       client.close();
     }
   } catch (error) {
@@ -159,9 +167,7 @@ function progressBar(enabled: boolean, total: number, label: string): SingleBar 
   return bar;
 }
 
-async function benchProduce(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
-  const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
-  await client.topicMetadata(topic);
+async function benchProduce(producer: Producer, topic: string, options: BenchOptions): Promise<object> {
   const value = Buffer.alloc(options.recordSize, 'x');
   const latenciesMs = new Float64Array(options.records);
   // Keep a bounded window of records outstanding, so latency measures the cluster, not a queue.
@@ -202,7 +208,6 @@ async function benchProduce(client: RiffleClient, topic: string, options: BenchO
   await producer.flush();
   const elapsedSeconds = (performance.now() - started) / 1000;
   bar?.stop();
-  await producer.close();
   if (failure !== undefined) throw failure;
   const sorted = latenciesMs.sort();
   const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
@@ -255,7 +260,7 @@ async function pace(startedMs: number, index: number, rate: number): Promise<voi
  * Each record carries its send time (performance.now() of this process) in its first 8 bytes; a
  * consumer in the same process, started at the end of the topic, measures send-to-receipt.
  */
-async function benchEndToEnd(client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
+async function benchEndToEnd(producer: Producer, client: RiffleClient, topic: string, options: BenchOptions): Promise<object> {
   const rate = options.rate ?? 10_000;
   const consumer = new PartitionConsumer(client, { topic, from: 'latest', maxWaitMs: 100 });
   await consumer.poll();
@@ -270,7 +275,6 @@ async function benchEndToEnd(client: RiffleClient, topic: string, options: Bench
       }
     }
   })();
-  const producer = new Producer(client, { acks: parseAcks(options.acks), batchBytesMax: options.batchBytes, lingerMs: options.lingerMs });
   // Acknowledgements are counted, not collected: two million promises (and their results) kept
   // to the end grow the old space until a full collection stalls this process, consumer
   // included, and the stall shows up as end-to-end latency that the cluster never caused.
@@ -286,12 +290,13 @@ async function benchEndToEnd(client: RiffleClient, topic: string, options: Bench
   const started = performance.now();
   for (let index = 0; index < options.records && failure === undefined; index++) {
     if (index % PACE_STEP_RECORDS === 0) await pace(started, index, rate);
-    const value = Buffer.alloc(Math.max(8, options.recordSize), 'x');
+    // A slice of Node's shared pool, not an allocation of its own per record (the producer copies
+    // the value into its batch at send).
+    const value = Buffer.allocUnsafe(Math.max(8, options.recordSize)).fill('x', 8);
     value.writeDoubleLE(performance.now(), 0);
     producer.send({ topic, key: null, value }, onSettled);
   }
   if (failure === undefined) await done;
-  await producer.close();
   if (failure !== undefined) {
     stopped = true;
     throw failure;

@@ -642,11 +642,13 @@ export class Producer {
     for (let index = 0; index < callbacks.length; index++) {
       notify(callbacks[index]!, null, { topic: batch.topic, partition: batch.partition, offset: baseOffset < 0 ? -1 : baseOffset + index });
     }
+    dropCallbacks(batch.waiters);
   }
 
   private settleWaiters(waiters: Waiters, error: RiffleError): void {
     this.releaseBytes(waiters.bytes);
     for (const callback of waiters.callbacks) notify(callback, error);
+    dropCallbacks(waiters);
   }
 
   private releaseBytes(size: number): void {
@@ -670,6 +672,18 @@ export class Producer {
     this.lingerTimer?.cancel();
     clearTimeout(this.retryTimer);
   }
+}
+
+/**
+ * Lets go of a settled batch's callbacks. The batch may live in V8's old space (after a spell of
+ * records waiting long in the buffer, V8 starts allocating batches there), while the callbacks
+ * are young. Young-generation collections treat every old object that points into the young
+ * generation as a root, dead or alive, until the next full collection; so a dead batch that
+ * still held its callbacks made each scavenge copy and promote every record's callback since the
+ * last one (2.5 MB at 100,000 records/s), 10-18 ms a scavenge instead of 1-2 ms.
+ */
+function dropCallbacks(waiters: Waiters): void {
+  waiters.callbacks.length = 0;
 }
 
 /** Calls a record's callback; an exception it throws is rethrown later, outside the producer's bookkeeping. */
