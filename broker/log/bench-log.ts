@@ -1,6 +1,7 @@
 // Micro benchmark of the partition log alone (no network): append with flush policy `os` and
-// `ack` (concurrent appenders sharing fdatasyncs through group commit) and sequential reads.
-// Prints one JSON object. Usage: npm run bench:log -- [records=2000000] [recordBytes=100] [batchRecords=1000]
+// `ack` (concurrent appenders sharing fdatasyncs through group commit), sequential reads, and a
+// leader election over many logs (how long a new epoch on each blocks the event loop, and how long
+// until the epoch checkpoints are durable). Prints one JSON object. Usage: npm run bench:log -- [records=2000000] [recordBytes=100] [batchRecords=1000]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +11,9 @@ import { DEFAULT_LOG_CONFIG, PartitionLog, type FlushPolicy } from './index.js';
 /** Appends in flight at once in the `ack` run, like that many producers waiting for their acks. */
 const ACK_IN_FLIGHT_MAX = 16;
 const READ_MAX_BYTES = 1024 * 1024;
+/** Logs that change leader at once in the epoch run, like a broker taking over from a dead one. */
+const EPOCH_LOGS = 300;
+const EPOCH_ROUNDS = 3;
 
 interface Rate {
   records: number;
@@ -68,6 +72,36 @@ async function benchRead(dir: string): Promise<Rate> {
   return rate(records, bytes, seconds);
 }
 
+/**
+ * Begins a new leader epoch on each of EPOCH_LOGS logs, as a broker does for every partition it
+ * takes over, then flushes them all: the synchronous part is time the broker's event loop serves
+ * nobody; the rest runs on the thread pool. Medians over EPOCH_ROUNDS rounds.
+ */
+async function benchEpochChange(root: string): Promise<{ logs: number; eventLoopBlockedMs: number; durableAfterMs: number }> {
+  const logs: PartitionLog[] = [];
+  for (let index = 0; index < EPOCH_LOGS; index++) {
+    logs.push(await PartitionLog.open({ dir: path.join(root, `epochs-${index}`), topic: 'epochs', partition: index, config: { ...DEFAULT_LOG_CONFIG, flushPolicy: 'ack' } }));
+  }
+  const blocked: number[] = [];
+  const durable: number[] = [];
+  try {
+    for (let epoch = 0; epoch <= EPOCH_ROUNDS; epoch++) {
+      const started = performance.now();
+      for (const log of logs) log.beginLeaderEpoch(epoch);
+      const returned = performance.now();
+      await Promise.all(logs.map((log) => log.flush()));
+      // Epoch 0 creates the checkpoint files: a warm-up, not measured.
+      if (epoch === 0) continue;
+      blocked.push(returned - started);
+      durable.push(performance.now() - returned);
+    }
+  } finally {
+    for (const log of logs) await log.close();
+  }
+  const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
+  return { logs: EPOCH_LOGS, eventLoopBlockedMs: median(blocked), durableAfterMs: median(durable) };
+}
+
 async function main(): Promise<void> {
   const [records = 2_000_000, recordBytes = 100, batchRecords = 1000] = process.argv.slice(2).map(Number);
   const rounds = Math.ceil(records / batchRecords);
@@ -78,6 +112,7 @@ async function main(): Promise<void> {
     const appendOs = await benchAppend(dir, 'os', batches, rounds, batchRecords);
     const read = await benchRead(dir);
     const appendAck = await benchAppend(dir, 'ack', batches, rounds, batchRecords);
+    const epochChange = await benchEpochChange(root);
     const result = {
       benchmark: 'partition-log',
       recordBytes,
@@ -86,6 +121,7 @@ async function main(): Promise<void> {
       appendOs,
       appendAck: { ...appendAck, inFlight: ACK_IN_FLIGHT_MAX, ratioToOs: Number((appendAck.recordsPerSecond / appendOs.recordsPerSecond).toFixed(2)) },
       read: { ...read, maxBytes: READ_MAX_BYTES },
+      epochChange,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {

@@ -248,25 +248,23 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
 }
 
 /**
- * Replaces the checkpoint. With `durable` (the default) atomically and durably: a temporary file
- * fsynced, renamed over the old one, then the directory fsynced so the rename survives a crash.
- * Without, overwritten in place.
+ * Replaces the checkpoint atomically: a temporary file renamed over the old one. With `durable`
+ * (the default) the temporary file is fsynced before the rename and the directory after it, so
+ * the new checkpoint survives a crash; without, making it durable is the caller's job (a partition
+ * log fsyncs the file and its directory in its next sync round), and a crash before that leaves
+ * the old checkpoint or, rarely, an empty one, which recovery rebuilds from the batch headers.
  */
 export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[], durable = true): void {
-  if (!durable) {
-    // In place, no rename (see RecoveryCheckpointFile): a torn file is rebuilt from the batch headers.
-    fs.writeFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), encodeLeaderEpochCheckpoint(entries), { mode: 0o644 });
-    return;
-  }
   const temporary = path.join(dir, `${LEADER_EPOCH_CHECKPOINT_FILE}.tmp`);
   const fd = fs.openSync(temporary, 'w', 0o644);
   try {
     writeFully(fd, Buffer.from(encodeLeaderEpochCheckpoint(entries), 'utf8'), 0);
-    fs.fdatasyncSync(fd);
+    if (durable) fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(temporary, path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE));
+  if (!durable) return;
   const directory = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(directory);

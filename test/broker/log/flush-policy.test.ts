@@ -1,7 +1,11 @@
 // Flush policies: `ack` resolves durability waiters only after an fdatasync that started after
 // their append, and many waiters share one fdatasync (group commit); `os` and `interval` do not
-// hold appends; a failed fdatasync fails the waiters and the log.
+// hold appends; a failed fdatasync fails the waiters and the log; a new leader epoch's checkpoint
+// is fsynced in the round, off the event loop, and its offsets count as flushed only after it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LEADER_EPOCH_CHECKPOINT_FILE } from '../../../broker/log/index.js';
 import { RiffleError } from '../../../src/rpc/errors.js';
 import { batchOf, makeTempDir, metricValue, openLog, removeDir, waitFor } from './helpers.js';
 
@@ -16,24 +20,28 @@ class HeldSync {
   armed = false;
   calls = 0;
   failNext = false;
-  private held: Array<() => void> = [];
+  private held: Array<{ fd: number; resolve: () => void }> = [];
 
   readonly syncFile = (fd: number): Promise<void> => {
-    void fd;
     if (!this.armed) return Promise.resolve();
     this.calls++;
     if (this.failNext) return Promise.reject(new Error('EIO: simulated disk failure'));
-    return new Promise((resolve) => this.held.push(resolve));
+    return new Promise((resolve) => this.held.push({ fd, resolve }));
   };
 
   get heldCount(): number {
     return this.held.length;
   }
 
-  release(): void {
-    const held = this.held;
-    this.held = [];
-    for (const resolve of held) resolve();
+  get heldFds(): number[] {
+    return this.held.map((call) => call.fd);
+  }
+
+  /** Releases the held calls, or those whose fd `which` picks. */
+  release(which: (fd: number) => boolean = () => true): void {
+    const released = this.held.filter((call) => which(call.fd));
+    this.held = this.held.filter((call) => !which(call.fd));
+    for (const call of released) call.resolve();
   }
 }
 
@@ -64,6 +72,9 @@ describe('flush policy ack', () => {
   it('lets many concurrent appends share fdatasync rounds', async () => {
     const sync = new HeldSync();
     const { log, registry } = await openLog(dir, { flushPolicy: 'ack', segmentBytes: 1 << 20 }, { syncFile: sync.syncFile });
+    // The epoch's checkpoint is synced before the count starts (its own round is the next test's).
+    log.beginLeaderEpoch(0);
+    await log.flush();
     const flushesBefore = await metricValue(registry, 'riffle_log_flushes_total');
     sync.armed = true;
     const first = log.append(batchOf(1), 0);
@@ -81,6 +92,39 @@ describe('flush policy ack', () => {
     expect(log.flushedOffset).toBe(401);
     expect(await metricValue(registry, 'riffle_log_flushes_total') - flushesBefore).toBe(2);
     expect(sync.calls).toBe(2);
+    sync.armed = false;
+    await log.close();
+  });
+
+  it('fsyncs a new epoch\'s checkpoint in the round with the data, which counts as flushed only after it', async () => {
+    const sync = new HeldSync();
+    const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
+    sync.armed = true;
+    const info = log.append(batchOf(3), 7);
+    // Written at once (the event loop did not wait for an fsync of it) ...
+    const checkpoint = path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE);
+    expect(fs.readFileSync(checkpoint, 'utf8')).toContain('7 0');
+    const durable = log.waitDurable(info.lastOffset + 1);
+    // ... and fsynced in the round, beside the segment and the directory (the rename).
+    await waitFor(() => sync.heldCount === 3, 'the round to sync the segment, the checkpoint and the directory');
+    const checkpointInode = fs.statSync(checkpoint).ino;
+    const isCheckpoint = (fd: number): boolean => fs.fstatSync(fd).ino === checkpointInode;
+    expect(sync.heldFds.filter(isCheckpoint)).toHaveLength(1);
+    sync.release((fd) => !isCheckpoint(fd));
+    await settle();
+    expect(log.flushedOffset).toBe(0);
+    sync.release();
+    await durable;
+    expect(log.flushedOffset).toBe(3);
+    // The same epoch again writes nothing, so the next round syncs the segment alone.
+    const next = log.append(batchOf(1), 7);
+    const nextDurable = log.waitDurable(next.lastOffset + 1);
+    await waitFor(() => sync.heldCount > 0, 'the next round');
+    await settle();
+    expect(sync.heldFds.filter(isCheckpoint)).toHaveLength(0);
+    expect(sync.heldCount).toBe(1);
+    sync.release();
+    await nextDurable;
     sync.armed = false;
     await log.close();
   });
