@@ -159,8 +159,9 @@ export class PartitionLog {
     // Written before the log is used, so the next open finds a checkpoint that matches the log.
     // Not fsynced: a crash that loses it leaves the old file (trimmed the same way at the next
     // open) or an empty one (rebuilt from the batch headers), and the first sync round after the
-    // next epoch is assigned makes every entry durable. Syncing here cost a restart with 1,000 replicas over half a second of
-    // blocked event loop (an empty partition's epoch is trimmed at every open).
+    // next epoch is assigned makes every entry durable. Syncing here cost a restart with 1,000
+    // replicas over half a second of blocked event loop (an empty partition's epoch is trimmed at
+    // every open).
     if (epochs.changed) log.writeEpochCheckpoint(epochs.entries, false);
     log.metrics.recoveryTruncations.inc(outcome.truncations);
     log.metrics.corruptBatches.inc(outcome.corruptBatches);
@@ -401,14 +402,14 @@ export class PartitionLog {
   }
 
   /**
-   * The store behind the epoch cache: the checkpoint is written in place at once and fsynced by
-   * the next sync round, off the event loop, before that round counts any offset as flushed. So
-   * every acknowledged batch's epoch is durable, as before, but a leader election no longer
-   * stalls the broker for an fsync of the file and one of its directory per partition (over
-   * 1,000 partitions changing leader, seconds of event loop). A crash before the round leaves
-   * the previous checkpoint, or a torn one: recovery finds it disagreeing with the last batch's
-   * epoch, or unreadable, and rebuilds it from the batch headers; only an epoch with no batch
-   * yet can be lost that way, and a restarted broker begins a newer one anyway.
+   * The store behind the epoch cache: the checkpoint is replaced at once (a temporary file
+   * renamed over it) and fsynced, with its directory, by the next sync round, off the event
+   * loop, before that round counts any offset as flushed. So every acknowledged batch's epoch is
+   * durable, as before, but a leader election no longer holds the broker's event loop for two
+   * fsyncs per partition (about a second per 1,000 partitions changing leader). A crash before
+   * the round leaves the previous checkpoint, or an empty one: recovery finds it disagreeing
+   * with the last batch's epoch, or unreadable, and rebuilds it from the batch headers; only an
+   * epoch with no batch yet can be lost that way, and a restarted replica begins a newer one.
    */
   private storeEpochs(entries: readonly EpochEntry[]): void {
     this.writeEpochCheckpoint(entries, false);
@@ -509,17 +510,23 @@ export class PartitionLog {
     this.directoryDirty = false;
     const started = performance.now();
     // Every fdatasync of the round runs at once on the thread pool: the segments, the epoch
-    // checkpoint and the directory (whose entries make new files and renames durable).
+    // checkpoint and the directory (whose entries make new files and renames durable). The fds
+    // opened here are closed only once every sync returned, so none is reused while still queued.
     const fds: number[] = [];
+    let failure: unknown = null;
     try {
       if (target.syncEpochCheckpoint) fds.push(fs.openSync(path.join(this.dir, LEADER_EPOCH_CHECKPOINT_FILE), 'r'));
       if (target.syncDirectory) fds.push(fs.openSync(this.dir, 'r'));
-      await Promise.all([...target.segments.map((segment) => segment.sync(this.syncFile)), ...fds.map((fd) => this.syncFile(fd))]);
+      const results = await Promise.allSettled([...target.segments.map((segment) => segment.sync(this.syncFile)), ...fds.map((fd) => this.syncFile(fd))]);
+      failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason ?? null;
     } catch (error) {
-      this.fail(this.storageError('fdatasync', error));
-      return;
+      failure = error;
     } finally {
       for (const fd of fds) fs.closeSync(fd);
+    }
+    if (failure !== null) {
+      this.fail(this.storageError('fdatasync', failure));
+      return;
     }
     this.metrics.fsyncDuration.observe((performance.now() - started) / 1000);
     this.metrics.flushes.inc();
