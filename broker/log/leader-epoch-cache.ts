@@ -272,8 +272,3 @@ export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochE
     fs.closeSync(directory);
   }
 }
-
-/** The store of a partition directory's checkpoint file. */
-export function directoryEpochStore(dir: string): EpochStore {
-  return { write: (entries) => writeLeaderEpochCheckpoint(dir, entries) };
-}

@@ -157,12 +157,10 @@ export class PartitionLog {
     const epochs = loadLeaderEpochs(options.dir, outcome.segments, logger);
     const log = new PartitionLog(options, outcome.segments, epochs);
     // Written before the log is used, so the next open finds a checkpoint that matches the log.
-    // Not fsynced: a crash that loses it leaves the old file (trimmed the same way at the next
-    // open) or an empty one (rebuilt from the batch headers), and the first sync round after the
-    // next epoch is assigned makes every entry durable. Syncing here cost a restart with 1,000
-    // replicas over half a second of blocked event loop (an empty partition's epoch is trimmed at
-    // every open).
-    if (epochs.changed) log.writeEpochCheckpoint(epochs.entries, false);
+    // Made durable by the flush below, on the thread pool like any epoch change (an fsync here,
+    // on the event loop, cost a restart with 1,000 replicas over half a second: an empty
+    // partition's epoch is trimmed at every open).
+    if (epochs.changed) log.storeEpochs(epochs.entries);
     log.metrics.recoveryTruncations.inc(outcome.truncations);
     log.metrics.corruptBatches.inc(outcome.corruptBatches);
     if (epochs.rebuilt) log.metrics.leaderEpochRebuilds.inc();
@@ -412,20 +410,16 @@ export class PartitionLog {
    * epoch with no batch yet can be lost that way, and a restarted replica begins a newer one.
    */
   private storeEpochs(entries: readonly EpochEntry[]): void {
-    this.writeEpochCheckpoint(entries, false);
-    this.epochCheckpointDirty = true;
-    this.directoryDirty = true;
-  }
-
-  /** A failed checkpoint write fails the log, like a failed fsync. */
-  private writeEpochCheckpoint(entries: readonly EpochEntry[], durable = true): void {
     try {
-      writeLeaderEpochCheckpoint(this.dir, entries, durable);
+      writeLeaderEpochCheckpoint(this.dir, entries, false);
     } catch (error) {
+      // A failed checkpoint write fails the log, like a failed fsync.
       const storageError = this.storageError('leader epoch checkpoint write', error);
       this.fail(storageError);
       throw storageError;
     }
+    this.epochCheckpointDirty = true;
+    this.directoryDirty = true;
   }
 
   /** Drops epochs starting at or after `offset`; a failed write has already failed the log. */
