@@ -5,9 +5,10 @@
 // to the high watermark, which loses acknowledged records after fast failovers (KIP-101).
 //
 // Every change is written through a small `EpochStore` before the method returns, so a caller
-// that assigns an epoch and then writes its batches never leaves batches on disk whose epoch the
-// checkpoint does not know. Epochs change once per leader change, so a synchronous fsync'd write
-// is cheap enough; the append path only compares one number.
+// that assigns an epoch and then writes its batches never leaves batches in the log whose epoch
+// the checkpoint does not know; the partition log fsyncs the file in its next sync round, before
+// those batches count as flushed, so no fsync holds the event loop (a broker taking over 1,000
+// partitions changes 1,000 epochs at once). The append path only compares one number.
 //
 // Departures from Kafka: the checkpoint file carries a format version and a CRC-32C (Kafka's is a
 // bare version, count and lines); `assign` ignores an epoch at or below the latest instead of
@@ -248,27 +249,18 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
 }
 
 /**
- * Replaces the checkpoint atomically: a temporary file renamed over the old one. With `durable`
- * (the default) the temporary file is fsynced before the rename and the directory after it, so
- * the new checkpoint survives a crash; without, making it durable is the caller's job (a partition
- * log fsyncs the file and its directory in its next sync round), and a crash before that leaves
- * the old checkpoint or, rarely, an empty one, which recovery rebuilds from the batch headers.
+ * Replaces the checkpoint atomically: a temporary file renamed over the old one. Not fsynced:
+ * making it durable is the caller's job (a partition log fsyncs the file and its directory in its
+ * next sync round); a crash before that leaves the old checkpoint or, rarely, an empty one,
+ * which recovery rebuilds from the batch headers.
  */
-export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[], durable = true): void {
+export function writeLeaderEpochCheckpoint(dir: string, entries: readonly EpochEntry[]): void {
   const temporary = path.join(dir, `${LEADER_EPOCH_CHECKPOINT_FILE}.tmp`);
   const fd = fs.openSync(temporary, 'w', 0o644);
   try {
     writeFully(fd, Buffer.from(encodeLeaderEpochCheckpoint(entries), 'utf8'), 0);
-    if (durable) fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(temporary, path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE));
-  if (!durable) return;
-  const directory = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(directory);
-  } finally {
-    fs.closeSync(directory);
-  }
 }

@@ -411,7 +411,7 @@ export class PartitionLog {
    */
   private storeEpochs(entries: readonly EpochEntry[]): void {
     try {
-      writeLeaderEpochCheckpoint(this.dir, entries, false);
+      writeLeaderEpochCheckpoint(this.dir, entries);
     } catch (error) {
       // A failed checkpoint write fails the log, like a failed fsync.
       const storageError = this.storageError('leader epoch checkpoint write', error);
