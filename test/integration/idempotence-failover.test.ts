@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Admin, RiffleClient } from '../../src/client/index.js';
 import { NodeConnection } from '../../src/rpc/client.js';
+import { ERRORS } from '../../src/rpc/errors.js';
 import { decodeAllRecords, encodeRecordBatch } from '../../src/util/record-batch.js';
 import { startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 import type { ProduceResponse__Output } from '../../src/rpc/generated/riffle/v1/ProduceResponse.js';
@@ -55,7 +56,13 @@ describe('idempotent produce across a leader change', () => {
   it('the new leader answers a retry of the old leader\'s last batch with its original offset', async () => {
     await new Admin(client).createTopic({ name: 'moves', partitions: 1, replicationFactor: 3 });
     const leader = await leaderOf('moves');
-    const init = await onNode<InitProducerIdResponse__Output>(leader, 'InitProducerId', { transactionalId: '', producerId: -1, producerEpoch: -1 });
+    // Right after start the broker may not have its first producer id block from the controller
+    // yet: COORDINATOR_LOAD_IN_PROGRESS is retriable (a Kafka client retries it); nothing else is.
+    const init = await waitFor(async () => {
+      const answer = await onNode<InitProducerIdResponse__Output>(leader, 'InitProducerId', { transactionalId: '', producerId: -1, producerEpoch: -1 });
+      if (answer.errorCode === ERRORS.COORDINATOR_LOAD_IN_PROGRESS.code) return undefined;
+      return answer;
+    }, { timeoutMs: 10_000, what: 'a producer id from the leader' });
     expect(init.errorCode).toBe(0);
     const producer = { producerId: Number(init.producerId), producerEpoch: init.producerEpoch };
     const batchOf = (label: string, baseSequence: number): Buffer =>
