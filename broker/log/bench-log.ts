@@ -1,7 +1,8 @@
 // Micro benchmark of the partition log alone (no network): append with flush policy `os` and
 // `ack` (concurrent appenders sharing fdatasyncs through group commit), sequential reads, and a
 // leader election over many logs (how long a new epoch on each blocks the event loop, and how long
-// until the epoch checkpoints are durable). Prints one JSON object. Usage: npm run bench:log -- [records=2000000] [recordBytes=100] [batchRecords=1000]
+// until the epoch checkpoints are durable), and the creation of many new logs at once, as a broker
+// does for a new topic's replicas (how much of it runs on the event loop). Prints one JSON object. Usage: npm run bench:log -- [records=2000000] [recordBytes=100] [batchRecords=1000]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,9 @@ const READ_MAX_BYTES = 1024 * 1024;
 /** Logs that change leader at once in the epoch run, like a broker taking over from a dead one. */
 const EPOCH_LOGS = 300;
 const EPOCH_ROUNDS = 3;
+/** New logs opened in the creation run, and how many at once (ReplicaManager's metadata sync opens 16 at a time). */
+const CREATE_LOGS = 300;
+const CREATE_CONCURRENCY = 16;
 
 interface Rate {
   records: number;
@@ -102,6 +106,39 @@ async function benchEpochChange(root: string): Promise<{ logs: number; eventLoop
   return { logs: EPOCH_LOGS, eventLoopBlockedMs: median(blocked), durableAfterMs: median(durable) };
 }
 
+/**
+ * Opens CREATE_LOGS new logs, CREATE_CONCURRENCY at a time, and begins each one's first leader
+ * epoch, as a broker does for the replicas of a new topic. The event loop's active time (event
+ * loop utilization) is what it could not serve anything else; the rest ran on the thread pool.
+ * Median over EPOCH_ROUNDS rounds, each in a new directory.
+ */
+async function benchCreate(root: string): Promise<{ logs: number; concurrency: number; eventLoopActiveMs: number; elapsedMs: number }> {
+  const active: number[] = [];
+  const elapsed: number[] = [];
+  for (let round = 0; round < EPOCH_ROUNDS; round++) {
+    const dir = path.join(root, `create-${round}`);
+    const logs: PartitionLog[] = [];
+    const before = performance.eventLoopUtilization();
+    const started = performance.now();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < CREATE_LOGS) {
+        const index = next++;
+        const log = await PartitionLog.open({ dir: path.join(dir, `created-${index}`), topic: 'created', partition: index, config: { ...DEFAULT_LOG_CONFIG, flushPolicy: 'ack' } });
+        log.beginLeaderEpoch(0);
+        logs.push(log);
+      }
+    };
+    await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
+    await Promise.all(logs.map((log) => log.flush()));
+    elapsed.push(performance.now() - started);
+    active.push(performance.eventLoopUtilization(before).active);
+    for (const log of logs) await log.close();
+  }
+  const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
+  return { logs: CREATE_LOGS, concurrency: CREATE_CONCURRENCY, eventLoopActiveMs: median(active), elapsedMs: median(elapsed) };
+}
+
 async function main(): Promise<void> {
   const [records = 2_000_000, recordBytes = 100, batchRecords = 1000] = process.argv.slice(2).map(Number);
   const rounds = Math.ceil(records / batchRecords);
@@ -113,6 +150,7 @@ async function main(): Promise<void> {
     const read = await benchRead(dir);
     const appendAck = await benchAppend(dir, 'ack', batches, rounds, batchRecords);
     const epochChange = await benchEpochChange(root);
+    const create = await benchCreate(root);
     const result = {
       benchmark: 'partition-log',
       recordBytes,
@@ -122,6 +160,7 @@ async function main(): Promise<void> {
       appendAck: { ...appendAck, inFlight: ACK_IN_FLIGHT_MAX, ratioToOs: Number((appendAck.recordsPerSecond / appendOs.recordsPerSecond).toFixed(2)) },
       read: { ...read, maxBytes: READ_MAX_BYTES },
       epochChange,
+      create,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {

@@ -38,7 +38,8 @@ export function readRecoveryCheckpoint(dir: string): RecoveryPoint | null {
   return sane ? point : null;
 }
 
-function checkpointText(point: RecoveryPoint): string {
+/** The file's text for `point`. */
+export function encodeRecoveryCheckpoint(point: RecoveryPoint): string {
   const body = `${FORMAT_VERSION} ${point.offset} ${point.segmentBaseOffset} ${point.position} ${point.clean ? 1 : 0}`;
   return `${body} ${checksum(body)}\n`;
 }
@@ -58,7 +59,7 @@ export class RecoveryCheckpointFile {
   constructor(private readonly dir: string) {}
 
   write(point: RecoveryPoint, durable: boolean): void {
-    const text = Buffer.from(checkpointText(point), 'utf8');
+    const text = Buffer.from(encodeRecoveryCheckpoint(point), 'utf8');
     if (durable) {
       // The rename replaces the file the open descriptor points at.
       this.close();

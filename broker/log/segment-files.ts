@@ -1,4 +1,4 @@
-// File names and small synchronous file helpers of a partition directory. A segment is named by
+// File names and small file helpers of a partition directory. A segment is named by
 // its base offset as 20 zero-padded digits (Kafka's naming), so names sort in offset order.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,20 +19,20 @@ export function segmentPath(dir: string, baseOffset: number, suffix: string): st
   return path.join(dir, segmentFileName(baseOffset, suffix));
 }
 
-/** Base offsets of the segments in `dir`, ascending. */
-export function listSegmentBaseOffsets(dir: string): number[] {
+/** Base offsets of the segments among a directory's entry names, ascending. */
+export function segmentBaseOffsetsIn(names: readonly string[]): number[] {
   const bases: number[] = [];
-  for (const name of fs.readdirSync(dir)) {
+  for (const name of names) {
     const match = SEGMENT_NAME.exec(name);
     if (match !== null) bases.push(Number(match[1]));
   }
   return bases.sort((left, right) => left - right);
 }
 
-/** Removes index files without a log file and temporary files left by a crash. */
-export function removeStrayFiles(dir: string, bases: readonly number[]): void {
+/** Removes, among the entries `names` of `dir`, index files without a log file and temporary files left by a crash. */
+export function removeStrayFiles(dir: string, names: readonly string[], bases: readonly number[]): void {
   const known = new Set(bases.map((base) => String(base).padStart(NAME_DIGITS, '0')));
-  for (const name of fs.readdirSync(dir)) {
+  for (const name of names) {
     const isIndex = name.endsWith(INDEX_SUFFIX) || name.endsWith(TIME_INDEX_SUFFIX);
     const stem = name.slice(0, NAME_DIGITS);
     if ((isIndex && !known.has(stem)) || name.endsWith('.tmp')) fs.rmSync(path.join(dir, name), { force: true });

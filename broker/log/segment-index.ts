@@ -50,6 +50,8 @@ export class OffsetIndex {
   private entries = 0;
   /** Entries already in the file; entries past it are written by persist(). */
   private persisted = 0;
+  /** The file holds exactly the `persisted` entries (loaded or written, and not cut since). */
+  private fileExact = false;
 
   constructor(readonly path: string) {}
 
@@ -95,15 +97,19 @@ export class OffsetIndex {
   /** Drops entries for batches at or past `position`. */
   truncateToPosition(position: number): void {
     while (this.entries > 0 && this.positions[this.entries - 1]! >= position) this.entries--;
+    if (this.entries < this.persisted) this.fileExact = false;
     this.persisted = Math.min(this.persisted, this.entries);
   }
 
   clear(): void {
     this.entries = 0;
     this.persisted = 0;
+    this.fileExact = false;
   }
 
+  /** Writes the entries the file lacks; nothing at all (not even an open) when it has them all. */
   persist(): void {
+    if (this.fileExact && this.persisted === this.entries) return;
     const from = this.persisted;
     persistEntries(this.path, OFFSET_ENTRY_BYTES, from, (buffer) => {
       for (let index = from; index < this.entries; index++) {
@@ -112,6 +118,7 @@ export class OffsetIndex {
       }
     }, (this.entries - from) * OFFSET_ENTRY_BYTES);
     this.persisted = this.entries;
+    this.fileExact = true;
   }
 
   /**
@@ -134,6 +141,7 @@ export class OffsetIndex {
       this.append(relativeOffset, position);
     }
     this.persisted = this.entries;
+    this.fileExact = true;
     return true;
   }
 
@@ -153,6 +161,8 @@ export class TimeIndex {
   private timestamps: number[] = [];
   private relativeOffsets: number[] = [];
   private persisted = 0;
+  /** The file holds exactly the `persisted` entries (loaded or written, and not cut since). */
+  private fileExact = false;
 
   constructor(readonly path: string) {}
 
@@ -200,6 +210,7 @@ export class TimeIndex {
       this.relativeOffsets.pop();
       this.timestamps.pop();
     }
+    if (this.timestamps.length < this.persisted) this.fileExact = false;
     this.persisted = Math.min(this.persisted, this.timestamps.length);
   }
 
@@ -207,9 +218,12 @@ export class TimeIndex {
     this.timestamps = [];
     this.relativeOffsets = [];
     this.persisted = 0;
+    this.fileExact = false;
   }
 
+  /** Writes the entries the file lacks; nothing at all (not even an open) when it has them all. */
   persist(): void {
+    if (this.fileExact && this.persisted === this.timestamps.length) return;
     const from = this.persisted;
     persistEntries(this.path, TIME_ENTRY_BYTES, from, (buffer) => {
       for (let index = from; index < this.timestamps.length; index++) {
@@ -222,6 +236,7 @@ export class TimeIndex {
       }
     }, (this.timestamps.length - from) * TIME_ENTRY_BYTES);
     this.persisted = this.timestamps.length;
+    this.fileExact = true;
   }
 
   /** Loads the file; false (and an empty index) when it is missing or inconsistent. */
@@ -241,6 +256,7 @@ export class TimeIndex {
       this.relativeOffsets.push(relativeOffset);
     }
     this.persisted = this.timestamps.length;
+    this.fileExact = true;
     return true;
   }
 }

@@ -100,14 +100,17 @@ describe('flush policy ack', () => {
     const sync = new HeldSync();
     const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
     sync.armed = true;
-    const info = log.append(batchOf(3), 7);
-    // Written at once (the event loop did not wait for an fsync of it) ...
     const checkpoint = path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE);
-    expect(fs.readFileSync(checkpoint, 'utf8')).toContain('7 0');
-    const durable = log.waitDurable(info.lastOffset + 1);
-    // ... and fsynced in the round, beside the segment and the directory (the rename).
-    await waitFor(() => sync.heldCount === 3, 'the round to sync the segment, the checkpoint and the directory');
     const checkpointInode = fs.statSync(checkpoint).ino;
+    const info = log.append(batchOf(3), 7);
+    // Written at once, in place (the event loop did not wait for an fsync of it) ...
+    expect(fs.readFileSync(checkpoint, 'utf8')).toContain('7 0');
+    expect(fs.statSync(checkpoint).ino).toBe(checkpointInode);
+    const durable = log.waitDurable(info.lastOffset + 1);
+    // ... and fsynced in the round, beside the segment (no directory: no file was created or renamed).
+    await waitFor(() => sync.heldCount === 2, 'the round to sync the segment and the checkpoint');
+    await settle();
+    expect(sync.heldCount).toBe(2);
     const isCheckpoint = (fd: number): boolean => fs.fstatSync(fd).ino === checkpointInode;
     expect(sync.heldFds.filter(isCheckpoint)).toHaveLength(1);
     sync.release((fd) => !isCheckpoint(fd));
@@ -125,6 +128,23 @@ describe('flush policy ack', () => {
     expect(sync.heldCount).toBe(1);
     sync.release();
     await nextDurable;
+    sync.armed = false;
+    await log.close();
+  });
+
+  it('syncs the directory in the round when the checkpoint file had to be created again', async () => {
+    const sync = new HeldSync();
+    const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
+    fs.rmSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE));
+    sync.armed = true;
+    const info = log.append(batchOf(2), 4);
+    expect(fs.readFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), 'utf8')).toContain('4 0');
+    const durable = log.waitDurable(info.lastOffset + 1);
+    await waitFor(() => sync.heldCount === 3, 'the round to sync the segment, the checkpoint and the directory');
+    const directoryInode = fs.statSync(dir).ino;
+    expect(sync.heldFds.filter((fd) => fs.fstatSync(fd).ino === directoryInode)).toHaveLength(1);
+    sync.release();
+    await durable;
     sync.armed = false;
     await log.close();
   });

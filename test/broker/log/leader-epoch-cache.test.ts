@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEADER_EPOCH_CHECKPOINT_FILE, LeaderEpochCache, decodeLeaderEpochCheckpoint, encodeLeaderEpochCheckpoint,
-  readLeaderEpochCheckpoint, writeLeaderEpochCheckpoint, type EpochEntry, type EpochStore,
+  readLeaderEpochCheckpoint, LeaderEpochCheckpointFile, type EpochEntry, type EpochStore,
 } from '../../../broker/log/leader-epoch-cache.js';
 import { crc32c } from '../../../src/util/crc32c.js';
 import { makeTempDir, removeDir } from './helpers.js';
@@ -163,15 +163,45 @@ describe('checkpoint file', () => {
   });
   afterEach(() => removeDir(dir));
 
-  it('round-trips entries through a readable text file and leaves no temporary file', () => {
+  it('round-trips entries through a readable text file rewritten in place, creating it once', () => {
+    const file = new LeaderEpochCheckpointFile(dir);
     const entries = [{ epoch: 0, startOffset: 0 }, { epoch: 3, startOffset: 1234 }, { epoch: 2 ** 31 - 1, startOffset: 2 ** 53 - 1 }];
-    writeLeaderEpochCheckpoint(dir, entries);
+    expect(file.write(entries)).toBe(true);
     expect(readLeaderEpochCheckpoint(dir)).toEqual(entries);
-    const text = fs.readFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), 'utf8');
+    const checkpoint = path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE);
+    const text = fs.readFileSync(checkpoint, 'utf8');
     expect(text.split('\n').slice(0, 3)).toEqual(['riffle-leader-epochs v1', '3', '0 0']);
-    expect(fs.readdirSync(dir)).toEqual([LEADER_EPOCH_CHECKPOINT_FILE]);
-    writeLeaderEpochCheckpoint(dir, []);
+    const inode = fs.statSync(checkpoint).ino;
+    // Shorter text: the file is cut to it, so no tail of the longer one is left behind.
+    expect(file.write([])).toBe(false);
     expect(readLeaderEpochCheckpoint(dir)).toEqual([]);
+    expect(fs.statSync(checkpoint).size).toBe(encodeLeaderEpochCheckpoint([]).length);
+    expect(file.write(entries.slice(0, 2))).toBe(false);
+    expect(readLeaderEpochCheckpoint(dir)).toEqual(entries.slice(0, 2));
+    expect(fs.statSync(checkpoint).ino).toBe(inode);
+    expect(fs.readdirSync(dir)).toEqual([LEADER_EPOCH_CHECKPOINT_FILE]);
+    file.close();
+    // A new object opens the existing file (not created) and still cuts what it leaves behind.
+    const again = new LeaderEpochCheckpointFile(dir);
+    expect(again.write([{ epoch: 9, startOffset: 5 }])).toBe(false);
+    expect(readLeaderEpochCheckpoint(dir)).toEqual([{ epoch: 9, startOffset: 5 }]);
+    again.close();
+  });
+
+  it('reads a write cut short over a longer checkpoint as damaged, never as other entries', () => {
+    const file = new LeaderEpochCheckpointFile(dir);
+    const long = encodeLeaderEpochCheckpoint([{ epoch: 1, startOffset: 0 }, { epoch: 2, startOffset: 50 }, { epoch: 3, startOffset: 90 }]);
+    file.write([{ epoch: 1, startOffset: 0 }, { epoch: 2, startOffset: 50 }, { epoch: 3, startOffset: 90 }]);
+    file.close();
+    // A crash between the in-place write of a shorter text and the cut leaves the old tail.
+    const short = encodeLeaderEpochCheckpoint([{ epoch: 1, startOffset: 0 }]);
+    for (let written = 0; written <= short.length; written++) {
+      const left = short.slice(0, written) + long.slice(written);
+      fs.writeFileSync(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), left);
+      // Until the new text differs from the old one, the file is the old checkpoint, intact.
+      if (left === long) expect(readLeaderEpochCheckpoint(dir)).toEqual(decodeLeaderEpochCheckpoint(long));
+      else expect(readLeaderEpochCheckpoint(dir), `${written} bytes written`).toBeNull();
+    }
   });
 
   it('reads a missing file as null', () => {
