@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeRecordBatch, iterateBatches } from '../../src/util/record-batch.js';
 import { DEFAULT_LOG_CONFIG, PartitionLog, type FlushPolicy } from './index.js';
 
@@ -109,15 +110,19 @@ async function benchEpochChange(root: string): Promise<{ logs: number; eventLoop
 /**
  * Opens CREATE_LOGS new logs, CREATE_CONCURRENCY at a time, and begins each one's first leader
  * epoch, as a broker does for the replicas of a new topic. The event loop's active time (event
- * loop utilization) is what it could not serve anything else; the rest ran on the thread pool.
- * Median over EPOCH_ROUNDS rounds, each in a new directory.
+ * loop utilization) is what it could not serve anything else, and its longest stall what a
+ * request arriving meanwhile could have waited; the rest ran on the thread pool. Medians over
+ * EPOCH_ROUNDS rounds, each in a new directory.
  */
-async function benchCreate(root: string): Promise<{ logs: number; concurrency: number; eventLoopActiveMs: number; elapsedMs: number }> {
+async function benchCreate(root: string): Promise<{ logs: number; concurrency: number; eventLoopActiveMs: number; longestStallMs: number; elapsedMs: number }> {
   const active: number[] = [];
+  const stalls: number[] = [];
   const elapsed: number[] = [];
   for (let round = 0; round < EPOCH_ROUNDS; round++) {
     const dir = path.join(root, `create-${round}`);
     const logs: PartitionLog[] = [];
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
     const before = performance.eventLoopUtilization();
     const started = performance.now();
     let next = 0;
@@ -133,10 +138,12 @@ async function benchCreate(root: string): Promise<{ logs: number; concurrency: n
     await Promise.all(logs.map((log) => log.flush()));
     elapsed.push(performance.now() - started);
     active.push(performance.eventLoopUtilization(before).active);
+    delay.disable();
+    stalls.push(delay.max / 1e6);
     for (const log of logs) await log.close();
   }
   const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
-  return { logs: CREATE_LOGS, concurrency: CREATE_CONCURRENCY, eventLoopActiveMs: median(active), elapsedMs: median(elapsed) };
+  return { logs: CREATE_LOGS, concurrency: CREATE_CONCURRENCY, eventLoopActiveMs: median(active), longestStallMs: median(stalls), elapsedMs: median(elapsed) };
 }
 
 async function main(): Promise<void> {
