@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assert } from '../../src/util/assert.js';
 import { crc32c } from '../../src/util/crc32c.js';
-import { writeFully } from './segment-files.js';
+import { SyncedDescriptor, writeFully } from './segment-files.js';
 
 export const LEADER_EPOCH_CHECKPOINT_FILE = 'leader-epoch-checkpoint';
 /** Epoch and offset meaning "unknown", as in Kafka's OffsetsForLeaderEpoch. */
@@ -260,19 +260,18 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
  * directory.
  */
 export class LeaderEpochCheckpointFile {
-  private fd: number | null = null;
+  private file: SyncedDescriptor | null = null;
   /** Bytes in the file as this object last left it. */
   private length = 0;
-  private syncsInFlight = 0;
-  private closeRequested = false;
 
   constructor(private readonly dir: string) {}
 
   /** Writes the entries; true when the file had to be created (its directory entry is new). */
   write(entries: readonly EpochEntry[]): boolean {
     const text = Buffer.from(encodeLeaderEpochCheckpoint(entries), 'utf8');
-    const created = this.fd === null && this.openFile();
-    const fd = this.fd!;
+    let created = false;
+    if (this.file === null) created = this.openFile();
+    const fd = this.file!.fd;
     writeFully(fd, text, 0);
     if (this.length > text.length) fs.ftruncateSync(fd, text.length);
     this.length = text.length;
@@ -280,43 +279,29 @@ export class LeaderEpochCheckpointFile {
   }
 
   /** Syncs what the last write left in the file (nothing to do before the first write). */
-  async sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
-    if (this.fd === null) return;
-    this.syncsInFlight++;
-    try {
-      await syncFile(this.fd);
-    } finally {
-      this.syncsInFlight--;
-      if (this.closeRequested && this.syncsInFlight === 0) this.closeNow();
-    }
+  sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+    return this.file?.sync(syncFile) ?? Promise.resolve();
   }
 
   /** Closes the descriptor now, or once the syncs in flight returned (the fd is never reused under them). */
   close(): void {
-    if (this.syncsInFlight > 0) this.closeRequested = true;
-    else this.closeNow();
+    this.file?.close();
+    this.file = null;
   }
 
   private openFile(): boolean {
     const file = path.join(this.dir, LEADER_EPOCH_CHECKPOINT_FILE);
+    let fd: number;
     let created = false;
     try {
-      this.fd = fs.openSync(file, fs.constants.O_WRONLY);
+      fd = fs.openSync(file, fs.constants.O_WRONLY);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      this.fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
       created = true;
     }
-    this.length = fs.fstatSync(this.fd).size;
-    this.closeRequested = false;
+    this.file = new SyncedDescriptor(fd);
+    this.length = fs.fstatSync(fd).size;
     return created;
-  }
-
-  private closeNow(): void {
-    this.closeRequested = false;
-    if (this.fd === null) return;
-    const fd = this.fd;
-    this.fd = null;
-    fs.closeSync(fd);
   }
 }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { assert } from '../../src/util/assert.js';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchHeader, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
-import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, readFully, segmentPath, unlinkIfExists, writeFully } from './segment-files.js';
+import { INDEX_SUFFIX, LOG_SUFFIX, SyncedDescriptor, TIME_INDEX_SUFFIX, readFully, segmentPath, unlinkIfExists, writeFully } from './segment-files.js';
 import { INDEX_ENTRIES_MAX, OffsetIndex, TimeIndex } from './segment-index.js';
 
 /** Bytes read at a time when scanning batch headers. */
@@ -47,9 +47,7 @@ export class LogSegment {
   readonly timeIndex: TimeIndex;
   private bytesSinceLastIndexEntry = 0;
   private damaged = false;
-  private syncsInFlight = 0;
-  private closeRequested = false;
-  private fdOpen = true;
+  private readonly descriptor: SyncedDescriptor;
   /** Where the last read ended, so a sequential reader skips the index walk. */
   private readHint = { offset: -1, position: 0 };
 
@@ -59,6 +57,7 @@ export class LogSegment {
     readonly fd: number,
   ) {
     this.logPath = segmentPath(dir, baseOffset, LOG_SUFFIX);
+    this.descriptor = new SyncedDescriptor(fd);
     this.nextOffset = baseOffset;
     this.offsetOfMaxTimestamp = baseOffset;
     this.offsetIndex = new OffsetIndex(segmentPath(dir, baseOffset, INDEX_SUFFIX));
@@ -268,25 +267,18 @@ export class LogSegment {
   // -------------------------------------------------------------------------------------------
   // Syncing and closing
 
-  async sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
-    assert(this.fdOpen, () => `sync of closed segment ${this.logPath}`);
-    this.syncsInFlight++;
-    try {
-      await syncFile(this.fd);
-    } finally {
-      this.syncsInFlight--;
-      if (this.closeRequested && this.syncsInFlight === 0) this.closeNow();
-    }
+  sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+    assert(!this.descriptor.isClosed, () => `sync of closed segment ${this.logPath}`);
+    return this.descriptor.sync(syncFile);
   }
 
   get isOpen(): boolean {
-    return this.fdOpen && !this.closeRequested;
+    return this.descriptor.isOpen;
   }
 
   /** Closes the fd now, or after the syncs in flight return. */
   close(): void {
-    this.closeRequested = true;
-    if (this.syncsInFlight === 0) this.closeNow();
+    this.descriptor.close();
   }
 
   /** Removes the segment's files and closes it. */
@@ -295,12 +287,6 @@ export class LogSegment {
     unlinkIfExists(this.offsetIndex.path);
     unlinkIfExists(this.timeIndex.path);
     this.close();
-  }
-
-  private closeNow(): void {
-    if (!this.fdOpen) return;
-    this.fdOpen = false;
-    fs.closeSync(this.fd);
   }
 }
 

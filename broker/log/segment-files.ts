@@ -39,6 +39,50 @@ export function removeStrayFiles(dir: string, names: readonly string[], bases: r
   }
 }
 
+/**
+ * A descriptor that sync rounds fdatasync on the thread pool, closed only once no sync of it is in
+ * flight: the number of a closed fd goes to the next file opened, and a sync still queued would
+ * then flush (or fail on) that file instead.
+ */
+export class SyncedDescriptor {
+  private syncsInFlight = 0;
+  private closeRequested = false;
+  private open = true;
+
+  constructor(readonly fd: number) {}
+
+  /** Open and not asked to close. */
+  get isOpen(): boolean {
+    return this.open && !this.closeRequested;
+  }
+
+  get isClosed(): boolean {
+    return !this.open;
+  }
+
+  async sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+    this.syncsInFlight++;
+    try {
+      await syncFile(this.fd);
+    } finally {
+      this.syncsInFlight--;
+      if (this.closeRequested && this.syncsInFlight === 0) this.closeNow();
+    }
+  }
+
+  /** Closes the fd now, or once the syncs in flight returned. */
+  close(): void {
+    this.closeRequested = true;
+    if (this.syncsInFlight === 0) this.closeNow();
+  }
+
+  private closeNow(): void {
+    if (!this.open) return;
+    this.open = false;
+    fs.closeSync(this.fd);
+  }
+}
+
 export function unlinkIfExists(file: string): void {
   fs.rmSync(file, { force: true });
 }
