@@ -31,6 +31,11 @@ function rate(records: number, bytes: number, seconds: number): Rate {
   return { records, seconds: Number(seconds.toFixed(3)), recordsPerSecond: Math.round(records / seconds), megabytesPerSecond: Number((bytes / seconds / 1e6).toFixed(1)) };
 }
 
+/** The middle of `values` (the upper one of an even count), rounded. */
+function median(values: number[]): number {
+  return Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
+}
+
 function makeBatches(count: number, batchRecords: number, recordBytes: number): Buffer[] {
   const value = Buffer.alloc(recordBytes, 0x61);
   return Array.from({ length: count }, () => encodeRecordBatch(Array.from({ length: batchRecords }, () => ({ key: null, value }))));
@@ -103,7 +108,6 @@ async function benchEpochChange(root: string): Promise<{ logs: number; eventLoop
   } finally {
     for (const log of logs) await log.close();
   }
-  const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
   return { logs: EPOCH_LOGS, eventLoopBlockedMs: median(blocked), durableAfterMs: median(durable) };
 }
 
@@ -142,7 +146,6 @@ async function benchCreate(root: string): Promise<{ logs: number; concurrency: n
     stalls.push(delay.max / 1e6);
     for (const log of logs) await log.close();
   }
-  const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!);
   return { logs: CREATE_LOGS, concurrency: CREATE_CONCURRENCY, eventLoopActiveMs: median(active), longestStallMs: median(stalls), elapsedMs: median(elapsed) };
 }
 

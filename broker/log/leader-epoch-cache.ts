@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assert } from '../../src/util/assert.js';
 import { crc32c } from '../../src/util/crc32c.js';
-import { SyncedDescriptor, writeFully } from './segment-files.js';
+import { RewrittenFile } from './segment-files.js';
 
 export const LEADER_EPOCH_CHECKPOINT_FILE = 'leader-epoch-checkpoint';
 /** Epoch and offset meaning "unknown", as in Kafka's OffsetsForLeaderEpoch. */
@@ -249,8 +249,8 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
 }
 
 /**
- * The checkpoint file of one partition directory, rewritten in place through a descriptor kept
- * open: one pwrite at offset 0, and an ftruncate only when the text got shorter. Not fsynced here:
+ * The checkpoint file of one partition directory, rewritten in place (a `RewrittenFile`: one
+ * pwrite at offset 0, and an ftruncate only when the text got shorter). Not fsynced here:
  * making it durable is the owner's job (a partition log fsyncs it through `sync` in its next sync
  * round, before any batch of the new epoch counts as flushed). A crash in the middle of a write
  * leaves text whose CRC does not match (the last "crc" line is then the old one, or missing),
@@ -260,48 +260,24 @@ export function readLeaderEpochCheckpoint(dir: string): EpochEntry[] | null {
  * directory.
  */
 export class LeaderEpochCheckpointFile {
-  private file: SyncedDescriptor | null = null;
-  /** Bytes in the file as this object last left it. */
-  private length = 0;
+  private readonly file: RewrittenFile;
 
-  constructor(private readonly dir: string) {}
+  constructor(dir: string) {
+    this.file = new RewrittenFile(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE));
+  }
 
   /** Writes the entries; true when the file had to be created (its directory entry is new). */
   write(entries: readonly EpochEntry[]): boolean {
-    const text = Buffer.from(encodeLeaderEpochCheckpoint(entries), 'utf8');
-    let created = false;
-    if (this.file === null) created = this.openFile();
-    const fd = this.file!.fd;
-    writeFully(fd, text, 0);
-    if (this.length > text.length) fs.ftruncateSync(fd, text.length);
-    this.length = text.length;
-    return created;
+    return this.file.write(Buffer.from(encodeLeaderEpochCheckpoint(entries), 'utf8'));
   }
 
   /** Syncs what the last write left in the file (nothing to do before the first write). */
   sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
-    return this.file?.sync(syncFile) ?? Promise.resolve();
+    return this.file.sync(syncFile);
   }
 
-  /** Closes the descriptor now, or once the syncs in flight returned (the fd is never reused under them). */
+  /** Closes the descriptor, once the syncs in flight returned (the fd is never reused under them). */
   close(): void {
-    this.file?.close();
-    this.file = null;
-  }
-
-  private openFile(): boolean {
-    const file = path.join(this.dir, LEADER_EPOCH_CHECKPOINT_FILE);
-    let fd: number;
-    let created = false;
-    try {
-      fd = fs.openSync(file, fs.constants.O_WRONLY);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
-      created = true;
-    }
-    this.file = new SyncedDescriptor(fd);
-    this.length = fs.fstatSync(fd).size;
-    return created;
+    this.file.close();
   }
 }

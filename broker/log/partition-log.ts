@@ -528,20 +528,22 @@ export class PartitionLog {
     this.directoryDirty = false;
     const started = performance.now();
     // Every fdatasync of the round runs at once on the thread pool: the segments, the epoch
-    // checkpoint and the directory (whose entries make new files and renames durable). The fd
-    // opened here is closed only once every sync returned, so none is reused while still queued.
-    const fds: number[] = [];
+    // checkpoint and the directory (whose entries make new files and renames durable). The
+    // directory's fd, opened here, is closed only once every sync returned, so it is not reused
+    // while one is still queued.
+    let directory: number | null = null;
     let failure: unknown = null;
     try {
-      if (target.syncDirectory) fds.push(fs.openSync(this.dir, 'r'));
+      if (target.syncDirectory) directory = fs.openSync(this.dir, 'r');
       const syncs = target.segments.map((segment) => segment.sync(this.syncFile));
       if (target.syncEpochCheckpoint) syncs.push(this.epochFile.sync(this.syncFile));
-      const results = await Promise.allSettled([...syncs, ...fds.map((fd) => this.syncFile(fd))]);
+      if (directory !== null) syncs.push(this.syncFile(directory));
+      const results = await Promise.allSettled(syncs);
       failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason ?? null;
     } catch (error) {
       failure = error;
     } finally {
-      for (const fd of fds) fs.closeSync(fd);
+      if (directory !== null) fs.closeSync(directory);
     }
     if (failure !== null) {
       this.fail(this.storageError('fdatasync', failure));

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '../../src/util/crc32c.js';
+import { RewrittenFile } from './segment-files.js';
 
 export const RECOVERY_CHECKPOINT_FILE = 'recovery-checkpoint';
 const FORMAT_VERSION = 'v1';
@@ -47,36 +48,32 @@ export function encodeRecoveryCheckpoint(point: RecoveryPoint): string {
 /**
  * The checkpoint file of one partition directory, written often (after background syncs) and
  * cheaply. A durable write goes to a temporary file, fsynced and renamed over the old one. Any
- * other write goes in place through a descriptor kept open: one pwrite at offset 0, and an
- * ftruncate only when the text got shorter. Opening, truncating and closing the file for every
+ * other write goes in place through a descriptor kept open (a `RewrittenFile`: one pwrite at
+ * offset 0, and an ftruncate only when the text got shorter). Opening, truncating and closing the file for every
  * write cost the event loop about half a millisecond per partition and write (up to 9 ms while
  * the journal was busy with the partitions' fdatasyncs). A crash in the middle of an in-place
  * write leaves a damaged file, which means "verify everything".
  */
 export class RecoveryCheckpointFile {
-  private fd: number | null = null;
+  private readonly file: RewrittenFile;
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string) {
+    this.file = new RewrittenFile(path.join(dir, RECOVERY_CHECKPOINT_FILE));
+  }
 
   write(point: RecoveryPoint, durable: boolean): void {
     const text = Buffer.from(encodeRecoveryCheckpoint(point), 'utf8');
     if (durable) {
       // The rename replaces the file the open descriptor points at.
-      this.close();
+      this.file.close();
       writeDurably(this.dir, text);
       return;
     }
-    this.fd ??= fs.openSync(path.join(this.dir, RECOVERY_CHECKPOINT_FILE), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
-    const written = fs.writeSync(this.fd, text, 0, text.length, 0);
-    if (written !== text.length) throw new Error(`short checkpoint write: ${written} of ${text.length} bytes`);
-    if (fs.fstatSync(this.fd).size > text.length) fs.ftruncateSync(this.fd, text.length);
+    this.file.write(text);
   }
 
   close(): void {
-    if (this.fd === null) return;
-    const fd = this.fd;
-    this.fd = null;
-    fs.closeSync(fd);
+    this.file.close();
   }
 }
 

@@ -83,6 +83,59 @@ export class SyncedDescriptor {
   }
 }
 
+/**
+ * A small file rewritten whole and in place through a descriptor kept open: one positioned write
+ * at offset 0, and an ftruncate only when the text got shorter (the length is tracked, read once
+ * when the file is opened). No open, creation or rename per write, which is what keeps the
+ * checkpoints that use it cheap for the event loop. A crash in the middle of a write leaves the
+ * new text's beginning over the old text's end, so the format must detect that (both checkpoint
+ * files carry a CRC). Its owner makes it durable, when it wants to, through `sync`.
+ */
+export class RewrittenFile {
+  private file: SyncedDescriptor | null = null;
+  /** Bytes in the file as this object last left it. */
+  private length = 0;
+
+  constructor(readonly path: string) {}
+
+  /** Writes `text` as the whole file; true when the file had to be created (its directory entry is new). */
+  write(text: Buffer): boolean {
+    let created = false;
+    if (this.file === null) created = this.openFile();
+    const fd = this.file!.fd;
+    writeFully(fd, text, 0);
+    if (this.length > text.length) fs.ftruncateSync(fd, text.length);
+    this.length = text.length;
+    return created;
+  }
+
+  /** Syncs what the last write left in the file (nothing to do before the first write). */
+  sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+    return this.file?.sync(syncFile) ?? Promise.resolve();
+  }
+
+  /** Closes the descriptor, once the syncs in flight returned; the next write opens the file again. */
+  close(): void {
+    this.file?.close();
+    this.file = null;
+  }
+
+  private openFile(): boolean {
+    let fd: number;
+    let created = false;
+    try {
+      fd = fs.openSync(this.path, fs.constants.O_WRONLY);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      fd = fs.openSync(this.path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+      created = true;
+    }
+    this.file = new SyncedDescriptor(fd);
+    this.length = fs.fstatSync(fd).size;
+    return created;
+  }
+}
+
 export function unlinkIfExists(file: string): void {
   fs.rmSync(file, { force: true });
 }
