@@ -21,6 +21,7 @@ import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
 import { registerKinesisBench } from './bench-kinesis.js';
+import { registerFloorBench } from './bench-floor.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -68,6 +69,7 @@ export function registerBenchCommands(program: Command): void {
   registerFailoverBench(bench);
   registerGroupsBench(bench);
   registerKinesisBench(bench);
+  registerFloorBench(bench);
   benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (producer, client, topic) => benchProduce(producer, topic, options));
   });
