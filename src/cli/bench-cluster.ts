@@ -63,6 +63,16 @@ export function median(values: number[]): number {
   return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
+/** A paced benchmark run (`--rate`) sleeps in steps of this many records. */
+export const PACE_STEP_RECORDS = 500;
+
+/** Sleeps until record `index` is due at `rate` records per second from `startedMs`. */
+export async function pace(startedMs: number, index: number, rate: number): Promise<void> {
+  const dueMs = startedMs + (index / rate) * 1000;
+  const waitMs = dueMs - performance.now();
+  if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
+}
+
 /** Linux's USER_HZ, the unit of the CPU times in /proc/<pid>/stat (100 on every Linux port). */
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -16,7 +16,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
-import { BenchCluster, CpuMeter, waitForFullIsr } from './bench-cluster.js';
+import { BenchCluster, CpuMeter, PACE_STEP_RECORDS, pace, waitForFullIsr } from './bench-cluster.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
@@ -246,16 +246,6 @@ async function benchConsume(client: RiffleClient, topic: string, options: BenchO
     elapsedSeconds: round(elapsedSeconds),
     recordsRead: records,
   };
-}
-
-/** A paced run sleeps in steps of this many records. */
-const PACE_STEP_RECORDS = 500;
-
-/** Sleeps until record `index` is due at `rate` records per second from `startedMs`. */
-async function pace(startedMs: number, index: number, rate: number): Promise<void> {
-  const dueMs = startedMs + (index / rate) * 1000;
-  const waitMs = dueMs - performance.now();
-  if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
 /**

@@ -22,7 +22,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { channelOptions } from '../rpc/client.js';
 import { bindServer, serverOptions, shutdownServer } from '../rpc/server.js';
-import { CpuMeter } from './bench-cluster.js';
+import { CpuMeter, PACE_STEP_RECORDS, pace } from './bench-cluster.js';
 import { SERVER_NODE_FLAGS } from './node-process.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
@@ -30,8 +30,6 @@ const SUBNET = '127.0.39';
 const PORT = 19_950;
 const RELAYS = 3;
 const PARTITIONS = 8;
-/** A paced run sends in steps of this many records, as `bench produce --rate` does. */
-const PACE_STEP_RECORDS = 500;
 /** Every message starts with the batch id (float64) and the partition (uint32). */
 const HEADER_BYTES = 12;
 const MESSAGE_BYTES_MAX = 64 * 1024 * 1024;
@@ -385,10 +383,7 @@ async function measure(transport: Transport, flush: Flush, options: FloorOptions
         meter = new CpuMeter(relayPids);
         measuredFrom = performance.now();
       }
-      if (index % PACE_STEP_RECORDS === 0) {
-        const waitMs = started + (index / options.rate) * 1000 - performance.now();
-        if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-      }
+      if (index % PACE_STEP_RECORDS === 0) await pace(started, index, options.rate);
       if (open && openBytes + record.length > options.batchBytes) seal();
       if (!open) {
         open = { id: nextBatchId++, partition, records: [], first: index };
