@@ -322,7 +322,7 @@ interface Batch {
   id: number;
   partition: number;
   records: Buffer[];
-  /** Index of each record's send time in `sentAt`. */
+  /** Where the send times of its records begin in `sentAt` (one per record, in order). */
   first: number;
   timer?: NodeJS.Timeout;
 }
