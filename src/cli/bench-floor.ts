@@ -12,7 +12,9 @@
 // on grpc-js bidirectional streams with the channel and server options and widened HTTP/2
 // windows of Riffle's own RPC layer (bytes only, no protobuf), `tcp` on plain length-prefixed
 // TCP; by default both run, one after the other. Latency is per record from its send to the
-// acknowledgement of its batch, after --warmup-seconds unmeasured at the same pace.
+// acknowledgement of its batch, after --warmup-seconds unmeasured at the same pace. --work-us
+// makes each relay spend that much CPU on every batch it receives (a busy loop), to see what a
+// broker's own work on the path costs in latency.
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import net from 'node:net';
@@ -47,6 +49,7 @@ interface FloorOptions {
   lingerMs: number;
   batchBytes: number;
   flush: string;
+  workUs: number;
 }
 
 /** One ordered message channel to a peer, over either transport. */
@@ -69,6 +72,7 @@ export function registerFloorBench(bench: Command): void {
     .option('--linger-ms <ms>', 'how long a batch waits for more records', parseIntegerOption, 5)
     .option('--batch-bytes <bytes>', 'a batch is sealed at this size', parseIntegerOption, 256 * 1024)
     .option('--flush <flush>', 'ack (fdatasync before answering) or os', 'ack')
+    .option('--work-us <us>', 'CPU each relay spends on each batch it receives (a busy loop; stands in for a broker\'s own work)', parseIntegerOption, 0)
     .action(async (options: FloorOptions) => {
       try {
         const transports: Transport[] = options.transport === 'both' ? ['tcp', 'grpc'] : [parseTransport(options.transport)];
@@ -84,6 +88,7 @@ export function registerFloorBench(bench: Command): void {
           lingerMs: options.lingerMs,
           batchBytes: options.batchBytes,
           flush,
+          workMicrosecondsPerBatch: options.workUs,
           runs,
         });
       } catch (error) {
@@ -95,8 +100,9 @@ export function registerFloorBench(bench: Command): void {
     .requiredOption('--id <n>', 'relay id, 1-3', parseIntegerOption)
     .requiredOption('--transport <transport>')
     .requiredOption('--flush <flush>')
-    .action((options: { id: number; transport: string; flush: string }) => {
-      runRelay(options.id, parseTransport(options.transport), parseFlush(options.flush)).catch((error: unknown) => {
+    .option('--work-us <us>', 'CPU spent on each batch received', parseIntegerOption, 0)
+    .action((options: { id: number; transport: string; flush: string; workUs: number }) => {
+      runRelay(options.id, parseTransport(options.transport), parseFlush(options.flush), options.workUs).catch((error: unknown) => {
         reportError('bench floor-relay', error);
         process.exit(1);
       });
@@ -224,7 +230,7 @@ async function listen(transport: Transport, id: number, accept: (reply: Channel)
  * A relay: the first message on an incoming channel says whether it comes from the client
  * ("produce": lead the batch) or from another relay ("replica": keep a copy and answer).
  */
-async function runRelay(id: number, transport: Transport, flush: Flush): Promise<void> {
+async function runRelay(id: number, transport: Transport, flush: Flush, workUs: number): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `riffle-bench-floor-${id}-`));
   const files = new Map<number, { fd: number; position: number }>();
   /** Writes the batch to its partition's file; `durable` runs once the policy counts it durable. */
@@ -258,6 +264,7 @@ async function runRelay(id: number, transport: Transport, flush: Flush): Promise
         role = message.toString();
         return;
       }
+      busyFor(workUs);
       const batchId = message.readDoubleBE(0);
       const partition = message.readUInt32BE(8);
       const body = message.subarray(HEADER_BYTES);
@@ -293,12 +300,19 @@ async function runRelay(id: number, transport: Transport, flush: Flush): Promise
   process.send?.('listening');
 }
 
+/** Keeps the CPU busy for `microseconds`, as a broker's own work on a batch would. */
+function busyFor(microseconds: number): void {
+  if (microseconds <= 0) return;
+  const until = performance.now() + microseconds / 1000;
+  while (performance.now() < until);
+}
+
 // --- client (this process) -----------------------------------------------------------------
 
-function startRelay(id: number, transport: Transport, flush: Flush): ChildProcess {
+function startRelay(id: number, transport: Transport, flush: Flush, workUs: number): ChildProcess {
   const script = process.argv[1];
   if (!script) throw new Error('cannot tell which script to fork for the relays');
-  return fork(script, ['bench', 'floor-relay', '--id', String(id), '--transport', transport, '--flush', flush], {
+  return fork(script, ['bench', 'floor-relay', '--id', String(id), '--transport', transport, '--flush', flush, '--work-us', String(workUs)], {
     execArgv: SERVER_NODE_FLAGS,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
@@ -331,7 +345,7 @@ async function measure(transport: Transport, flush: Flush, options: FloorOptions
   const relays = new Map<number, ChildProcess>();
   const channels: Channel[] = [];
   try {
-    for (let id = 1; id <= RELAYS; id++) relays.set(id, startRelay(id, transport, flush));
+    for (let id = 1; id <= RELAYS; id++) relays.set(id, startRelay(id, transport, flush, options.workUs));
     await Promise.all([...relays.values()].map((child) => nextMessage(child, 'listening')));
     for (const child of relays.values()) child.send('connect');
     await Promise.all([...relays.values()].map((child) => nextMessage(child, 'connected')));

@@ -1,5 +1,6 @@
-// `riffle bench floor`: three relay processes carry a short paced run over both transports, every
-// record is acknowledged and measured, and the relays leave nothing behind.
+// `riffle bench floor`: three relay processes carry a short paced run over both transports (each
+// relay also spending --work-us on every batch), every record is acknowledged and measured, and
+// the relays leave nothing behind.
 import { readdirSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -19,11 +20,12 @@ function relayDirs(): string[] {
 describe('riffle bench floor', () => {
   it('measures every record over TCP and over gRPC, then stops its relays', async () => {
     const before = new Set(relayDirs());
-    const result = await runCli(['bench', 'floor', '--seconds', '1', '--warmup-seconds', '1', '--rate', '4000'], { timeoutMs: 60_000 });
+    const result = await runCli(['bench', 'floor', '--seconds', '1', '--warmup-seconds', '1', '--rate', '4000', '--work-us', '200'], { timeoutMs: 60_000 });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const output = JSON.parse(result.stdout) as { flush: string; runs: FloorRun[] };
+    const output = JSON.parse(result.stdout) as { flush: string; workMicrosecondsPerBatch: number; runs: FloorRun[] };
     expect(output.flush).toBe('ack');
+    expect(output.workMicrosecondsPerBatch).toBe(200);
     expect(output.runs.map((run) => run.transport)).toEqual(['tcp', 'grpc']);
     for (const run of output.runs) {
       expect(run.records).toBe(4_000);
