@@ -28,7 +28,7 @@ import { NO_LOG_METRICS, type LogMetrics, type PartitionLogMetrics } from './log
 import { LogSegment, RELATIVE_OFFSET_MAX, type BatchLocation } from './log-segment.js';
 import { recoverSegments } from './recovery.js';
 import { RECOVERY_CHECKPOINT_FILE, encodeRecoveryCheckpoint, readRecoveryCheckpoint, RecoveryCheckpointFile, type RecoveryPoint } from './recovery-checkpoint.js';
-import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, removeStrayFiles, segmentBaseOffsetsIn, segmentPath } from './segment-files.js';
+import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, removeStrayFiles, segmentBaseOffsetsIn, segmentFileName, segmentPath } from './segment-files.js';
 import { DurabilityWaiters } from './durability-waiters.js';
 import { compactBatches, forEachKeyedRecord } from './log-compaction.js';
 
@@ -188,15 +188,18 @@ export class PartitionLog {
     if (segmentBaseOffsetsIn(names).length > 0) return names;
     const empty = Buffer.alloc(0);
     const start: RecoveryPoint = { offset: 0, segmentBaseOffset: 0, position: 0, clean: false };
+    const files: [string, Buffer | string][] = [
+      [segmentFileName(0, INDEX_SUFFIX), empty],
+      [segmentFileName(0, TIME_INDEX_SUFFIX), empty],
+      [LEADER_EPOCH_CHECKPOINT_FILE, encodeLeaderEpochCheckpoint([])],
+      [RECOVERY_CHECKPOINT_FILE, encodeRecoveryCheckpoint(start)],
+    ];
     // The log file last: a crash before it leaves no segment, so the next open starts over.
-    await Promise.all([
-      fs.promises.writeFile(segmentPath(dir, 0, INDEX_SUFFIX), empty),
-      fs.promises.writeFile(segmentPath(dir, 0, TIME_INDEX_SUFFIX), empty),
-      fs.promises.writeFile(path.join(dir, LEADER_EPOCH_CHECKPOINT_FILE), encodeLeaderEpochCheckpoint([])),
-      fs.promises.writeFile(path.join(dir, RECOVERY_CHECKPOINT_FILE), encodeRecoveryCheckpoint(start)),
-    ]);
-    await fs.promises.writeFile(segmentPath(dir, 0, LOG_SUFFIX), empty);
-    return fs.promises.readdir(dir);
+    await Promise.all(files.map(([name, content]) => fs.promises.writeFile(path.join(dir, name), content)));
+    const log = segmentFileName(0, LOG_SUFFIX);
+    await fs.promises.writeFile(path.join(dir, log), empty);
+    // What the directory now holds, without reading it again: what it had (strays, say) and these.
+    return [...new Set([...names, ...files.map(([name]) => name), log])];
   }
 
   get logStartOffset(): number {

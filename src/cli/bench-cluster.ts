@@ -73,6 +73,16 @@ export async function pace(startedMs: number, index: number, rate: number): Prom
   if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
+/** A figure rounded to three decimals (microseconds, for milliseconds). */
+export function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+/** The `q` quantile of ascending `sorted` (NaN when empty), rounded. */
+export function quantileOf(sorted: ArrayLike<number>, q: number): number {
+  return sorted.length === 0 ? NaN : round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+}
+
 /** Linux's USER_HZ, the unit of the CPU times in /proc/<pid>/stat (100 on every Linux port). */
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -16,7 +16,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
-import { BenchCluster, CpuMeter, PACE_STEP_RECORDS, pace, waitForFullIsr } from './bench-cluster.js';
+import { BenchCluster, CpuMeter, PACE_STEP_RECORDS, pace, quantileOf, round, waitForFullIsr } from './bench-cluster.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
@@ -212,7 +212,7 @@ async function benchProduce(producer: Producer, topic: string, options: BenchOpt
   bar?.stop();
   if (failure !== undefined) throw failure;
   const sorted = latenciesMs.sort();
-  const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+  const quantile = (q: number): number => quantileOf(sorted, q);
   return {
     produce: {
       recordsPerSecond: Math.round(options.records / elapsedSeconds),
@@ -296,7 +296,7 @@ async function benchEndToEnd(producer: Producer, client: RiffleClient, topic: st
   await Promise.race([consuming, new Promise((resolve) => setTimeout(resolve, 30_000))]);
   stopped = true;
   const sorted = latenciesMs.subarray(0, received).sort();
-  const quantile = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
+  const quantile = (q: number): number => quantileOf(sorted, q);
   return { rate, received, latencyMs: { p50: quantile(0.5), p99: quantile(0.99), p999: quantile(0.999), max: quantile(1) }, clientEventLoopDelayMs: stopLoopDelay(loopDelay) };
 }
 
@@ -321,6 +321,3 @@ function stopLoopDelay(histogram: IntervalHistogram): { p50: number; p99: number
   return { p50: beyondInterval(histogram.percentile(50)), p99: beyondInterval(histogram.percentile(99)), max: beyondInterval(histogram.max) };
 }
 
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
-}

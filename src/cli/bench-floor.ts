@@ -24,7 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { channelOptions } from '../rpc/client.js';
 import { bindServer, serverOptions, shutdownServer } from '../rpc/server.js';
-import { CpuMeter, PACE_STEP_RECORDS, pace } from './bench-cluster.js';
+import { CpuMeter, PACE_STEP_RECORDS, pace, quantileOf, round } from './bench-cluster.js';
 import { SERVER_NODE_FLAGS } from './node-process.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
@@ -414,7 +414,7 @@ async function measure(transport: Transport, flush: Flush, options: FloorOptions
     const cpu = meter!.stop(totalRecords - warmupRecords);
     const elapsedSeconds = (performance.now() - measuredFrom) / 1000;
     latencies.sort();
-    const quantile = (q: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!);
+    const quantile = (q: number): number => quantileOf(latencies, q);
     return {
       transport,
       records: latencies.length,
@@ -439,8 +439,4 @@ async function measure(transport: Transport, flush: Flush, options: FloorOptions
       ),
     );
   }
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
 }
