@@ -106,6 +106,9 @@ interface SealedBatch {
   done: boolean;
 }
 
+/** A send reads the clock for its batch's linger once per this many records of the batch. */
+const LINGER_CHECK_RECORDS = 16;
+
 const DEFAULTS = {
   lingerMs: 5,
   batchBytesMax: 256 * 1024,
@@ -243,9 +246,20 @@ export class Producer {
   /** Adds the record to its partition's open batch; returns the error instead when it has no partition. */
   private enqueue(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, metadata: TopicMetadata, callback: SendCallback): RiffleError | null {
     const count = metadata.partitions.length;
-    const partition = record.partition ?? (key ? partitionForKey(key, count) : this.sticky.partition(record.topic, count));
+    const choose = (): number => record.partition ?? (key ? partitionForKey(key, count) : this.sticky.partition(record.topic, count));
+    let partition = choose();
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
       return new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`);
+    }
+    // A batch whose linger is over leaves now, before this record joins it: the linger timer
+    // cannot run while the application keeps the event loop busy sending, and the batch would
+    // wait for the loop, or fill up, instead (Kafka's sender thread seals on time whatever the
+    // application thread does). The clock is read every LINGER_CHECK_RECORDS records of a batch,
+    // not on every send. A keyless record then goes where the sticky partitioner moved.
+    const lingering = this.open.get(record.topic)?.[partition];
+    if (lingering && lingering.builder.count % LINGER_CHECK_RECORDS === 0 && performance.now() - lingering.createdAtMs >= this.options.lingerMs) {
+      this.seal(lingering);
+      partition = choose();
     }
     let batch = this.openBatch(record.topic, partition, count);
     // A record that would push a non-empty batch past batchBytesMax starts a new batch, so no

@@ -1,7 +1,8 @@
 // The producer's linger: a batch is sealed lingerMs after it was opened, not at the next round
 // of a timer that was armed for an older batch (which made it wait almost two lingers); and a
 // batch sealed by linger moves keyless records to another partition (KIP-480's sticky rule); with
-// linger 0, what is sent in one turn of the event loop leaves as one batch at the end of that turn.
+// linger 0, what is sent in one turn of the event loop leaves as one batch at the end of that turn;
+// and an application that keeps the event loop busy sending does not hold batches past their linger.
 import { stat } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Producer } from '../../src/client/producer.js';
@@ -44,6 +45,32 @@ describe('producer linger', () => {
     const sent = (await Promise.all(sends)) as { partition: number; offset: number }[];
     expect(sent.map((metadata) => [metadata.partition, metadata.offset])).toEqual([[2, 0], [2, 1], [2, 2]]);
     expect(arrivals).toHaveLength(1);
+    await producer.close();
+  });
+
+  it('sends a batch whose linger is over while the application keeps the event loop busy sending', async () => {
+    const arrivals: { partition: number; atMs: number }[] = [];
+    // Far below batchBytesMax: without the check in send, nothing would leave before the loop ends.
+    const producer = new Producer(recordingClient(arrivals), { acks: 1, lingerMs: 5 });
+    const sends: Promise<unknown>[] = [];
+    const start = performance.now();
+    // Sends without yielding to the event loop, so no timer can run meanwhile, until four batches
+    // left (or for at most 5 s).
+    while (arrivals.length < 4 && performance.now() - start < 5_000) {
+      sends.push(producer.send({ topic: 'events', key: null, value: 'x' }));
+      const next = performance.now() + 0.05;
+      while (performance.now() < next);
+    }
+    const sentDuringLoop = arrivals.length;
+    await Promise.all(sends);
+    // The stand-in broker notes each batch as it is sent (synchronously, within send): batches
+    // left during the loop, one per linger, each on the next sticky partition (four partitions; a
+    // producer that is not idempotent keeps one batch per partition in flight, and none is
+    // answered before the loop yields).
+    expect(sentDuringLoop).toBe(4);
+    const during = arrivals.slice(0, sentDuringLoop);
+    expect(new Set(during.map((arrival) => arrival.partition)).size).toBe(4);
+    for (const [index, arrival] of during.entries()) expect(arrival.atMs - start).toBeGreaterThanOrEqual(5 * (index + 1));
     await producer.close();
   });
 
