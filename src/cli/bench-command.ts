@@ -5,7 +5,9 @@
 // `npm run bench:produce` measures a fresh three-node cluster with nothing else running.
 // --warmup-records sends that many records first, unmeasured, to the same topic: a fresh
 // process runs unoptimized code for its first few hundred thousand records, which says little
-// about the steady state and much about JIT tiering.
+// about the steady state and much about JIT tiering. --runs repeats the whole measurement (a fresh
+// cluster or node and a new topic each time) and adds the median of every figure over the runs: on
+// a small shared machine one run's tail latency can be twice the next one's.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +18,7 @@ import { Admin, PartitionConsumer, Producer, RiffleClient, type Acks } from '../
 import { DEFAULT_BOOTSTRAP } from '../client/client.js';
 import { isRiffleError } from '../rpc/errors.js';
 import { NodeProcess, freePort } from './node-process.js';
-import { BenchCluster, CpuMeter, PACE_STEP_RECORDS, pace, quantileOf, round, waitForFullIsr } from './bench-cluster.js';
+import { BenchCluster, CpuMeter, PACE_STEP_RECORDS, median, pace, quantileOf, round, waitForFullIsr } from './bench-cluster.js';
 import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
@@ -41,6 +43,7 @@ interface BenchOptions {
   windowBytes: number;
   rate?: number;
   idlePartitions: number;
+  runs: number;
 }
 
 function benchOptions(command: Command): Command {
@@ -60,6 +63,7 @@ function benchOptions(command: Command): Command {
     .option('--start-cluster', 'start a fresh three-node cluster (RF 3, min.insync.replicas 2) on 127.0.35.1-3 for the run')
     .option('--warmup-records <n>', 'records sent first, not measured (JIT warm-up)', parseIntegerOption, 0)
     .option('--idle-partitions <n>', 'partitions of a second topic that gets no records, replicated alongside (the cost of quiet partitions)', parseIntegerOption, 0)
+    .option('--runs <n>', 'repeat the measurement this many times (fresh cluster or node and topic each time) and add the median of every figure', parseIntegerOption, 1)
     .option('--no-progress', 'no progress bar');
 }
 
@@ -90,12 +94,44 @@ export function registerBenchCommands(program: Command): void {
  * producer id, metadata and connections in hand, so its first records do not wait for them.
  */
 async function runBench(name: string, options: BenchOptions, body: (producer: Producer, client: RiffleClient, topic: string) => Promise<object>): Promise<void> {
+  try {
+    if (options.startNode && options.startCluster) throw new Error('--start-node and --start-cluster exclude each other');
+    if (!(options.runs >= 1)) throw new Error(`--runs must be at least 1, not ${options.runs}`);
+    if (options.runs > 1 && options.topic !== undefined) throw new Error('--runs needs a new topic for each run: leave out --topic');
+    const runs: BenchRun[] = [];
+    for (let run = 0; run < options.runs; run++) runs.push(await measureOnce(options, body));
+    const header = {
+      benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : options.bootstrap,
+    };
+    const settings = {
+      records: options.records, warmupRecords: options.warmupRecords, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions,
+      acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, idlePartitions: options.idlePartitions,
+    };
+    if (runs.length === 1) {
+      const [only] = runs;
+      printJson({ ...header, topic: only!.topic, ...settings, ...only!.result, cpu: only!.cpu });
+    } else {
+      const figures = runs.map((run) => ({ ...run.result, cpu: run.cpu }));
+      printJson({ ...header, ...settings, runs: runs.length, median: medianOfRuns(figures), each: runs.map((run, index) => ({ run: index + 1, topic: run.topic, ...figures[index] })) });
+    }
+  } catch (error) {
+    reportError(name, error);
+  }
+}
+
+interface BenchRun {
+  topic: string;
+  result: object;
+  cpu: object;
+}
+
+/** One measurement against the cluster the options name (started for it, and stopped, with --start-*). */
+async function measureOnce(options: BenchOptions, body: (producer: Producer, client: RiffleClient, topic: string) => Promise<object>): Promise<BenchRun> {
   let node: NodeProcess | undefined;
   let cluster: BenchCluster | undefined;
   let dataDir: string | undefined;
   try {
     let bootstrap = options.bootstrap;
-    if (options.startNode && options.startCluster) throw new Error('--start-node and --start-cluster exclude each other');
     if (options.startCluster) {
       cluster = await BenchCluster.start(3, { subnet: CLUSTER_SUBNET, extraArgs: ['--default-replication-factor', '3'] });
       bootstrap = cluster.bootstrap;
@@ -119,23 +155,36 @@ async function runBench(name: string, options: BenchOptions, body: (producer: Pr
       if (node) nodePids.set(1, node.child.pid);
       const cpuMeter = new CpuMeter(nodePids);
       const result = await body(producer, client, topic);
-      const cpu = cpuMeter.stop(options.records);
-      printJson({
-        benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : bootstrap, topic, records: options.records,
-        warmupRecords: options.warmupRecords, rate: options.rate ?? 'unlimited', recordSizeBytes: options.recordSize, partitions: options.partitions,
-        acks: options.acks, flushPolicy: options.flushPolicy, batchBytes: options.batchBytes, idlePartitions: options.idlePartitions, ...result, cpu,
-      });
+      return { topic, result, cpu: cpuMeter.stop(options.records) };
     } finally {
       await producer.close();
       client.close();
     }
-  } catch (error) {
-    reportError(name, error);
   } finally {
     await node?.stop();
     await cluster?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The runs' figures with every number replaced by its median over the runs (the lower middle one
+ * of an even count: a figure that was measured, not an average of two); other values are kept
+ * when every run agrees on them.
+ */
+export function medianOfRuns(runs: readonly unknown[]): unknown {
+  const [first] = runs;
+  if (typeof first === 'number') return runs.every((value) => typeof value === 'number') ? median(runs as number[]) : undefined;
+  if (first !== null && typeof first === 'object' && !Array.isArray(first)) {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(first)) {
+      const values = runs.map((run) => (run as Record<string, unknown> | null)?.[key]);
+      const value = medianOfRuns(values);
+      if (value !== undefined) out[key] = value;
+    }
+    return out;
+  }
+  return runs.every((value) => value === first) ? first : undefined;
 }
 
 /** Where --start-cluster puts its nodes (the other cluster benchmarks use other subnets). */
