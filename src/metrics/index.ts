@@ -12,5 +12,9 @@ export function createNodeRegistry(labels: { nodeId: number }): Registry {
   return registry;
 }
 
-/** Latency buckets in seconds, from 100 µs to 10 s. */
-export const LATENCY_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/**
+ * Latency buckets in seconds, from 100 µs to 10 s; finer from 5 to 100 ms, where produce and
+ * end-to-end latency live: the 20 and 30 ms edges let a rule count the requests within those
+ * targets exactly instead of interpolating between 10 and 25 or 25 and 50 ms.
+ */
+export const LATENCY_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
