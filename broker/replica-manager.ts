@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { minInsyncReplicasOf, type MetadataImage, type PartitionInfo, type TopicInfo } from '../controller/index.js';
 import type { ReplicaFetcherManager } from './replica-fetcher.js';
-import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, parseLogConfig, type LogConfig } from './log/index.js';
+import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, TAIL_CACHE_BYTES_DEFAULT, TailCache, TailCacheMetrics, parseLogConfig, type LogConfig } from './log/index.js';
 import { Partition, type IsrProposal } from './partition.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
@@ -62,6 +62,8 @@ export const ISR_CHECK_INTERVAL_MS = 1_000;
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly logMetrics: LogMetrics;
+  /** The last appends of the logs this broker leads, for followers and tailing consumers. */
+  private readonly tailCache: TailCache;
   readonly logDefaults: LogConfig;
   private syncing: Promise<void> = Promise.resolve();
   private latestImage?: MetadataImage;
@@ -90,6 +92,7 @@ export class ReplicaManager {
 
   constructor(private readonly options: ReplicaManagerOptions) {
     this.logMetrics = new LogMetrics(options.registry);
+    this.tailCache = new TailCache(TAIL_CACHE_BYTES_DEFAULT, new TailCacheMetrics(options.registry));
     this.logDefaults = options.logDefaults ?? DEFAULT_LOG_CONFIG;
     const partitions = this.partitions;
     new Gauge({
@@ -403,6 +406,7 @@ export class ReplicaManager {
       metrics: this.logMetrics,
       topic: topic.name,
       partition: info.partition,
+      tail: this.tailCache.forLog(),
     });
     const partition = new Partition(topic.name, topic.topicId, info.partition, log, this.options.selfId, role);
     this.partitions.set(key, partition);

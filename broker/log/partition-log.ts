@@ -31,6 +31,7 @@ import { RECOVERY_CHECKPOINT_FILE, encodeRecoveryCheckpoint, readRecoveryCheckpo
 import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, removeStrayFiles, segmentBaseOffsetsIn, segmentFileName, segmentPath } from './segment-files.js';
 import { DurabilityWaiters } from './durability-waiters.js';
 import { compactBatches, forEachKeyedRecord } from './log-compaction.js';
+import type { LogTail } from './tail-cache.js';
 
 export interface AppendInfo {
   baseOffset: number;
@@ -60,6 +61,8 @@ export interface PartitionLogOptions {
   partition: number;
   /** fdatasync of one file; tests substitute it to count or delay syncs. */
   syncFile?: (fd: number) => Promise<void>;
+  /** Where this log keeps its last appends for reads at the log end (the broker's TailCache); none by default. */
+  tail?: LogTail;
 }
 
 /** Largest buffer of batches one append takes (a produce request is far smaller). */
@@ -97,6 +100,7 @@ export class PartitionLog {
   private readonly logger: Logger;
   private readonly metrics: PartitionLogMetrics;
   private readonly syncFile: (fd: number) => Promise<void>;
+  private readonly tail: LogTail | null;
   private segments: LogSegment[];
   private readonly epochs: LeaderEpochCache;
   private nextOffset: number;
@@ -135,6 +139,7 @@ export class PartitionLog {
     this.logger = (options.logger ?? silentLogger).child({ topic: options.topic, partition: options.partition });
     this.metrics = options.metrics?.bind(options.topic, options.partition) ?? NO_LOG_METRICS;
     this.syncFile = options.syncFile ?? defaultSyncFile;
+    this.tail = options.tail ?? null;
     assert(segments.length > 0, 'a log has at least one segment');
     this.segments = segments;
     this.nextOffset = this.active.nextOffset;
@@ -253,7 +258,11 @@ export class PartitionLog {
     }
     assert(headers.length === summary.batches, 'batch count changed between validation and stamping');
     const newEpochs = leaderEpoch > latestEpoch ? [{ epoch: leaderEpoch, startOffset: this.nextOffset }] : NO_NEW_EPOCHS;
-    return this.writeBatches(batches, headers, newEpochs);
+    const info = this.writeBatches(batches, headers, newEpochs);
+    // A leader's appends are what its followers and tailing consumers read next. (A follower's
+    // are read only by consumers in its AZ, which is not worth a copy of every append.)
+    this.tail?.add(info.baseOffset, info.lastOffset + 1, batches, headers.length);
+    return info;
   }
 
   /**
@@ -613,10 +622,15 @@ export class PartitionLog {
       throw new RiffleError('OFFSET_OUT_OF_RANGE', `offset ${fetchOffset} is outside [${this.logStartOffset}, ${this.nextOffset}] of ${this.topic}-${this.partition}`);
     }
     const limit = Math.min(maxOffsetExclusive, this.nextOffset);
+    const maxBytesWanted = Number.isNaN(maxBytes) ? 0 : Math.max(Math.floor(maxBytes), 0);
+    // The last appends, from memory; never past a corrupt batch, which only the file path may judge.
+    if (this.tail !== null && this.corruptFrom === null && fetchOffset < limit) {
+      const kept = this.tail.read(fetchOffset, Math.min(maxBytesWanted, READ_BYTES_MAX), limit);
+      if (kept !== null) return kept;
+    }
     const segment = this.segmentFor(fetchOffset);
     const first = fetchOffset < limit && segment !== null ? this.locate(segment, fetchOffset) : null;
     if (segment === null || first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
-    const maxBytesWanted = Number.isNaN(maxBytes) ? 0 : Math.max(Math.floor(maxBytes), 0);
     const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
     const chunk = segment.read(first.position, wanted);
     let served: { bytes: number; nextOffset: number };
@@ -910,6 +924,7 @@ export class PartitionLog {
       this.nextOffset = segment.nextOffset;
       this.totalBytes = this.segments.reduce((sum, each) => sum + each.sizeBytes, 0);
     }
+    this.tail?.truncate(this.nextOffset);
     if (this.flushedPoint.offset >= this.nextOffset) this.flushedPoint = this.endPoint();
     // After the cut: a crash between the two leaves epochs past the log end, which the next
     // open trims, never batches whose epoch the checkpoint lacks. (An emptied log starts at the
@@ -1042,6 +1057,7 @@ export class PartitionLog {
       this.writeCheckpoint(true, true);
     }
     this.closed = true;
+    this.tail?.clear();
     this.waiters.rejectAll(new RiffleError('NOT_LEADER_OR_FOLLOWER', `partition log ${this.topic}-${this.partition} closed`));
     for (const segment of this.segments) segment.close();
     this.checkpointFile.close();
@@ -1053,6 +1069,7 @@ export class PartitionLog {
   async delete(): Promise<void> {
     this.stopIntervalFlusher();
     this.closed = true;
+    this.tail?.clear();
     await this.whenSyncIdle();
     this.waiters.rejectAll(new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `partition log ${this.topic}-${this.partition} deleted`));
     for (const segment of this.segments) segment.close();
@@ -1082,6 +1099,7 @@ export class PartitionLog {
   private fail(error: RiffleError): void {
     if (this.failure !== null) return;
     this.failure = error;
+    this.tail?.clear();
     this.logger.error({ error: error.message }, `partition log ${this.topic}-${this.partition} failed; it refuses further work`);
     this.waiters.rejectAll(error);
   }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from '../../../src/metrics/index.js';
-import { DEFAULT_LOG_CONFIG, LogMetrics, PartitionLog, type LogConfig } from '../../../broker/log/index.js';
+import { DEFAULT_LOG_CONFIG, LogMetrics, PartitionLog, type LogConfig, type LogTail } from '../../../broker/log/index.js';
 import type { Clock } from '../../../src/util/clock.js';
 import { encodeRecordBatch } from '../../../src/util/record-batch.js';
 
@@ -33,11 +33,11 @@ export interface OpenedLog {
   registry: Registry;
 }
 
-export async function openLog(dir: string, config: Partial<LogConfig> = {}, extra: { clock?: Clock; syncFile?: (fd: number) => Promise<void>; registry?: Registry } = {}): Promise<OpenedLog> {
+export async function openLog(dir: string, config: Partial<LogConfig> = {}, extra: { clock?: Clock; syncFile?: (fd: number) => Promise<void>; registry?: Registry; tail?: LogTail } = {}): Promise<OpenedLog> {
   const registry = extra.registry ?? new Registry();
   const log = await PartitionLog.open({
     dir, config: { ...SMALL_CONFIG, ...config }, clock: extra.clock, syncFile: extra.syncFile,
-    metrics: new LogMetrics(registry), topic: 'events', partition: 0,
+    metrics: new LogMetrics(registry), topic: 'events', partition: 0, tail: extra.tail,
   });
   return { log, registry };
 }

@@ -1,13 +1,16 @@
 // A seeded random walk over the partition log checked against a simple in-memory model: appends
 // of random batches, reads at random offsets and sizes, lookups by timestamp, truncations,
-// retention, clean reopens and simulated crashes (the log object abandoned without close).
+// retention, clean reopens and simulated crashes (the log object abandoned without close). Every
+// log of the walk keeps its last appends in one small tail cache, whose evictions, truncations and
+// multi-append reads the model checks too (reads at an append's first offset are served from it).
 // A failure prints the seed; RIFFLE_SEED=<seed> replays it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Prng } from '../../../src/util/prng.js';
 import { decodeAllRecords, encodeRecordBatch } from '../../../src/util/record-batch.js';
-import type { PartitionLog } from '../../../broker/log/index.js';
+import { TailCache, TailCacheMetrics, type PartitionLog } from '../../../broker/log/index.js';
+import { Registry } from '../../../src/metrics/index.js';
 import { makeTempDir, openLog, removeDir, segmentFiles } from './helpers.js';
 
 interface ModelBatch {
@@ -30,7 +33,11 @@ describe('partition log against a model', () => {
     console.log(`partition log model walk: RIFFLE_SEED=${seed}`);
     const prng = new Prng(seed);
     const config = { segmentBytes: prng.int(400, 4000), indexIntervalBytes: prng.int(0, 600), retentionBytes: -1, retentionMs: -1, flushPolicy: 'os' as const };
-    let { log } = await openLog(dir, config);
+    const registry = new Registry();
+    // Small batches are views of Node's 8 KiB buffer pool, and count as 8 KiB each: a few fit.
+    const cache = new TailCache(prng.int(20_000, 60_000), new TailCacheMetrics(registry));
+    const open = (logConfig: typeof config): ReturnType<typeof openLog> => openLog(dir, logConfig, { tail: cache.forLog() });
+    let { log } = await open(config);
     let batches: ModelBatch[] = [];
     let clockMs = 1_000_000;
     const context = (step: number, what: string): string => `seed ${seed} step ${step} ${what}`;
@@ -59,16 +66,16 @@ describe('partition log against a model', () => {
         const before = log.logStartOffset;
         const retained = { ...config, retentionBytes: prng.int(0, 4000) };
         await log.close();
-        ({ log } = await openLog(dir, retained));
+        ({ log } = await open(retained));
         log.applyRetention();
         expect(log.logStartOffset, context(step, 'retention')).toBeGreaterThanOrEqual(before);
         batches = batches.filter((batch) => batch.base >= log.logStartOffset);
         if (batches.length > 0) expect(batches[0]!.base, context(step, 'retention boundary')).toBe(log.logStartOffset);
         await log.close();
-        ({ log } = await openLog(dir, config));
+        ({ log } = await open(config));
       } else if (action < 0.95) {
         await log.close();
-        ({ log } = await openLog(dir, config));
+        ({ log } = await open(config));
       } else {
         // A crash: the old object is abandoned once its background syncs are done, without close.
         await (log as unknown as { whenSyncIdle(): Promise<void> }).whenSyncIdle();
@@ -77,18 +84,25 @@ describe('partition log against a model', () => {
           const torn = encodeRecordBatch([{ key: null, value: Buffer.from('torn'.repeat(20)) }], { baseOffset: log.logEndOffset });
           fs.appendFileSync(path.join(dir, segmentFiles(dir).at(-1)!), torn.subarray(0, prng.int(1, torn.length)));
         }
-        ({ log } = await openLog(dir, config));
+        ({ log } = await open(config));
       }
       if (process.env.RIFFLE_TRACE) console.log(step, action.toFixed(2), log.logStartOffset, log.logEndOffset, (log as unknown as { segments: Array<{ baseOffset: number; nextOffset: number; maxTimestamp: number }> }).segments.map((s) => `${s.baseOffset}-${s.nextOffset}@${s.maxTimestamp}`).join(' '));
       const expectedEnd = batches.length === 0 ? log.logStartOffset : batches.at(-1)!.base + batches.at(-1)!.values.length;
       expect(log.logEndOffset, context(step, 'log end')).toBe(expectedEnd);
+      expect(cache.bytes, context(step, 'tail cache budget')).toBeLessThanOrEqual(cache.bytesMax);
     }
     await log.close();
+    // Reads at one of the last appends' first offsets were served from memory, and checked.
+    const hits = (await registry.getSingleMetric('riffle_log_tail_cache_reads_total')!.get()).values.find((value) => value.labels.result === 'hit')?.value ?? 0;
+    expect(hits, `seed ${seed}: reads served from the tail cache`).toBeGreaterThan(0);
   });
 });
 
 function checkRead(log: PartitionLog, batches: ModelBatch[], prng: Prng, what: string): void {
-  const offset = prng.int(log.logStartOffset, log.logEndOffset + 1);
+  // A third of the reads start where one of the last appends does, as followers and tailing
+  // consumers read; the others anywhere.
+  const recent = batches.slice(-3);
+  const offset = recent.length > 0 && prng.chance(0.35) ? prng.pick(recent).base : prng.int(log.logStartOffset, log.logEndOffset + 1);
   const limit = prng.chance(0.3) ? prng.int(offset, log.logEndOffset + 1) : log.logEndOffset;
   const { records, nextOffset } = log.read(offset, prng.int(0, 3000), limit);
   const decoded = [...decodeAllRecords(records)];
