@@ -41,13 +41,16 @@ interface Entry {
   readonly tail: LogTail;
   readonly baseOffset: number;
   readonly nextOffset: number;
-  readonly bytes: Buffer;
+  /** Empty once the entry is dropped, so a dead entry waiting in the queue holds no buffer. */
+  bytes: Buffer;
   /** What keeping `bytes` holds in memory: the whole buffer they are a small part of, if so. */
   readonly held: number;
   /** Record batches in `bytes`. */
   readonly batches: number;
   live: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** A read served from memory: the bytes of whole appends and the offset after them. */
 export interface TailRead {
@@ -59,6 +62,8 @@ export class TailCache {
   /** Every live entry, and dead ones not yet passed, oldest first. */
   private queue: Entry[] = [];
   private head = 0;
+  /** Dropped entries still in the queue (a truncation or a closed log drops them, not eviction). */
+  private dead = 0;
   private liveBytes = 0;
 
   constructor(
@@ -80,13 +85,26 @@ export class TailCache {
     this.queue.push(entry);
     this.liveBytes += entry.held;
     while (this.liveBytes > this.bytesMax) this.evictOldest();
+    // Many dropped entries and few evictions (truncations, closed logs): the queue sheds them.
+    if (this.dead > 64 && this.dead * 2 > this.queue.length - this.head) {
+      this.queue = this.queue.slice(this.head).filter((queued) => queued.live);
+      this.head = 0;
+      this.dead = 0;
+    }
     this.metrics?.bytes.set(this.liveBytes);
   }
 
-  /** @internal An entry its log dropped (truncation, close). */
+  /** @internal An entry its log dropped (truncation, close); it stays queued until passed or shed. */
   forget(entry: Entry): void {
     if (!entry.live) return;
+    this.drop(entry);
+    this.dead++;
+  }
+
+  private drop(entry: Entry): void {
+    if (!entry.live) return;
     entry.live = false;
+    entry.bytes = EMPTY;
     this.liveBytes -= entry.held;
     this.metrics?.bytes.set(this.liveBytes);
   }
@@ -103,7 +121,9 @@ export class TailCache {
     if (entry.live) {
       // A log's entries are in the order they were admitted, so its oldest live one is this.
       entry.tail.dropOldest(entry);
-      this.forget(entry);
+      this.drop(entry);
+    } else {
+      this.dead--;
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);

@@ -125,6 +125,18 @@ describe('tail cache', () => {
     expect([...decodeAllRecords(log.read(2, 1 << 20, 4).records)].map((record) => record.value!.toString())).toEqual(['w-0', 'w-1']);
   });
 
+  it('lets go of what truncations and closed logs drop, whatever the budget', async () => {
+    const cache = new TailCache(64 * 1024 * 1024);
+    const log = await cachedLog(cache);
+    for (let round = 0; round < 500; round++) {
+      log.append(standalone(batchOf(2, { label: `t${round}` })), 0);
+      log.truncateTo(0);
+    }
+    expect(cache.bytes).toBe(0);
+    const queued = cache as unknown as { queue: unknown[]; head: number };
+    expect(queued.queue.length - queued.head).toBeLessThanOrEqual(130);
+  });
+
   it('drops what a truncation reaches, so offsets written again are read anew', async () => {
     const log = await cachedLog(new TailCache(1 << 20));
     log.append(batchOf(3, { label: 'old-a' }), 1);
