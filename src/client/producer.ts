@@ -255,9 +255,10 @@ export class Producer {
     // cannot run while the application keeps the event loop busy sending, and the batch would
     // wait for the loop, or fill up, instead (Kafka's sender thread seals on time whatever the
     // application thread does). The clock is read every LINGER_CHECK_RECORDS records of a batch,
-    // not on every send. A keyless record then goes where the sticky partitioner moved.
+    // not on every send. A keyless record then goes where the sticky partitioner moved. (Linger 0
+    // seals at the end of the turn instead, so what one turn sends stays one batch.)
     const lingering = this.open.get(record.topic)?.[partition];
-    if (lingering && lingering.builder.count % LINGER_CHECK_RECORDS === 0 && performance.now() - lingering.createdAtMs >= this.options.lingerMs) {
+    if (lingering && this.options.lingerMs > 0 && lingering.builder.count % LINGER_CHECK_RECORDS === 0 && performance.now() - lingering.createdAtMs >= this.options.lingerMs) {
       this.seal(lingering);
       partition = choose();
     }

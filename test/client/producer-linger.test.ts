@@ -45,6 +45,10 @@ describe('producer linger', () => {
     const sent = (await Promise.all(sends)) as { partition: number; offset: number }[];
     expect(sent.map((metadata) => [metadata.partition, metadata.offset])).toEqual([[2, 0], [2, 1], [2, 2]]);
     expect(arrivals).toHaveLength(1);
+    // However many records the turn sends: the linger check in send() leaves linger 0 alone.
+    const many = Array.from({ length: 100 }, (_, index) => producer.send({ topic: 'events', partition: 1, key: null, value: `m${index}` }));
+    await Promise.all(many);
+    expect(arrivals.filter((arrival) => arrival.partition === 1)).toHaveLength(1);
     await producer.close();
   });
 
