@@ -84,9 +84,19 @@ export class TailCache {
   admit(entry: Entry): void {
     this.queue.push(entry);
     this.liveBytes += entry.held;
-    while (this.liveBytes > this.bytesMax) this.evictOldest();
-    // Many dropped entries and few evictions (truncations, closed logs): the queue sheds them.
-    if (this.dead > 64 && this.dead * 2 > this.queue.length - this.head) {
+    while (this.liveBytes > this.bytesMax) {
+      const oldest = this.queue[this.head++]!;
+      if (!oldest.live) {
+        this.dead--;
+        continue;
+      }
+      // A log's entries are in the order they were admitted, so its oldest live one is this.
+      oldest.tail.dropOldest(oldest);
+      this.drop(oldest);
+    }
+    // Passed entries, or many dropped ones (truncations and closed logs drop them, not the
+    // budget): the queue sheds them.
+    if ((this.head > 1024 && this.head * 2 > this.queue.length) || (this.dead > 64 && this.dead * 2 > this.queue.length - this.head)) {
       this.queue = this.queue.slice(this.head).filter((queued) => queued.live);
       this.head = 0;
       this.dead = 0;
@@ -94,15 +104,13 @@ export class TailCache {
     this.metrics?.bytes.set(this.liveBytes);
   }
 
-  /** @internal An entry its log dropped (truncation, close); it stays queued until passed or shed. */
+  /** @internal A live entry its log dropped (truncation, close); it stays queued until passed or shed. */
   forget(entry: Entry): void {
-    if (!entry.live) return;
     this.drop(entry);
     this.dead++;
   }
 
   private drop(entry: Entry): void {
-    if (!entry.live) return;
     entry.live = false;
     entry.bytes = EMPTY;
     this.liveBytes -= entry.held;
@@ -113,22 +121,6 @@ export class TailCache {
   countRead(hit: boolean): void {
     if (hit) this.metrics?.hits.inc();
     else this.metrics?.misses.inc();
-  }
-
-  private evictOldest(): void {
-    const entry = this.queue[this.head]!;
-    this.queue[this.head++] = undefined as unknown as Entry;
-    if (entry.live) {
-      // A log's entries are in the order they were admitted, so its oldest live one is this.
-      entry.tail.dropOldest(entry);
-      this.drop(entry);
-    } else {
-      this.dead--;
-    }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
   }
 }
 

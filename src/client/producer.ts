@@ -246,23 +246,22 @@ export class Producer {
   /** Adds the record to its partition's open batch; returns the error instead when it has no partition. */
   private enqueue(record: ProducerRecord, key: Buffer | null, value: Buffer | null, size: number, metadata: TopicMetadata, callback: SendCallback): RiffleError | null {
     const count = metadata.partitions.length;
-    const choose = (): number => record.partition ?? (key ? partitionForKey(key, count) : this.sticky.partition(record.topic, count));
-    let partition = choose();
+    let partition = this.partitionFor(record, key, count);
     if (!Number.isInteger(partition) || partition < 0 || partition >= count) {
       return new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `Topic '${record.topic}' has no partition ${partition}.`);
     }
+    let batch = this.openBatch(record.topic, partition, count);
     // A batch whose linger is over leaves now, before this record joins it: the linger timer
     // cannot run while the application keeps the event loop busy sending, and the batch would
     // wait for the loop, or fill up, instead (Kafka's sender thread seals on time whatever the
     // application thread does). The clock is read every LINGER_CHECK_RECORDS records of a batch,
     // not on every send. A keyless record then goes where the sticky partitioner moved. (Linger 0
     // seals at the end of the turn instead, so what one turn sends stays one batch.)
-    const lingering = this.open.get(record.topic)?.[partition];
-    if (lingering && this.options.lingerMs > 0 && lingering.builder.count % LINGER_CHECK_RECORDS === 0 && performance.now() - lingering.createdAtMs >= this.options.lingerMs) {
-      this.seal(lingering);
-      partition = choose();
+    if (this.options.lingerMs > 0 && batch.builder.count > 0 && batch.builder.count % LINGER_CHECK_RECORDS === 0 && performance.now() - batch.createdAtMs >= this.options.lingerMs) {
+      this.seal(batch);
+      partition = this.partitionFor(record, key, count);
+      batch = this.openBatch(record.topic, partition, count);
     }
-    let batch = this.openBatch(record.topic, partition, count);
     // A record that would push a non-empty batch past batchBytesMax starts a new batch, so no
     // batch outgrows the size the broker accepts (max.message.bytes).
     if (batch.builder.count > 0 && batch.builder.sizeBytes + size + headersBytes(record.headers) > this.options.batchBytesMax) {
@@ -276,6 +275,11 @@ export class Producer {
     if (batch.builder.sizeBytes >= this.options.batchBytesMax) this.seal(batch);
     else this.scheduleLinger();
     return null;
+  }
+
+  /** The record's partition: its own, its key's, or the sticky one of keyless records. */
+  private partitionFor(record: ProducerRecord, key: Buffer | null, count: number): number {
+    return record.partition ?? (key ? partitionForKey(key, count) : this.sticky.partition(record.topic, count));
   }
 
   private openBatch(topic: string, partition: number, partitionCount: number): OpenBatch {
