@@ -34,4 +34,4 @@ done
 export RIFFLE_CONTROLLER_QUORUM="$quorum"
 
 # The V8 flags of every server (src/cli/node-process.ts, SERVER_NODE_FLAGS).
-exec node --max-semi-space-size=16 --initial-old-space-size=256 --interrupt-budget=8192 /opt/riffle/dist/src/cli/main.js server "$@"
+exec node --max-semi-space-size=16 --initial-old-space-size=256 /opt/riffle/dist/src/cli/main.js server "$@"

@@ -19,17 +19,8 @@ export const CLI_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)),
  * ones (used before) p99 at 100,000 records/s was about twice as high, and throughput no better
  * once major collections were rare. The container image passes the same flags (deploy/Dockerfile:
  * NODE_OPTIONS does not accept --initial-old-space-size).
- *
- * --interrupt-budget=8192 (V8's default is 67584) lets a function reach the optimizing compiler
- * after an eighth of the bytecode executed. A broker runs most of its per-batch code (the
- * follower's append, the leader's answer to a fetch, the producer-state checks) a few dozen to a
- * few hundred times a second, which left it in the baseline tier for tens of seconds: in `perf` at
- * 100,000 records/s, 22% of a broker's main-thread samples were in baseline code and its inline
- * caches, against 5% with this flag, and the main thread used 15% less CPU. Over eight interleaved
- * pairs of `npm run bench:produce -- --rate 100000` runs the cluster's CPU per record was 7%
- * lower (9.6 against 10.3 microseconds, lower in six of the eight pairs).
  */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16', '--initial-old-space-size=256', '--interrupt-budget=8192'];
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16', '--initial-old-space-size=256'];
 
 export interface NodeProcessOptions {
   nodeId: number;
