@@ -516,6 +516,9 @@ export class PartitionLog {
     try {
       while (this.syncRequested && this.failure === null) {
         this.syncRequested = false;
+        // A request made while a round was out, for offsets that round covered, needs no round
+        // of its own: a follower's append and its progress report wait for the same offset.
+        if (!this.hasUnsyncedWork()) break;
         await this.syncOnce();
         if (this.waiters.hasAbove(this.flushedPoint.offset)) this.syncRequested = true;
       }
@@ -525,6 +528,11 @@ export class PartitionLog {
       this.idleWaiters = [];
       for (const resolve of idle) resolve();
     }
+  }
+
+  /** Something a sync round would make durable: data, the epoch checkpoint or the directory. */
+  private hasUnsyncedWork(): boolean {
+    return this.dirtySegments.size > 0 || this.epochCheckpointDirty || this.directoryDirty || this.nextOffset > this.flushedPoint.offset;
   }
 
   private async syncOnce(): Promise<void> {

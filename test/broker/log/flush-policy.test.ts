@@ -96,6 +96,33 @@ describe('flush policy ack', () => {
     await log.close();
   });
 
+  it('runs no round for a second wait on an offset whose round is already out', async () => {
+    const sync = new HeldSync();
+    const { log, registry } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
+    log.beginLeaderEpoch(0);
+    await log.flush();
+    const flushesBefore = await metricValue(registry, 'riffle_log_flushes_total');
+    const roundsBefore = await metricValue(registry, 'riffle_log_fsync_duration_seconds');
+    sync.armed = true;
+    const info = log.append(batchOf(4), 0);
+    const first = log.waitDurable(info.lastOffset + 1);
+    await waitFor(() => sync.heldCount > 0, 'the fdatasync to start');
+    // A follower's append and its progress report both wait for the end of the same batch.
+    const second = log.waitDurable(info.lastOffset + 1);
+    sync.release();
+    await Promise.all([first, second]);
+    await settle();
+    expect(log.flushedOffset).toBe(4);
+    expect(sync.calls).toBe(1);
+    expect(await metricValue(registry, 'riffle_log_flushes_total') - flushesBefore).toBe(1);
+    expect(await metricValue(registry, 'riffle_log_fsync_duration_seconds') - roundsBefore).toBe(1);
+    // Nothing dirty: a flush runs no round either.
+    await log.flush();
+    expect(await metricValue(registry, 'riffle_log_flushes_total') - flushesBefore).toBe(1);
+    sync.armed = false;
+    await log.close();
+  });
+
   it('fsyncs a new epoch\'s checkpoint in the round with the data, which counts as flushed only after it', async () => {
     const sync = new HeldSync();
     const { log } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile: sync.syncFile });
