@@ -474,8 +474,12 @@ export class Partition {
     this.producerState.observeReplicated(batches);
   }
 
-  /** Follower: appends batches from the leader and takes its high watermark. */
-  appendAsFollower(batches: Buffer, leaderHighWatermark: number): AppendInfo | null {
+  /**
+   * Follower: appends batches from the leader and takes its high watermark. `onDurable` runs once
+   * the append is flushed (per the flush policy), after the durable end moved: the replica
+   * fetcher's progress report rides on this one wait rather than a second waiter of its own.
+   */
+  appendAsFollower(batches: Buffer, leaderHighWatermark: number, onDurable?: () => void): AppendInfo | null {
     const info = batches.length > 0 ? this.log.appendAsFollower(batches) : null;
     if (info) {
       this.observeFollowerAppend(batches);
@@ -485,6 +489,7 @@ export class Partition {
       this.log.waitDurable(end).then(() => {
         if (end > this.durableEnd && end <= this.log.logEndOffset) this.durableEnd = end;
         this.maybeAdvanceHighWatermark();
+        onDurable?.();
       }, () => undefined);
     }
     const bounded = Math.min(leaderHighWatermark, this.log.logEndOffset);

@@ -258,9 +258,8 @@ class ReplicaFetcher {
       partition.truncateToDivergence(data.divergingEpoch, data.divergingEndOffset);
       return undefined;
     }
-    const info = partition.appendAsFollower(data.records, data.highWatermark);
     // A failed flush fails the log: the next append throws and the round reconnects.
-    if (info) partition.log.waitDurable(info.lastOffset + 1).then(() => this.durableProgressed(), () => undefined);
+    partition.appendAsFollower(data.records, data.highWatermark, () => this.durableProgressed());
     return undefined;
   }
 

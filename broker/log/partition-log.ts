@@ -516,8 +516,8 @@ export class PartitionLog {
     try {
       while (this.syncRequested && this.failure === null) {
         this.syncRequested = false;
-        // A request made while a round was out, for offsets that round covered, needs no round
-        // of its own: a follower's append and its progress report wait for the same offset.
+        // A request made while a round was out, for offsets that round covered (a second wait on
+        // the same batch, a flush), needs no round of its own.
         if (!this.hasUnsyncedWork()) break;
         await this.syncOnce();
         if (this.waiters.hasAbove(this.flushedPoint.offset)) this.syncRequested = true;

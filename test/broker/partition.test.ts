@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Partition, SEQUENCE_GAP_HOLD_MS, type PartitionRole } from '../../broker/partition.js';
 import { decodeAllRecords, encodeRecordBatch } from '../../src/util/record-batch.js';
 import { RiffleError } from '../../src/rpc/errors.js';
-import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, metricValue, openLog, removeDir } from './log/helpers.js';
 
 const LEADER: PartitionRole = { leaderId: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 };
 const MOVED: PartitionRole = { ...LEADER, leaderId: 2, leaderEpoch: 4, partitionEpoch: 2, isr: [2, 3] };
@@ -59,6 +59,28 @@ describe('Partition acks', () => {
     follower.recordFollowerFetch(3, 3);
     expect(follower.highWatermark).toBe(3);
     expect(follower.highWatermarkSettled).toBe(true);
+    await follower.close();
+  });
+
+  it('tells a follower append its flush once, with the durable end already moved, in one sync round', async () => {
+    // Syncs pass while the log opens, then are held until released.
+    const held: (() => void)[] = [];
+    let holding = false;
+    const syncFile = (): Promise<void> => (holding ? new Promise((resolve) => held.push(resolve)) : Promise.resolve());
+    const { log, registry } = await openLog(dir, { flushPolicy: 'ack' }, { syncFile });
+    const follower = new Partition('events', 'id', 0, log, 1, { ...LEADER, leaderId: 2 });
+    const flushesBefore = await metricValue(registry, 'riffle_log_flushes_total');
+    holding = true;
+    const durableEnds: number[] = [];
+    follower.appendAsFollower(batchOf(3), 0, () => durableEnds.push(follower.replicationDurableOffset));
+    for (let turn = 0; turn < 20 && held.length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(held.length).toBeGreaterThan(0);
+    expect(durableEnds).toEqual([]);
+    holding = false;
+    for (const resolve of held.splice(0)) resolve();
+    for (let turn = 0; turn < 20 && durableEnds.length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(durableEnds).toEqual([3]);
+    expect(await metricValue(registry, 'riffle_log_flushes_total') - flushesBefore).toBe(1);
     await follower.close();
   });
 

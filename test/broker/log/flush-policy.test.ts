@@ -107,7 +107,7 @@ describe('flush policy ack', () => {
     const info = log.append(batchOf(4), 0);
     const first = log.waitDurable(info.lastOffset + 1);
     await waitFor(() => sync.heldCount > 0, 'the fdatasync to start');
-    // A follower's append and its progress report both wait for the end of the same batch.
+    // Two waits on the end of the same batch, the second while its round is out.
     const second = log.waitDurable(info.lastOffset + 1);
     sync.release();
     await Promise.all([first, second]);
