@@ -7,7 +7,10 @@
 // process runs unoptimized code for its first few hundred thousand records, which says little
 // about the steady state and much about JIT tiering. --runs repeats the whole measurement (a fresh
 // cluster or node and a new topic each time) and adds the median of every figure over the runs: on
-// a small shared machine one run's tail latency can be twice the next one's.
+// a small shared machine one run's tail latency can be twice the next one's. --floor (produce
+// and e2e with --rate) measures the machine's floor (bench-floor.ts, over grpc-js) after each run,
+// once its cluster has stopped, and reports the run's latency over the floor's: the host's slow
+// spells move both, so the ratio compares builds and sessions where the bare figures cannot.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +26,7 @@ import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
 import { registerKinesisBench } from './bench-kinesis.js';
-import { registerFloorBench } from './bench-floor.js';
+import { measureGrpcFloor, registerFloorBench, type FloorRun, type FloorSettings } from './bench-floor.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -44,6 +47,7 @@ interface BenchOptions {
   rate?: number;
   idlePartitions: number;
   runs: number;
+  floor?: boolean;
 }
 
 function benchOptions(command: Command): Command {
@@ -67,6 +71,14 @@ function benchOptions(command: Command): Command {
     .option('--no-progress', 'no progress bar');
 }
 
+/** --floor: only where the run is paced and its latency measured (produce with --rate, e2e). */
+function floorOption(command: Command): Command {
+  return command.option(
+    '--floor',
+    "after each run, measure the machine's floor (`bench floor` over grpc-js: relays that only write, fdatasync and forward) at the run's pace, record size, linger, batch size and flush policy, for as long as the run measured, and report the run's latency over it",
+  );
+}
+
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('Measure produce and consume throughput and metadata operations; prints JSON.');
   registerMetadataBench(bench);
@@ -74,10 +86,10 @@ export function registerBenchCommands(program: Command): void {
   registerGroupsBench(bench);
   registerKinesisBench(bench);
   registerFloorBench(bench);
-  benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.')).action(async (options: BenchOptions) => {
+  floorOption(benchOptions(bench.command('produce').description('Produce records as fast as the cluster takes them.'))).action(async (options: BenchOptions) => {
     await runBench('bench produce', options, async (producer, client, topic) => benchProduce(producer, topic, options));
   });
-  benchOptions(bench.command('e2e').description('End-to-end latency: produce at --rate and consume at once; time from send to receipt.')).action(async (options: BenchOptions) => {
+  floorOption(benchOptions(bench.command('e2e').description('End-to-end latency: produce at --rate and consume at once; time from send to receipt.'))).action(async (options: BenchOptions) => {
     await runBench('bench e2e', options, async (producer, client, topic) => ({ endToEnd: await benchEndToEnd(producer, client, topic, options) }));
   });
   benchOptions(bench.command('consume').description('Produce records, then consume them from the beginning.')).action(async (options: BenchOptions) => {
@@ -98,8 +110,14 @@ async function runBench(name: string, options: BenchOptions, body: (producer: Pr
     if (options.startNode && options.startCluster) throw new Error('--start-node and --start-cluster exclude each other');
     if (!(options.runs >= 1)) throw new Error(`--runs must be at least 1, not ${options.runs}`);
     if (options.runs > 1 && options.topic !== undefined) throw new Error('--runs needs a new topic for each run: leave out --topic');
+    if (options.floor) checkFloorOptions(options);
     const runs: BenchRun[] = [];
-    for (let run = 0; run < options.runs; run++) runs.push(await measureOnce(options, body));
+    for (let run = 0; run < options.runs; run++) {
+      const measured = await measureOnce(options, body);
+      // After the run's cluster has stopped, so the two never share the machine.
+      if (options.floor) measured.result = withFloor(measured.result, await measureGrpcFloor(floorSettings(options)));
+      runs.push(measured);
+    }
     const header = {
       benchmark: name, cluster: options.startCluster ? 'three nodes, RF 3' : options.startNode ? 'one node' : options.bootstrap,
     };
@@ -123,6 +141,43 @@ interface BenchRun {
   topic: string;
   result: object;
   cpu: object;
+}
+
+/** Seconds of warm-up the floor runs before it measures (as `bench floor` by default). */
+const FLOOR_WARMUP_SECONDS = 3;
+
+function checkFloorOptions(options: BenchOptions): void {
+  if (options.rate === undefined) throw new Error('--floor needs --rate: the floor is measured at the pace of the run');
+  if (options.flushPolicy !== 'ack' && options.flushPolicy !== 'os') throw new Error(`--floor needs --flush-policy ack or os, not '${options.flushPolicy}'`);
+}
+
+function floorSettings(options: BenchOptions): FloorSettings {
+  const seconds = Math.max(1, Math.ceil(options.records / options.rate!));
+  return {
+    rate: options.rate!, seconds, warmupSeconds: Math.min(FLOOR_WARMUP_SECONDS, seconds), recordSize: options.recordSize,
+    lingerMs: options.lingerMs, batchBytes: options.batchBytes, flush: options.flushPolicy,
+  };
+}
+
+/**
+ * A run's result with the floor measured after it, and the run's latency over the floor's: how
+ * far above what the machine allowed at that moment the run was (the host's own spells move both).
+ */
+export function withFloor(result: object, floor: FloorRun): object {
+  const measured = result as { produce?: { latencyMs?: LatencyFigures }; endToEnd?: { latencyMs?: LatencyFigures } };
+  const latency = measured.endToEnd?.latencyMs ?? measured.produce?.latencyMs;
+  if (!latency) throw new Error('--floor needs a run that measures latency');
+  const ratio = (run: number, base: number): number => Math.round((run / base) * 100) / 100;
+  return {
+    ...result,
+    floor: { latencyMs: { p50: floor.latencyMs.p50, p99: floor.latencyMs.p99, p999: floor.latencyMs.p999 }, cpu: { relayCores: floor.cpu.relayCores, microsecondsPerRecord: floor.cpu.microsecondsPerRecord } },
+    latencyOverFloor: { p50: ratio(latency.p50, floor.latencyMs.p50), p99: ratio(latency.p99, floor.latencyMs.p99) },
+  };
+}
+
+interface LatencyFigures {
+  p50: number;
+  p99: number;
 }
 
 /** One measurement against the cluster the options name (started for it, and stopped, with --start-*). */

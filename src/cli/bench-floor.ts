@@ -40,8 +40,8 @@ const START_TIMEOUT_MS = 30_000;
 type Transport = 'tcp' | 'grpc';
 type Flush = 'ack' | 'os';
 
-interface FloorOptions {
-  transport: string;
+/** The pace and batching of a floor run (what `bench produce --floor` carries over from its run). */
+export interface FloorSettings {
   rate: number;
   seconds: number;
   warmupSeconds: number;
@@ -49,6 +49,10 @@ interface FloorOptions {
   lingerMs: number;
   batchBytes: number;
   flush: string;
+}
+
+interface FloorOptions extends FloorSettings {
+  transport: string;
   workUs: number;
 }
 
@@ -341,7 +345,21 @@ interface Batch {
   timer?: NodeJS.Timeout;
 }
 
-async function measure(transport: Transport, flush: Flush, options: FloorOptions): Promise<object> {
+/** The floor's figures over one transport, as `bench floor` prints each run. */
+export interface FloorRun {
+  transport: Transport;
+  records: number;
+  recordsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number };
+  cpu: { clientCores: number; relayCores: Record<string, number>; microsecondsPerRecord: number };
+}
+
+/** One floor measurement over grpc-js (Riffle's transport) with no relay work, for a benchmark to set its figures against. */
+export function measureGrpcFloor(settings: FloorSettings): Promise<FloorRun> {
+  return measure('grpc', parseFlush(settings.flush), { ...settings, transport: 'grpc', workUs: 0 });
+}
+
+async function measure(transport: Transport, flush: Flush, options: FloorOptions): Promise<FloorRun> {
   const relays = new Map<number, ChildProcess>();
   const channels: Channel[] = [];
   try {
