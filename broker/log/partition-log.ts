@@ -784,6 +784,8 @@ export class PartitionLog {
   scrub(budgetBytes: number): number {
     this.throwIfUnusable();
     assert(Number.isSafeInteger(budgetBytes) && budgetBytes > 0, () => `bad scrub budget ${budgetBytes}`);
+    // Most logs have only their active segment: the scrubber visits every log ten times a second.
+    if (this.segments.length < 2) return 0;
     const closed = this.segments.slice(0, -1).filter((segment) => segment.nextOffset <= this.flushedPoint.offset && !segment.isEmpty);
     let verified = 0;
     // At most one pass per call: the segment in progress, then each other closed segment once.
@@ -802,7 +804,7 @@ export class PartitionLog {
       this.noteCorruption(result.nextOffset >= 0 ? result.nextOffset : segment.baseOffset);
       this.scrubCursor = { segment, position: segment.sizeBytes };
     }
-    this.metrics.scrubbedBytes.inc(verified);
+    if (verified > 0) this.metrics.scrubbedBytes.inc(verified);
     return verified;
   }
 
