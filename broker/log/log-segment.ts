@@ -1,8 +1,9 @@
 // One segment of a partition log: a .log file of record batches plus its sparse offset and time
 // indexes. The segment knows positions and offsets; policy (when to roll, what to delete, what is
 // durable) belongs to PartitionLog. Files are written and read with synchronous calls (they hit
-// the page cache); only fdatasync is asynchronous, and a segment whose fd is being synced is
-// closed only once that sync returns, so a recycled fd number can never be synced by mistake.
+// the page cache); only fdatasync and the scrubber's reads of old segments (seldom cached) are
+// asynchronous, and a segment with either in flight is closed only once it returns, so a recycled
+// fd number can never be synced or read by mistake.
 import * as fs from 'node:fs';
 import { assert } from '../../src/util/assert.js';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchHeader, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
@@ -181,10 +182,11 @@ export class LogSegment {
   /**
    * Walks batches in [from, to), reading big chunks. With `verifyCrc` every batch's CRC is
    * checked. `visit` may return a problem string to stop. Stops at the first batch that is torn,
-   * corrupt or rejected, and says why.
+   * corrupt or rejected, and says why. `preloaded` (the file's bytes from `from` on, read
+   * beforehand) serves what it covers without a read.
    */
-  scan(from: number, to: number, verifyCrc: boolean, visit: (header: BatchHeader, position: number, sizeBytes: number) => string | null): ScanResult {
-    const reader = new ChunkReader(this.fd, to);
+  scan(from: number, to: number, verifyCrc: boolean, visit: (header: BatchHeader, position: number, sizeBytes: number) => string | null, preloaded?: Buffer): ScanResult {
+    const reader = new ChunkReader(this.fd, to, preloaded === undefined ? undefined : { chunk: preloaded, start: from });
     let position = from;
     let nextOffset = -1;
     while (position < to) {
@@ -272,6 +274,25 @@ export class LogSegment {
     return this.descriptor.sync(syncFile);
   }
 
+  /**
+   * Reads [position, position + length) on the thread pool, so a read that goes to the disk does
+   * not hold the event loop (the scrubber's reads of old segments, which are seldom cached).
+   * Returns fewer bytes where the file ends first.
+   */
+  readAsync(position: number, length: number): Promise<Buffer> {
+    assert(!this.descriptor.isClosed, () => `read of closed segment ${this.logPath}`);
+    const buffer = Buffer.allocUnsafe(length);
+    return this.descriptor.use(async (fd) => {
+      let done = 0;
+      while (done < length) {
+        const bytes = await new Promise<number>((resolve, reject) => fs.read(fd, buffer, done, length - done, position + done, (error, read) => (error ? reject(error) : resolve(read))));
+        if (bytes === 0) break;
+        done += bytes;
+      }
+      return buffer.subarray(0, done);
+    });
+  }
+
   get isOpen(): boolean {
     return this.descriptor.isOpen;
   }
@@ -298,7 +319,13 @@ class ChunkReader {
   constructor(
     private readonly fd: number,
     readonly end: number,
-  ) {}
+    preloaded?: { chunk: Buffer; start: number },
+  ) {
+    if (preloaded) {
+      this.chunk = preloaded.chunk;
+      this.chunkStart = preloaded.start;
+    }
+  }
 
   /** The chunk holding [position, position + length), and where in it `position` is; null past the end. */
   view(position: number, length: number): { buffer: Buffer; at: number } | null {

@@ -40,9 +40,10 @@ export function removeStrayFiles(dir: string, names: readonly string[], bases: r
 }
 
 /**
- * A descriptor that sync rounds fdatasync on the thread pool, closed only once no sync of it is in
- * flight: the number of a closed fd goes to the next file opened, and a sync still queued would
- * then flush (or fail on) that file instead.
+ * A descriptor that sync rounds fdatasync on the thread pool (and the scrubber reads there),
+ * closed only once no such call of it is in flight: the number of a closed fd goes to the next
+ * file opened, and a sync or read still queued would then flush, read (or fail on) that file
+ * instead.
  */
 export class SyncedDescriptor {
   private syncsInFlight = 0;
@@ -60,10 +61,15 @@ export class SyncedDescriptor {
     return !this.open;
   }
 
-  async sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+  sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
+    return this.use(syncFile);
+  }
+
+  /** Runs `operation` on the fd on the thread pool; a close meanwhile waits for it. */
+  async use<T>(operation: (fd: number) => Promise<T>): Promise<T> {
     this.syncsInFlight++;
     try {
-      await syncFile(this.fd);
+      return await operation(this.fd);
     } finally {
       this.syncsInFlight--;
       if (this.closeRequested && this.syncsInFlight === 0) this.closeNow();

@@ -25,7 +25,7 @@ describe('Partition with a corrupt batch', () => {
     expect(flipped).not.toBeNull();
     const { log } = await openLog(dir, { segmentBytes: 2000 });
     const partition = new Partition('events', 'id', 0, log, 2, FOLLOWER_IN_ISR);
-    for (let round = 0; round < 100 && log.corruptOffset === null; round++) log.scrub(1000);
+    for (let round = 0; round < 100 && log.corruptOffset === null; round++) await log.scrub(1000);
     expect(log.corruptOffset).toBe(flipped!.batchBaseOffset);
     expect(partition.replicationFetchOffset).toBe(flipped!.batchBaseOffset);
     expect(partition.replicationLastFetchedEpoch).toBe(0);

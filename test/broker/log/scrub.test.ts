@@ -1,7 +1,8 @@
 // The scrubber and the repair of corrupt batches: a flipped byte in a closed, fsynced segment is
 // found by scrub() within its byte budget, on its own or on read; the log then names the corrupt
 // batch (corruptOffset), and truncateCorruptTail() cuts it and everything after so the replica can
-// refetch it. Clean logs scrub without false alarms, in bounded steps, wrapping around.
+// refetch it. Clean logs scrub without false alarms, in bounded steps, wrapping around. The reads
+// run on the thread pool, and a scrub whose read was out when the log changed ends early.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -37,7 +38,7 @@ describe('scrub', () => {
     expect(files.length).toBeGreaterThan(2);
     const closedBytes = files.slice(0, -1).reduce((sum, file) => sum + fs.statSync(path.join(dir, file)).size, 0);
     let verified = 0;
-    for (let round = 0; round < 100 && verified < closedBytes; round++) verified += log.scrub(500);
+    for (let round = 0; round < 100 && verified < closedBytes; round++) verified += await log.scrub(500);
     expect(verified).toBeGreaterThanOrEqual(closedBytes);
     expect(log.corruptOffset).toBeNull();
     expect(await metricValue(registry, 'riffle_log_scrubbed_bytes_total')).toBe(verified);
@@ -49,7 +50,7 @@ describe('scrub', () => {
     await writtenLog(40);
     const { log } = await openLog(dir, { segmentBytes: 2000 });
     const batchBytes = batchOf(4, { label: 's10' }).length + 8;
-    for (let round = 0; round < 20; round++) expect(log.scrub(300)).toBeLessThanOrEqual(300 + batchBytes);
+    for (let round = 0; round < 20; round++) expect(await log.scrub(300)).toBeLessThanOrEqual(300 + batchBytes);
     await log.close();
   });
 
@@ -58,7 +59,7 @@ describe('scrub', () => {
     const corrupted = flipByteInBatch(path.join(dir, segmentFiles(dir)[1]!), 2);
     const { log, registry } = await openLog(dir, { segmentBytes: 2000 });
     expect(log.logEndOffset).toBe(160);
-    for (let round = 0; round < 100 && log.corruptOffset === null; round++) log.scrub(400);
+    for (let round = 0; round < 100 && log.corruptOffset === null; round++) await log.scrub(400);
     expect(log.corruptOffset).toBe(corrupted.baseOffset);
     expect(await metricValue(registry, 'riffle_log_corrupt_batches_total')).toBeGreaterThanOrEqual(1);
     // Still never served.
@@ -92,8 +93,37 @@ describe('scrub', () => {
     const { log } = await openLog(dir, { segmentBytes: 2000 });
     expect(() => log.read(later.baseOffset, 1 << 20)).toThrow(/corrupt/);
     expect(log.corruptOffset).toBe(later.baseOffset);
-    for (let round = 0; round < 100 && log.corruptOffset !== earlier.baseOffset; round++) log.scrub(1000);
+    for (let round = 0; round < 100 && log.corruptOffset !== earlier.baseOffset; round++) await log.scrub(1000);
     expect(log.corruptOffset).toBe(earlier.baseOffset);
+    await log.close();
+  });
+});
+
+describe('scrub reads on the thread pool', () => {
+  it('ends a scrub whose read is out when the log closes meanwhile, verifying and flagging nothing', async () => {
+    await writtenLog(40);
+    const { log, registry } = await openLog(dir, { segmentBytes: 2000 });
+    const scrubbing = log.scrub(10_000);
+    await log.close();
+    await expect(scrubbing).resolves.toBe(0);
+    expect(log.corruptOffset).toBeNull();
+    expect(await metricValue(registry, 'riffle_log_scrubbed_bytes_total')).toBe(0);
+  });
+
+  it('ends a scrub whose read is out when a truncation cuts the log meanwhile, and the next one scrubs what is left', async () => {
+    await writtenLog(40);
+    const { log } = await openLog(dir, { segmentBytes: 2000 });
+    const scrubbing = log.scrub(10_000);
+    log.truncateTo(100);
+    await expect(scrubbing).resolves.toBe(0);
+    const closedBytes = segmentFiles(dir)
+      .slice(0, -1)
+      .reduce((sum, file) => sum + fs.statSync(path.join(dir, file)).size, 0);
+    expect(closedBytes).toBeGreaterThan(0);
+    let verified = 0;
+    for (let round = 0; round < 100 && verified < closedBytes; round++) verified += await log.scrub(500);
+    expect(verified).toBeGreaterThanOrEqual(closedBytes);
+    expect(log.corruptOffset).toBeNull();
     await log.close();
   });
 });
@@ -103,7 +133,7 @@ describe('scrub of a log without closed segments', () => {
     const { log } = await openLog(dir, { segmentBytes: 1 << 20 });
     log.append(batchOf(3), 0);
     await log.flush();
-    expect(log.scrub(1024)).toBe(0);
+    expect(await log.scrub(1024)).toBe(0);
     expect(log.corruptOffset).toBeNull();
     await log.close();
   });
