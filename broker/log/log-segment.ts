@@ -271,7 +271,7 @@ export class LogSegment {
 
   sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
     assert(!this.descriptor.isClosed, () => `sync of closed segment ${this.logPath}`);
-    return this.descriptor.sync(syncFile);
+    return this.descriptor.use(syncFile);
   }
 
   /**

@@ -46,7 +46,7 @@ export function removeStrayFiles(dir: string, names: readonly string[], bases: r
  * instead.
  */
 export class SyncedDescriptor {
-  private syncsInFlight = 0;
+  private callsInFlight = 0;
   private closeRequested = false;
   private open = true;
 
@@ -61,25 +61,21 @@ export class SyncedDescriptor {
     return !this.open;
   }
 
-  sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
-    return this.use(syncFile);
-  }
-
-  /** Runs `operation` on the fd on the thread pool; a close meanwhile waits for it. */
+  /** Runs `operation` (an fdatasync, a read) on the fd on the thread pool; a close meanwhile waits for it. */
   async use<T>(operation: (fd: number) => Promise<T>): Promise<T> {
-    this.syncsInFlight++;
+    this.callsInFlight++;
     try {
       return await operation(this.fd);
     } finally {
-      this.syncsInFlight--;
-      if (this.closeRequested && this.syncsInFlight === 0) this.closeNow();
+      this.callsInFlight--;
+      if (this.closeRequested && this.callsInFlight === 0) this.closeNow();
     }
   }
 
   /** Closes the fd now, or once the syncs in flight returned. */
   close(): void {
     this.closeRequested = true;
-    if (this.syncsInFlight === 0) this.closeNow();
+    if (this.callsInFlight === 0) this.closeNow();
   }
 
   private closeNow(): void {
@@ -117,7 +113,7 @@ export class RewrittenFile {
 
   /** Syncs what the last write left in the file (nothing to do before the first write). */
   sync(syncFile: (fd: number) => Promise<void>): Promise<void> {
-    return this.file?.sync(syncFile) ?? Promise.resolve();
+    return this.file?.use(syncFile) ?? Promise.resolve();
   }
 
   /** Closes the descriptor, once the syncs in flight returned; the next write opens the file again. */

@@ -26,7 +26,7 @@ import { registerMetadataBench } from './bench-metadata.js';
 import { registerFailoverBench } from './bench-failover.js';
 import { registerGroupsBench } from './bench-groups.js';
 import { registerKinesisBench } from './bench-kinesis.js';
-import { measureGrpcFloor, registerFloorBench, type FloorRun, type FloorSettings } from './bench-floor.js';
+import { FLOOR_WARMUP_SECONDS_DEFAULT, measureGrpcFloor, registerFloorBench, type FloorRun, type FloorSettings } from './bench-floor.js';
 import { parseIntegerOption, printJson, reportError } from './output.js';
 
 interface BenchOptions {
@@ -143,9 +143,6 @@ interface BenchRun {
   cpu: object;
 }
 
-/** Seconds of warm-up the floor runs before it measures (as `bench floor` by default). */
-const FLOOR_WARMUP_SECONDS = 3;
-
 function checkFloorOptions(options: BenchOptions): void {
   if (options.rate === undefined) throw new Error('--floor needs --rate: the floor is measured at the pace of the run');
   if (options.flushPolicy !== 'ack' && options.flushPolicy !== 'os') throw new Error(`--floor needs --flush-policy ack or os, not '${options.flushPolicy}'`);
@@ -154,7 +151,7 @@ function checkFloorOptions(options: BenchOptions): void {
 function floorSettings(options: BenchOptions): FloorSettings {
   const seconds = Math.max(1, Math.ceil(options.records / options.rate!));
   return {
-    rate: options.rate!, seconds, warmupSeconds: Math.min(FLOOR_WARMUP_SECONDS, seconds), recordSize: options.recordSize,
+    rate: options.rate!, seconds, warmupSeconds: Math.min(FLOOR_WARMUP_SECONDS_DEFAULT, seconds), recordSize: options.recordSize,
     lingerMs: options.lingerMs, batchBytes: options.batchBytes, flush: options.flushPolicy,
   };
 }

@@ -36,6 +36,8 @@ const PARTITIONS = 8;
 const HEADER_BYTES = 12;
 const MESSAGE_BYTES_MAX = 64 * 1024 * 1024;
 const START_TIMEOUT_MS = 30_000;
+/** Unmeasured seconds at the run's pace before a floor measures (JIT and connections warm). */
+export const FLOOR_WARMUP_SECONDS_DEFAULT = 3;
 
 type Transport = 'tcp' | 'grpc';
 type Flush = 'ack' | 'os';
@@ -71,7 +73,7 @@ export function registerFloorBench(bench: Command): void {
     .option('--transport <transport>', 'tcp, grpc or both', 'both')
     .option('--rate <records-per-second>', 'records sent per second', parseIntegerOption, 100_000)
     .option('--seconds <n>', 'measured seconds', parseIntegerOption, 20)
-    .option('--warmup-seconds <n>', 'unmeasured seconds first, at the same pace', parseIntegerOption, 3)
+    .option('--warmup-seconds <n>', 'unmeasured seconds first, at the same pace', parseIntegerOption, FLOOR_WARMUP_SECONDS_DEFAULT)
     .option('--record-size <bytes>', 'bytes of each record', parseIntegerOption, 100)
     .option('--linger-ms <ms>', 'how long a batch waits for more records', parseIntegerOption, 5)
     .option('--batch-bytes <bytes>', 'a batch is sealed at this size', parseIntegerOption, 256 * 1024)
