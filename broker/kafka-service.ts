@@ -18,6 +18,7 @@ import type { PartitionProduceResponse } from '../src/rpc/generated/riffle/v1/Pa
 import type { FetchRequest__Output } from '../src/rpc/generated/riffle/v1/FetchRequest.js';
 import type { FetchResponse } from '../src/rpc/generated/riffle/v1/FetchResponse.js';
 import type { FetchPartitionData } from '../src/rpc/generated/riffle/v1/FetchPartitionData.js';
+import type { FetchableTopicResponse } from '../src/rpc/generated/riffle/v1/FetchableTopicResponse.js';
 import type { ListOffsetsRequest__Output } from '../src/rpc/generated/riffle/v1/ListOffsetsRequest.js';
 import type { ListOffsetsResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsResponse.js';
 import type { ListOffsetsPartitionResponse } from '../src/rpc/generated/riffle/v1/ListOffsetsPartitionResponse.js';
@@ -185,7 +186,7 @@ async function fetch(
   const maxBytes = Math.min(request.maxBytes || FETCH_BYTES_DEFAULT, deps.requestBytesMax);
   const deadline = performance.now() + maxWaitMs;
   for (;;) {
-    const round = fetchRound(deps, request, maxBytes);
+    const round = await fetchRound(deps, request, maxBytes);
     const remainingMs = deadline - performance.now();
     if (round.failed || round.bytes >= Math.max(request.minBytes, 1) || remainingMs <= 0 || signal.cancelled) {
       countFetched(deps, round.response);
@@ -193,39 +194,50 @@ async function fetch(
     }
     await deps.purgatory.wait(round.partitions, Math.ceil(remainingMs), signal);
     if (signal.cancelled || performance.now() >= deadline) {
-      const last = fetchRound(deps, request, maxBytes);
+      const last = await fetchRound(deps, request, maxBytes);
       countFetched(deps, last.response);
       return last.response;
     }
   }
 }
 
-function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBytes: number): FetchRound {
+/**
+ * One pass over the request's partitions, in order. Reads the tail cache cannot serve go to the
+ * thread pool and are awaited one after another, so the response's byte budget is spent in
+ * partition order as Kafka spends it.
+ */
+async function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBytes: number): Promise<FetchRound> {
   let bytes = 0;
   let failed = false;
   const partitions: Partition[] = [];
-  const responses = request.topics.map((fetchTopic) => ({
-    topic: fetchTopic.topic,
-    partitions: fetchTopic.partitions.map((wanted): FetchPartitionData => {
+  const responses: FetchableTopicResponse[] = [];
+  for (const fetchTopic of request.topics) {
+    const answered: FetchPartitionData[] = [];
+    responses.push({ topic: fetchTopic.topic, partitions: answered });
+    for (const wanted of fetchTopic.partitions) {
       const partition = deps.replicas.findPartition(fetchTopic.topic, wanted.partition);
       try {
         if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${fetchTopic.topic}-${wanted.partition}.`);
         partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
         const preferred = preferredReadReplica(deps, partition, request.rackId);
-        if (preferred >= 0) return { ...fetchedPartition(partition, wanted.partition, EMPTY), preferredReadReplica: preferred };
+        if (preferred >= 0) {
+          answered.push({ ...fetchedPartition(partition, wanted.partition, EMPTY), preferredReadReplica: preferred });
+          continue;
+        }
         partitions.push(partition);
         const partitionMaxBytes = wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : FETCH_PARTITION_BYTES_DEFAULT;
         // Kafka's rule: once the response is full, later partitions return no records, but the
         // first partition with data returns at least one whole batch whatever its size.
         const limit = Math.min(partitionMaxBytes, maxBytes - bytes);
-        const records = bytes >= maxBytes ? EMPTY : partition.isLeader ? partition.read(wanted.fetchOffset, limit) : readFromFollower(deps, partition, wanted.fetchOffset, limit);
+        const read = bytes >= maxBytes ? EMPTY : partition.isLeader ? partition.read(wanted.fetchOffset, limit) : readFromFollower(deps, partition, wanted.fetchOffset, limit);
+        const records = read instanceof Promise ? await read : read;
         bytes += records.length;
-        return fetchedPartition(partition, wanted.partition, records);
+        answered.push(fetchedPartition(partition, wanted.partition, records));
       } catch (error) {
         failed = true;
         const riffleError = toRiffleError(error);
         if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') deps.logger.error({ err: error }, 'fetch failed');
-        return {
+        answered.push({
           partitionIndex: wanted.partition,
           errorCode: riffleError.code,
           errorMessage: riffleError.message,
@@ -234,10 +246,10 @@ function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output, maxBy
           logStartOffset: partition?.logStartOffset ?? -1,
           preferredReadReplica: -1,
           records: EMPTY,
-        };
+        });
       }
-    }),
-  }));
+    }
+  }
   return { response: { throttleTimeMs: 0, errorCode: 0, responses }, bytes, partitions, failed };
 }
 
@@ -254,7 +266,7 @@ function preferredReadReplica(deps: KafkaServiceDeps, partition: Partition, rack
 }
 
 /** A follower in the ISR serves consumers below its own high watermark (KIP-392). */
-function readFromFollower(deps: KafkaServiceDeps, partition: Partition, fetchOffset: number, maxBytes: number): Buffer {
+function readFromFollower(deps: KafkaServiceDeps, partition: Partition, fetchOffset: number, maxBytes: number): Buffer | Promise<Buffer> {
   if (!partition.isr.includes(deps.cluster.selfId)) partition.requireLeader();
   return partition.readAsFollower(fetchOffset, maxBytes);
 }

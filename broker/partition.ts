@@ -12,7 +12,7 @@
 //
 // As follower it appends what the leader sends (offsets and epochs already stamped) and takes
 // the leader's high watermark, capped at its own log end.
-import type { AppendInfo, PartitionLog } from './log/index.js';
+import type { AppendInfo, PartitionLog, ReadResult } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
 import { ProducerStateManager, SequenceGapError, type ProducerAppendPlan } from './producer-state.js';
@@ -549,23 +549,27 @@ export class Partition {
     return end;
   }
 
-  /** Reads committed batches for consumers: from fetchOffset, never past the high watermark. */
-  read(fetchOffset: number, maxBytes: number): Buffer {
+  /**
+   * Reads committed batches for consumers: from fetchOffset, never past the high watermark. The
+   * last appends come at once; older batches are read from the files on the thread pool (the
+   * answer is then a promise).
+   */
+  read(fetchOffset: number, maxBytes: number): Buffer | Promise<Buffer> {
     this.requireLeader();
     return this.readUpTo(fetchOffset, maxBytes, this.highWatermarkOffset);
   }
 
   /** Reads committed batches on a follower for a consumer in its AZ: below this replica's high watermark. */
-  readAsFollower(fetchOffset: number, maxBytes: number): Buffer {
+  readAsFollower(fetchOffset: number, maxBytes: number): Buffer | Promise<Buffer> {
     return this.readUpTo(fetchOffset, maxBytes, this.highWatermarkOffset);
   }
 
   /** Reads for a follower: everything the leader has, committed or not. */
-  readForReplica(fetchOffset: number, maxBytes: number): Buffer {
+  readForReplica(fetchOffset: number, maxBytes: number): Buffer | Promise<Buffer> {
     return this.readUpTo(fetchOffset, maxBytes, this.log.logEndOffset);
   }
 
-  private readUpTo(fetchOffset: number, maxBytes: number, limit: number): Buffer {
+  private readUpTo(fetchOffset: number, maxBytes: number, limit: number): Buffer | Promise<Buffer> {
     if (fetchOffset < this.log.logStartOffset || fetchOffset > this.log.logEndOffset) {
       throw new RiffleError(
         'OFFSET_OUT_OF_RANGE',
@@ -574,7 +578,8 @@ export class Partition {
     }
     // Between the high watermark and the log end there is nothing to read yet, which is no error.
     if (fetchOffset >= limit) return EMPTY;
-    return this.log.read(fetchOffset, maxBytes, limit).records;
+    const read = this.log.readForFetch(fetchOffset, maxBytes, limit);
+    return read instanceof Promise ? read.then(recordsOf) : read.records;
   }
 
   onHighWatermark(listener: PartitionListener): () => void {
@@ -600,3 +605,7 @@ export class Partition {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function recordsOf(read: ReadResult): Buffer {
+  return read.records;
+}

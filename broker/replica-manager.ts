@@ -246,6 +246,9 @@ export class ReplicaManager {
     for (let step = 0; step < partitions.length && left > 0; step++) {
       const index = (start + step) % partitions.length;
       const partition = partitions[index]!;
+      // The round awaits each log's reads: the manager may have closed, or the replica gone, since it began.
+      if (this.closed) return;
+      if (this.partitions.get(keyOf(partition.topic, partition.index)) !== partition) continue;
       try {
         left -= await partition.log.scrub(left);
       } catch (error) {

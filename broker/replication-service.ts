@@ -137,7 +137,8 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
         leaders.push(partition);
         continue;
       }
-      const data = fetchOne(deps, request.replicaId, partition, position, first);
+      const fetched = fetchOne(deps, request.replicaId, partition, position, first);
+      const data = fetched instanceof Promise ? await fetched : fetched;
       if (carriesNews(data)) hasData = true;
       if (carriesNews(data) || Number(data.highWatermark) !== Number(position.highWatermark)) answered.push(data);
       if (partition?.isLeader) leaders.push(partition);
@@ -186,8 +187,13 @@ function sessionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
 
-function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData {
+/** One partition's answer; a promise when its records are read from the files (old data, for a follower catching up). */
+function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData | Promise<ReplicaFetchPartitionData> {
   const base = { topic: wanted.topic, partition: wanted.partition };
+  const failed = (error: unknown): ReplicaFetchPartitionData => {
+    const riffleError = toRiffleError(error);
+    return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
+  };
   try {
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
     partition.requireLeader();
@@ -197,11 +203,19 @@ function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Pa
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
     checkedPositions.set(wanted, { partition, leaderEpoch: partition.leaderEpoch });
     if (recordPosition) partition.recordFollowerFetch(replicaId, durableEnd);
-    const records = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
-    return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records };
+    const answered = (records: Buffer): ReplicaFetchPartitionData => ({ ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records });
+    const read = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
+    if (!(read instanceof Promise)) return answered(read);
+    // Leadership may have moved while the read was out: then the follower learns it, not our tail.
+    return read
+      .then((records) => {
+        partition.requireLeader();
+        partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
+        return answered(records);
+      })
+      .catch(failed);
   } catch (error) {
-    const riffleError = toRiffleError(error);
-    return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
+    return failed(error);
   }
 }
 

@@ -94,7 +94,7 @@ export class LagSampler {
       if (local?.isLeader) {
         try {
           const highWatermark = local.highWatermark;
-          const timestamp = entry.offset < highWatermark && entry.offset >= local.logStartOffset ? firstTimestamp(local.read(entry.offset, 1), entry.offset) : null;
+          const timestamp = entry.offset < highWatermark && entry.offset >= local.logStartOffset ? firstTimestamp(await local.read(entry.offset, 1), entry.offset) : null;
           readings.set(key, { highWatermark, timestamp });
         } catch (error) {
           this.logger.debug({ err: error, topic: entry.topic, partition: entry.partition }, 'lag reading failed');

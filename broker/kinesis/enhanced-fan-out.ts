@@ -172,7 +172,9 @@ class Subscription {
             await this.sleep(Math.min(delayMs, deadline - now));
             continue;
           }
-          const read = readShard(topic, info, this.partition, this.offset, { records: EVENT_RECORDS_MAX, bytes: EVENT_BYTES_MAX }, now);
+          const read = await readShard(topic, info, this.partition, this.offset, { records: EVENT_RECORDS_MAX, bytes: EVENT_BYTES_MAX }, now);
+          // Taken over or ended while the read was out: the records are the next subscriber's.
+          if (this.stopped) continue;
           if (read.records.length > 0 || read.atShardEnd) {
             this.offset = read.nextOffset;
             this.bucket?.charge(read.dataBytes);

@@ -323,7 +323,7 @@ export class KinesisService {
       this.metrics.throttled.inc({ stream: topic.name, operation: 'GetRecords' });
       throw new RiffleError('PROVISIONED_THROUGHPUT_EXCEEDED', `Rate exceeded for ${shardId} of stream ${topic.name}: 5 GetRecords calls and 2 MiB a second per shard.`);
     }
-    const read = readShard(topic, info, partition, position.offset, { records: limit, bytes: GET_RECORDS_BYTES_MAX }, Date.now());
+    const read = await readShard(topic, info, partition, position.offset, { records: limit, bytes: GET_RECORDS_BYTES_MAX }, Date.now());
     if (limited) this.limits.chargeRead(shardKey, read.dataBytes);
     this.metrics.outgoingRecords.inc({ stream: topic.name, shard: shardId, api: 'get_records' }, read.records.length);
     this.metrics.outgoingBytes.inc({ stream: topic.name, shard: shardId, api: 'get_records' }, read.dataBytes);

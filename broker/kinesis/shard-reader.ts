@@ -31,8 +31,11 @@ export interface ReadLimits {
   bytes: number;
 }
 
-/** Reads committed records from `offset` on (the leader's view); offsets trimmed by retention are skipped. */
-export function readShard(topic: TopicInfo, info: PartitionInfo, partition: Partition, offset: number, limits: ReadLimits, nowMs: number): ShardRead {
+/**
+ * Reads committed records from `offset` on (the leader's view); offsets trimmed by retention are
+ * skipped. Old records are read from the files on the thread pool.
+ */
+export async function readShard(topic: TopicInfo, info: PartitionInfo, partition: Partition, offset: number, limits: ReadLimits, nowMs: number): Promise<ShardRead> {
   const start = Math.max(offset, partition.logStartOffset);
   const highWatermark = partition.highWatermark;
   const records: KinesisRecord[] = [];
@@ -40,7 +43,7 @@ export function readShard(topic: TopicInfo, info: PartitionInfo, partition: Part
   let newestArrivalMs = -1;
   let lastOffset = -1;
   if (start < highWatermark) {
-    const buffer = partition.read(start, limits.bytes);
+    const buffer = await partition.read(start, limits.bytes);
     forEachRecordOfAll(buffer, (recordOffset, timestamp, key, value) => {
       if (recordOffset < start || records.length >= limits.records) return;
       if (records.length > 0 && dataBytes + (value?.length ?? 0) > limits.bytes) return;

@@ -12,6 +12,7 @@ export class LogMetrics {
   readonly appendedRecords: Counter<'topic' | 'partition'>;
   readonly flushes: Counter<'topic' | 'partition'>;
   readonly fsyncDuration: Histogram;
+  readonly fetchReadDuration: Histogram;
   readonly segments: Gauge<'topic' | 'partition'>;
   readonly sizeBytes: Gauge<'topic' | 'partition'>;
   readonly retentionDeletedSegments: Counter<'topic' | 'partition'>;
@@ -29,6 +30,7 @@ export class LogMetrics {
     this.appendedRecords = new Counter({ name: 'riffle_log_appended_records_total', help: 'Records appended to partition logs.', labelNames: LABELS, registers });
     this.flushes = new Counter({ name: 'riffle_log_flushes_total', help: 'fdatasync rounds of partition logs (one group commit each).', labelNames: LABELS, registers });
     this.fsyncDuration = new Histogram({ name: 'riffle_log_fsync_duration_seconds', help: 'Duration of one flush round (fdatasync of the dirty segments).', buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.fetchReadDuration = new Histogram({ name: 'riffle_log_fetch_read_duration_seconds', help: 'Duration of one fetch read from segment files on the thread pool (reads the tail cache cannot serve).', buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.segments = new Gauge({ name: 'riffle_log_segments', help: 'Segments in a partition log.', labelNames: LABELS, registers });
     this.sizeBytes = new Gauge({ name: 'riffle_log_size_bytes', help: 'Bytes of all segments of a partition log.', labelNames: LABELS, registers });
     this.retentionDeletedSegments = new Counter({ name: 'riffle_log_retention_deleted_segments_total', help: 'Segments deleted by time or size retention.', labelNames: LABELS, registers });
@@ -49,6 +51,7 @@ export class LogMetrics {
       appendedRecords: this.appendedRecords.labels(labels),
       flushes: this.flushes.labels(labels),
       fsyncDuration: this.fsyncDuration,
+      fetchReadDuration: this.fetchReadDuration,
       segments: this.segments.labels(labels),
       sizeBytes: this.sizeBytes.labels(labels),
       retentionDeletedSegments: this.retentionDeletedSegments.labels(labels),
@@ -80,6 +83,7 @@ export interface PartitionLogMetrics {
   appendedRecords: CounterChild;
   flushes: CounterChild;
   fsyncDuration: { observe(value: number): void };
+  fetchReadDuration: { observe(value: number): void };
   segments: GaugeChild;
   sizeBytes: GaugeChild;
   retentionDeletedSegments: CounterChild;
@@ -98,7 +102,7 @@ export const NO_LOG_METRICS: PartitionLogMetrics = (() => {
   const gauge = { set: (): void => {} };
   return {
     appendedBytes: counter, appendedBatches: counter, appendedRecords: counter, flushes: counter,
-    fsyncDuration: { observe: (): void => {} }, segments: gauge, sizeBytes: gauge,
+    fsyncDuration: { observe: (): void => {} }, fetchReadDuration: { observe: (): void => {} }, segments: gauge, sizeBytes: gauge,
     retentionDeletedSegments: counter, compactedRecords: counter, recoveryTruncations: counter, corruptBatches: counter, leaderEpochRebuilds: counter, scrubbedBytes: counter, corruptionRepairs: counter, remove: (): void => {},
   };
 })();

@@ -1,11 +1,12 @@
 // One segment of a partition log: a .log file of record batches plus its sparse offset and time
 // indexes. The segment knows positions and offsets; policy (when to roll, what to delete, what is
 // durable) belongs to PartitionLog. Files are written and read with synchronous calls (they hit
-// the page cache); only fdatasync and the scrubber's reads of old segments (seldom cached) are
-// asynchronous, and a segment with either in flight is closed only once it returns, so a recycled
-// fd number can never be synced or read by mistake.
+// the page cache); fdatasync and the reads that serve fetches and the scrubber (old segments are
+// seldom cached) are asynchronous, and a segment with any of them in flight is closed only once
+// it returns, so a recycled fd number can never be synced or read by mistake.
 import * as fs from 'node:fs';
 import { assert } from '../../src/util/assert.js';
+import { RiffleError } from '../../src/rpc/errors.js';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchHeader, verifyBatchCrc, type BatchHeader } from '../../src/util/record-batch.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, SyncedDescriptor, TIME_INDEX_SUFFIX, readFully, segmentPath, unlinkIfExists, writeFully } from './segment-files.js';
 import { INDEX_ENTRIES_MAX, OffsetIndex, TimeIndex } from './segment-index.js';
@@ -156,23 +157,52 @@ export class LogSegment {
   /** The batch containing `offset`, found from the nearest index entry; null past the end. */
   findBatch(offset: number): BatchLocation | null {
     if (offset < this.baseOffset || offset >= this.nextOffset) return null;
-    let position = this.readHint.offset === offset ? this.readHint.position : this.offsetIndex.lookup(offset - this.baseOffset);
-    let chunk: Buffer = Buffer.alloc(0);
-    let chunkStart = 0;
+    let position = this.searchStart(offset);
     while (position < this.sizeBytes) {
-      if (position < chunkStart || position + BATCH_HEADER_BYTES > chunkStart + chunk.length) {
-        const length = Math.min(FIND_CHUNK_BYTES, this.sizeBytes - position);
-        if (length < BATCH_HEADER_BYTES) return null;
-        chunk = this.read(position, length);
-        chunkStart = position;
-      }
-      const header = readBatchHeader(chunk, position - chunkStart);
-      const sizeBytes = LOG_OVERHEAD_BYTES + header.batchLength;
-      const lastOffset = header.baseOffset + header.lastOffsetDelta;
-      if (lastOffset >= offset) return { position, sizeBytes, baseOffset: header.baseOffset, lastOffset, maxTimestamp: header.maxTimestamp };
-      position += sizeBytes;
+      const length = Math.min(FIND_CHUNK_BYTES, this.sizeBytes - position);
+      if (length < BATCH_HEADER_BYTES) return null;
+      const step = walkToBatch(this.read(position, length), position, offset);
+      if (typeof step !== 'number') return step;
+      position = step;
     }
     return null;
+  }
+
+  /**
+   * The batch containing `offset` and the file's bytes from its start: up to `maxBytes` of the
+   * segment as it is now, but at least the whole batch. Null past the end. Both the walk from the
+   * index entry to the batch and the bytes are read on the thread pool, as a fetch of old data
+   * goes to the disk (the file's bytes as of the call; appends meanwhile are not included).
+   * Throws CORRUPT_MESSAGE when a header on the way does not parse.
+   */
+  async readBatchesAsync(offset: number, maxBytes: number): Promise<{ location: BatchLocation; bytes: Buffer } | null> {
+    if (offset < this.baseOffset || offset >= this.nextOffset) return null;
+    const end = this.sizeBytes;
+    let position = this.searchStart(offset);
+    // The first read covers the way from the index entry (about index.interval.bytes) and the answer.
+    let length = Math.min(end - position, Math.max(maxBytes, 0) + FIND_CHUNK_BYTES);
+    while (length >= BATCH_HEADER_BYTES) {
+      const chunk = await this.readAsync(position, length);
+      // The file was cut under the read: the caller sees the truncation and reads again.
+      if (chunk.length < length) return null;
+      const step = walkToBatch(chunk, position, offset);
+      if (typeof step === 'number') {
+        position = step;
+        length = Math.min(end - position, FIND_CHUNK_BYTES + Math.max(maxBytes, 0));
+        continue;
+      }
+      if (step.position + step.sizeBytes > end) throw new RiffleError('CORRUPT_MESSAGE', `batch at position ${step.position} runs past the end of its segment`);
+      const wanted = Math.min(end - step.position, Math.max(step.sizeBytes, maxBytes));
+      const from = step.position - position;
+      if (from + wanted <= chunk.length) return { location: step, bytes: chunk.subarray(from, from + wanted) };
+      return { location: step, bytes: await this.readAsync(step.position, wanted) };
+    }
+    return null;
+  }
+
+  /** Where a walk to `offset` starts: where the last read ended, if it ended there, else the index entry. */
+  private searchStart(offset: number): number {
+    return this.readHint.offset === offset ? this.readHint.position : this.offsetIndex.lookup(offset - this.baseOffset);
   }
 
   rememberReadEnd(offset: number, position: number): void {
@@ -276,7 +306,7 @@ export class LogSegment {
 
   /**
    * Reads [position, position + length) on the thread pool, so a read that goes to the disk does
-   * not hold the event loop (the scrubber's reads of old segments, which are seldom cached).
+   * not hold the event loop (fetches of old data and the scrubber's reads, seldom cached).
    * Returns fewer bytes where the file ends first.
    */
   readAsync(position: number, length: number): Promise<Buffer> {
@@ -364,4 +394,21 @@ function checkBatchAt(reader: ChunkReader, position: number, verifyCrc: boolean)
     return (error as Error).message;
   }
   return { header, sizeBytes };
+}
+
+/**
+ * Walks the batch headers in `chunk` (the file's bytes from `chunkStart`) to the batch holding
+ * `offset`: its location, or, when the chunk ends first (a header cut off, or a batch below
+ * `offset` passing the chunk's end), the file position of the next header to read.
+ */
+function walkToBatch(chunk: Buffer, chunkStart: number, offset: number): BatchLocation | number {
+  let at = 0;
+  while (at + BATCH_HEADER_BYTES <= chunk.length) {
+    const header = readBatchHeader(chunk, at);
+    const sizeBytes = LOG_OVERHEAD_BYTES + header.batchLength;
+    const lastOffset = header.baseOffset + header.lastOffsetDelta;
+    if (lastOffset >= offset) return { position: chunkStart + at, sizeBytes, baseOffset: header.baseOffset, lastOffset, maxTimestamp: header.maxTimestamp };
+    at += sizeBytes;
+  }
+  return chunkStart + at;
 }

@@ -1,7 +1,8 @@
 // The log of one partition replica: a directory of segments, offsets assigned on append, reads by
 // offset and timestamp, segment roll, retention, flush policies with group commit, recovery and
-// truncation. Appends and reads are synchronous (page cache); only fdatasync is asynchronous, and
-// one fdatasync round covers every append made before it started (group commit).
+// truncation. Appends are synchronous (page cache); fdatasync is asynchronous, and one fdatasync
+// round covers every append made before it started (group commit). Reads that serve fetches come
+// from the tail cache or from the file on the thread pool (readForFetch); read() is synchronous.
 //
 // Each log keeps a leader-epoch cache (leader-epoch-cache.ts): the offset where each leader epoch
 // began, persisted before the first batch of a new epoch is written, trimmed on truncation and
@@ -83,6 +84,19 @@ const NO_NEW_EPOCHS: readonly EpochEntry[] = [];
 
 export function defaultSyncFile(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+export interface ReadResult {
+  records: Buffer;
+  /** The offset after the last batch served (the fetch offset when none was). */
+  nextOffset: number;
+}
+
+/** A read the tail cache could not serve: from the segment holding the fetch offset, below `limit`. */
+interface FileRead {
+  segment: LogSegment;
+  limit: number;
+  maxBytesWanted: number;
 }
 
 interface SyncTarget {
@@ -625,24 +639,72 @@ export class PartitionLog {
   /**
    * Whole batches from the one containing `fetchOffset`, up to `maxBytes` (but at least one
    * batch), none reaching `maxOffsetExclusive`. Every batch served has passed its CRC check.
+   * Reads the file synchronously: for loading state at startup and for tools. Fetches use
+   * readForFetch.
    */
-  read(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): { records: Buffer; nextOffset: number } {
+  read(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): ReadResult {
+    const start = this.startRead(fetchOffset, maxBytes, maxOffsetExclusive);
+    if (!('segment' in start)) return start;
+    const { segment, limit, maxBytesWanted } = start;
+    const first = this.locate(segment, fetchOffset);
+    if (first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
+    const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
+    return this.serve(segment, first, segment.read(first.position, wanted), limit);
+  }
+
+  /**
+   * What read() returns, for serving fetches (consumers, followers, Kinesis readers): the last
+   * appends come from the tail cache at once; older batches are read on the thread pool, as they
+   * are seldom in the page cache and a synchronous read from the disk held the event loop, and
+   * every request of the broker with it, for as long as the disk took. When the log is
+   * truncated, closed or loses the segment while the read is out, the fetch is read again from
+   * the log as it is then.
+   */
+  readForFetch(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): ReadResult | Promise<ReadResult> {
+    const start = this.startRead(fetchOffset, maxBytes, maxOffsetExclusive);
+    if (!('segment' in start)) return start;
+    return this.readFileAsync(fetchOffset, maxBytes, maxOffsetExclusive, start);
+  }
+
+  private async readFileAsync(fetchOffset: number, maxBytes: number, maxOffsetExclusive: number, start: FileRead): Promise<ReadResult> {
+    const { segment, limit, maxBytesWanted } = start;
+    const truncations = this.truncations;
+    const changed = (): boolean => this.closed || this.failure !== null || this.truncations !== truncations || !segment.isOpen || !this.segments.includes(segment);
+    const started = performance.now();
+    let found: { location: BatchLocation; bytes: Buffer } | null;
+    try {
+      found = await segment.readBatchesAsync(fetchOffset, Math.min(maxBytesWanted, READ_BYTES_MAX));
+    } catch (error) {
+      if (changed()) return this.readForFetch(fetchOffset, maxBytes, maxOffsetExclusive);
+      throw this.corruptSegment(segment, error);
+    }
+    this.metrics.fetchReadDuration.observe((performance.now() - started) / 1000);
+    if (changed()) return this.readForFetch(fetchOffset, maxBytes, maxOffsetExclusive);
+    if (found === null || found.location.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
+    return this.serve(segment, found.location, found.bytes, limit);
+  }
+
+  /** Checks a read and serves it from the tail cache when it can; else the segment to read. */
+  private startRead(fetchOffset: number, maxBytes: number, maxOffsetExclusive: number): ReadResult | FileRead {
     this.throwIfUnusable();
     if (!Number.isSafeInteger(fetchOffset) || fetchOffset < this.logStartOffset || fetchOffset > this.nextOffset) {
       throw new RiffleError('OFFSET_OUT_OF_RANGE', `offset ${fetchOffset} is outside [${this.logStartOffset}, ${this.nextOffset}] of ${this.topic}-${this.partition}`);
     }
     const limit = Math.min(maxOffsetExclusive, this.nextOffset);
     const maxBytesWanted = Number.isNaN(maxBytes) ? 0 : Math.max(Math.floor(maxBytes), 0);
+    if (fetchOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
     // The last appends, from memory; never past a corrupt batch, which only the file path may judge.
-    if (this.tail !== null && this.corruptFrom === null && fetchOffset < limit) {
+    if (this.tail !== null && this.corruptFrom === null) {
       const kept = this.tail.read(fetchOffset, Math.min(maxBytesWanted, READ_BYTES_MAX), limit);
       if (kept !== null) return kept;
     }
     const segment = this.segmentFor(fetchOffset);
-    const first = fetchOffset < limit && segment !== null ? this.locate(segment, fetchOffset) : null;
-    if (segment === null || first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
-    const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
-    const chunk = segment.read(first.position, wanted);
+    if (segment === null) return { records: EMPTY, nextOffset: fetchOffset };
+    return { segment, limit, maxBytesWanted };
+  }
+
+  /** The leading servable batches of `chunk`, read from `first` on. */
+  private serve(segment: LogSegment, first: BatchLocation, chunk: Buffer, limit: number): ReadResult {
     let served: { bytes: number; nextOffset: number };
     try {
       served = this.servableBytes(chunk, limit);
@@ -740,17 +802,20 @@ export class PartitionLog {
     try {
       location = segment.findBatch(offset);
     } catch (error) {
-      if (error instanceof RiffleError && error.errorName === 'CORRUPT_MESSAGE') {
-        this.noteCorruption(segment.baseOffset);
-        throw this.corruptBatch(error);
-      }
-      throw error;
+      throw this.corruptSegment(segment, error);
     }
     if (location !== null && location.position + location.sizeBytes > segment.sizeBytes) {
       this.noteCorruption(segment.baseOffset);
       throw this.corruptBatch(new Error(`batch at position ${location.position} runs past the end of its segment`));
     }
     return location;
+  }
+
+  /** A header that does not parse on the way to a batch: the whole segment counts as corrupt. Other errors pass. */
+  private corruptSegment(segment: LogSegment, error: unknown): unknown {
+    if (!(error instanceof RiffleError) || error.errorName !== 'CORRUPT_MESSAGE') return error;
+    this.noteCorruption(segment.baseOffset);
+    return this.corruptBatch(error);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import { Registry } from '../../src/metrics/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { createHarness, createTopic, startBroker } from '../controller/controller-harness.js';
-import { makeTempDir, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, removeDir } from './log/helpers.js';
+import { DEFAULT_LOG_CONFIG } from '../../broker/log/index.js';
+import { pino } from 'pino';
 
 let dir: string;
 beforeEach(() => {
@@ -114,5 +116,26 @@ describe('ReplicaManager incremental sync', () => {
     } finally {
       await manager.close();
     }
+  });
+
+  it('ends a scrub round quietly when the manager closes while its reads are out', async () => {
+    const harness = createHarness();
+    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) await startBroker(harness, nodeId, rack);
+    await createTopic(harness, 'orders', 4, 3);
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const manager = new ReplicaManager({ selfId: 1, dataDir: dir, clock: new ManualClock(), logger, registry: new Registry(), logDefaults: { ...DEFAULT_LOG_CONFIG, segmentBytes: 2000 } });
+    await manager.sync(harness.controller.image);
+    const partitions = manager.allPartitions();
+    expect(partitions).toHaveLength(4);
+    for (const partition of partitions) {
+      for (let index = 0; index < 40; index++) partition.log.append(batchOf(4), partition.leaderEpoch);
+      await partition.log.flush();
+    }
+    // Every log has closed, fsynced segments to read; the round is out on the first when the manager closes.
+    const round = manager.scrubAndRepair(1 << 20);
+    await manager.close();
+    await round;
+    expect(lines.filter((line) => line.includes('scrub failed'))).toEqual([]);
   });
 });

@@ -222,6 +222,37 @@ describe('single node through the SDK', () => {
     }
   });
 
+  it('serves a backlog older than the tail cache from the segment files, every record once and in order', async () => {
+    const client = new RiffleClient({ bootstrap: node.bootstrap });
+    const count = 3_000;
+    const fetchReads = async (): Promise<number> => {
+      const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
+      const line = text.split('\n').find((candidate) => candidate.startsWith('riffle_log_fetch_read_duration_seconds_count'));
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    try {
+      // 3 MB over 256 KiB segments: most of it is past the broker's 1 MiB tail cache.
+      await new Admin(client).createTopic({ name: 'backlog', partitions: 1, configs: { 'segment.bytes': String(256 * 1024) } });
+      const producer = new Producer(client, { acks: -1, lingerMs: 2, batchBytesMax: 64 * 1024 });
+      await Promise.all(Array.from({ length: count }, (_, index) => producer.send({ topic: 'backlog', value: `${index}:${'b'.repeat(1000)}` })));
+      await producer.close();
+      const readsBefore = await fetchReads();
+      const consumer = new PartitionConsumer(client, { topic: 'backlog', from: 'earliest', maxWaitMs: 200 });
+      const indexes: number[] = [];
+      await waitFor(async () => {
+        for (const record of await consumer.poll()) {
+          expect(record.offset).toBe(indexes.length);
+          indexes.push(Number(record.value!.toString().split(':')[0]));
+        }
+        return indexes.length >= count;
+      }, { timeoutMs: 30_000, what: 'the whole backlog' });
+      expect(indexes).toEqual(Array.from({ length: count }, (_, index) => index));
+      expect(await fetchReads()).toBeGreaterThan(readsBefore);
+    } finally {
+      client.close();
+    }
+  });
+
   it('answers ListOffsets for earliest, latest and by timestamp', async () => {
     const client = new RiffleClient({ bootstrap: node.bootstrap });
     try {
