@@ -15,6 +15,7 @@
 import type { AppendInfo, PartitionLog, ReadResult } from './log/index.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import { assert } from '../src/util/assert.js';
+import { ProducerSnapshotFiles } from './producer-snapshots.js';
 import { ProducerStateManager, SequenceGapError, type ProducerAppendPlan } from './producer-state.js';
 
 export type PartitionListener = (partition: Partition) => void;
@@ -76,8 +77,8 @@ export class Partition {
   /** Leader: the ISR change awaiting the controller, if any. */
   private isrProposal: IsrProposal | null = null;
 
-  /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts). */
-  readonly producerState = new ProducerStateManager();
+  /** [idempotence] Idempotent producers' epochs and last batches (producer-state.ts), snapshotted beside the log. */
+  readonly producerState: ProducerStateManager;
 
   constructor(
     readonly topic: string,
@@ -89,6 +90,7 @@ export class Partition {
     private readonly nowMs: () => number = Date.now,
   ) {
     this.role = { ...role };
+    this.producerState = new ProducerStateManager({ snapshots: new ProducerSnapshotFiles(log.dir) });
     // [idempotence] An empty log's producer state is known at once, so a follower can track it from
     // the first append; a log with data is read when the state is first needed (producer-state.ts).
     if (log.logEndOffset === log.logStartOffset) this.producerState.loadFromLog(log);
@@ -232,7 +234,10 @@ export class Partition {
     const epoch = this.role.leaderEpoch;
     const producerPlan = await this.checkProducers(batches, epoch);
     const info = producerPlan.duplicate ?? this.log.append(batches, this.role.leaderEpoch);
-    if (producerPlan.duplicate === null) this.producerState.record(producerPlan, info);
+    if (producerPlan.duplicate === null) {
+      this.producerState.record(producerPlan, info);
+      this.producerState.noteAppended(batches.length, this.log);
+    }
     for (const listener of this.appendListeners) listener(this);
     const end = info.lastOffset + 1;
     const durable = this.log.waitDurable(end).then(() => {
@@ -472,6 +477,7 @@ export class Partition {
   /** [idempotence] A follower's appended batches update its producer state; call after each follower append. */
   observeFollowerAppend(batches: Buffer): void {
     this.producerState.observeReplicated(batches);
+    this.producerState.noteAppended(batches.length, this.log);
   }
 
   /**
@@ -503,6 +509,7 @@ export class Partition {
    */
   truncateToDivergence(leaderEpoch: number, leaderEndOffset: number): void {
     this.log.truncateToDivergence(leaderEpoch, leaderEndOffset);
+    this.producerState.dropSnapshotsAbove(this.log.logEndOffset);
     if (this.durableEnd > this.log.logEndOffset) this.durableEnd = this.log.logEndOffset;
     if (this.highWatermarkOffset > this.log.logEndOffset) this.highWatermarkOffset = this.log.logEndOffset;
   }
@@ -544,6 +551,7 @@ export class Partition {
     if (this.role.isr.includes(this.selfId)) return null;
     const end = this.log.truncateCorruptTail();
     if (end === null) return null;
+    this.producerState.dropSnapshotsAbove(end);
     if (this.durableEnd > end) this.durableEnd = end;
     if (this.highWatermarkOffset > end) this.highWatermarkOffset = end;
     return end;
@@ -600,6 +608,8 @@ export class Partition {
     this.role = { ...this.role, leaderId: wasLeader };
     this.hwListeners.clear();
     this.appendListeners.clear();
+    // [idempotence] A restart then starts from the state as of the log end, replaying nothing.
+    this.producerState.takeSnapshot(this.log);
     await this.log.close();
   }
 }

@@ -19,9 +19,12 @@
 // batch headers in the log before anything is decided.
 //
 // Departures from Kafka:
-//   - No producer-state snapshots: a rebuild reads the log, from the first record newer than the
-//     producer expiration window (1 day), so a producer whose records carry older timestamps is
-//     not rebuilt (its next batch with a non-zero sequence gets UNKNOWN_PRODUCER_ID).
+//   - Snapshots (producer-snapshots.ts) are taken every 64 MiB a replica appends and at a clean
+//     close, not at every segment roll; a rebuild starts from the newest one the log agrees with.
+//     Without one (a new replica of old data, every snapshot contradicted) it reads the log from
+//     the first record newer than the producer expiration window (1 day), so a producer whose
+//     records carry older timestamps is not rebuilt (its next batch with a non-zero sequence gets
+//     UNKNOWN_PRODUCER_ID).
 //   - A batch wholly behind the producer's last sequence that is not among the five retained is
 //     answered DUPLICATE_SEQUENCE_NUMBER (written before, offsets no longer known), which the
 //     SDK treats as success. Kafka answers OUT_OF_ORDER_SEQUENCE_NUMBER there, which makes an
@@ -43,6 +46,7 @@ import { assert } from '../src/util/assert.js';
 import { systemClock, type Clock } from '../src/util/clock.js';
 import { Gauge, type Registry } from '../src/metrics/index.js';
 import { ATTRIBUTE_TRANSACTIONAL, LOG_OVERHEAD_BYTES, iterateBatches, type BatchHeader } from '../src/util/record-batch.js';
+import { PRODUCER_SNAPSHOT_INTERVAL_BYTES, type ProducerSnapshotFiles, type SnapshotLog } from './producer-snapshots.js';
 
 /** Batches kept per producer for recognising retries (Kafka's NUM_BATCHES_TO_RETAIN). */
 export const PRODUCER_BATCHES_RETAINED = 5;
@@ -75,9 +79,7 @@ export interface ProducerEntryView {
 }
 
 /** The log as producer state reads it when rebuilding: a PartitionLog fits. */
-export interface ProducerStateLog {
-  readonly logStartOffset: number;
-  readonly logEndOffset: number;
+export interface ProducerStateLog extends SnapshotLog {
   read(offset: number, maxBytes: number): { records: Buffer; nextOffset: number };
   offsetForTimestamp(timestampMs: number): { offset: number } | null;
 }
@@ -105,6 +107,10 @@ export interface ProducerStateOptions {
   clock?: Clock;
   producersMax?: number;
   expirationMs?: number;
+  /** Where snapshots of this state are kept (the partition directory); none without. */
+  snapshots?: ProducerSnapshotFiles;
+  /** Bytes appended between two snapshots. */
+  snapshotIntervalBytes?: number;
 }
 
 interface Entry {
@@ -131,13 +137,21 @@ export class ProducerStateManager {
   /** Whether some producer's state may be missing (see the module header). */
   private mayHaveForgotten = false;
   private lastExpirationCheckMs: number;
-  /** Counters for metrics and tests. */
-  readonly stats = { duplicates: 0, rebuilds: 0, evictions: 0, expirations: 0, gapHoldsWritten: 0, gapHoldsRefused: 0 };
+  private readonly snapshots: ProducerSnapshotFiles | null;
+  private readonly snapshotIntervalBytes: number;
+  /** Bytes appended since the last snapshot, and the offset that snapshot reflects. */
+  private bytesSinceSnapshot = 0;
+  private lastSnapshotOffset = -1;
+  /** Counters for metrics and tests. `rebuilds` counts every load, `snapshotLoads` those that started from a snapshot. */
+  readonly stats = { duplicates: 0, rebuilds: 0, snapshotLoads: 0, snapshotsWritten: 0, snapshotWriteFailures: 0, evictions: 0, expirations: 0, gapHoldsWritten: 0, gapHoldsRefused: 0 };
 
   constructor(options: ProducerStateOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.producersMax = options.producersMax ?? PRODUCERS_PER_PARTITION_MAX;
     this.expirationMs = options.expirationMs ?? PRODUCER_ID_EXPIRATION_MS;
+    this.snapshots = options.snapshots ?? null;
+    this.snapshotIntervalBytes = options.snapshotIntervalBytes ?? PRODUCER_SNAPSHOT_INTERVAL_BYTES;
+    assert(this.snapshotIntervalBytes > 0, () => `snapshotIntervalBytes ${this.snapshotIntervalBytes}`);
     assert(Number.isInteger(this.producersMax) && this.producersMax > 0, () => `producersMax ${this.producersMax}`);
     assert(this.expirationMs > 0, () => `expirationMs ${this.expirationMs}`);
     this.lastExpirationCheckMs = this.clock.nowMs();
@@ -217,14 +231,31 @@ export class ProducerStateManager {
     this.maybeExpire(nowMs);
   }
 
-  /** Rebuilds the state from the batch headers of `log`, within the expiration window. */
+  /**
+   * Rebuilds the state for `log`: from the newest snapshot the log agrees with, then the batch
+   * headers after it; without one, from the batch headers within the expiration window.
+   */
   loadFromLog(log: ProducerStateLog): void {
     // Until the load completes the state reflects nothing, so a failed read leaves it unusable.
     this.forgetAll();
     const nowMs = this.clock.nowMs();
-    const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
-    let offset = Math.max(log.logStartOffset, windowStart);
-    this.mayHaveForgotten = offset > 0;
+    const snapshot = this.snapshots?.newestUsable(log) ?? null;
+    let offset: number;
+    if (snapshot !== null) {
+      for (const entry of snapshot.entries) {
+        if (nowMs - entry.lastActivityMs >= this.expirationMs) continue;
+        this.producers.set(entry.producerId, { producerId: entry.producerId, epoch: entry.epoch, batches: entry.batches.map((batch) => ({ ...batch })), lastActivityMs: entry.lastActivityMs });
+        if (this.producers.size > this.producersMax) this.evictIdlest();
+      }
+      this.mayHaveForgotten = snapshot.mayHaveForgotten || this.producers.size < snapshot.entries.length;
+      offset = snapshot.endOffset;
+      this.lastSnapshotOffset = snapshot.endOffset;
+      this.stats.snapshotLoads++;
+    } else {
+      const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
+      offset = Math.max(log.logStartOffset, windowStart);
+      this.mayHaveForgotten = offset > 0;
+    }
     while (offset < log.logEndOffset) {
       const { records, nextOffset } = log.read(offset, REBUILD_READ_BYTES);
       assert(nextOffset > offset, () => `rebuilding producer state made no progress at offset ${offset}`);
@@ -237,6 +268,41 @@ export class ProducerStateManager {
     this.endOffset = log.logEndOffset;
     this.lastExpirationCheckMs = nowMs;
     this.stats.rebuilds++;
+  }
+
+  /**
+   * Counts `bytes` just appended to `log` (and recorded or observed here), and takes a snapshot
+   * once PRODUCER_SNAPSHOT_INTERVAL_BYTES have gone by since the last.
+   */
+  noteAppended(bytes: number, log: SnapshotLog): void {
+    if (this.snapshots === null) return;
+    this.bytesSinceSnapshot += bytes;
+    if (this.bytesSinceSnapshot >= this.snapshotIntervalBytes) this.takeSnapshot(log);
+  }
+
+  /**
+   * Writes a snapshot of the state, if it reflects exactly `log` and moved since the last one.
+   * A failed write is counted and otherwise ignored: snapshots only shorten rebuilds.
+   */
+  takeSnapshot(log: SnapshotLog): void {
+    if (this.snapshots === null || this.endOffset < 0 || this.endOffset !== log.logEndOffset) return;
+    this.bytesSinceSnapshot = 0;
+    if (this.endOffset === this.lastSnapshotOffset) return;
+    const entries = [...this.producers.values()].map((entry) => ({ producerId: entry.producerId, epoch: entry.epoch, lastActivityMs: entry.lastActivityMs, batches: entry.batches }));
+    try {
+      this.snapshots.write({ endOffset: this.endOffset, lastEpoch: log.epochBefore(this.endOffset), mayHaveForgotten: this.mayHaveForgotten, entries });
+      this.lastSnapshotOffset = this.endOffset;
+      this.stats.snapshotsWritten++;
+    } catch {
+      this.stats.snapshotWriteFailures++;
+    }
+  }
+
+  /** The log was cut at `offset`: snapshots past it describe batches it no longer holds. */
+  dropSnapshotsAbove(offset: number): void {
+    if (this.snapshots === null) return;
+    this.snapshots.deleteAbove(offset);
+    if (this.lastSnapshotOffset > offset) this.lastSnapshotOffset = -1;
   }
 
   private forgetAll(): void {
@@ -398,6 +464,38 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
       let duplicates = 0;
       for (const partition of partitions()) duplicates += partition.producerState.stats.duplicates;
       this.set(duplicates);
+    },
+  });
+  new Gauge({
+    name: 'riffle_broker_producer_state_loads',
+    help: 'Producer states built for a replica, by where the build started (snapshot, log), over the replicas hosted now.',
+    labelNames: ['from'],
+    registers: [registry],
+    collect() {
+      let loads = 0;
+      let fromSnapshot = 0;
+      for (const partition of partitions()) {
+        loads += partition.producerState.stats.rebuilds;
+        fromSnapshot += partition.producerState.stats.snapshotLoads;
+      }
+      this.set({ from: 'snapshot' }, fromSnapshot);
+      this.set({ from: 'log' }, loads - fromSnapshot);
+    },
+  });
+  new Gauge({
+    name: 'riffle_broker_producer_snapshots',
+    help: 'Producer-state snapshots written beside the replicas hosted now, by outcome (written, failed).',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      let written = 0;
+      let failed = 0;
+      for (const partition of partitions()) {
+        written += partition.producerState.stats.snapshotsWritten;
+        failed += partition.producerState.stats.snapshotWriteFailures;
+      }
+      this.set({ outcome: 'written' }, written);
+      this.set({ outcome: 'failed' }, failed);
     },
   });
   new Gauge({

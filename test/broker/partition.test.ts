@@ -1,7 +1,9 @@
 // The leader side of a partition replica: when acks are answered, and that a write caught by a
 // leadership change (during its flush or while it waits for the ISR) is answered at once with an
 // unknown outcome instead of hanging until the request times out.
+import * as fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { snapshotFileName } from '../../broker/producer-snapshots.js';
 import { Partition, SEQUENCE_GAP_HOLD_MS, type PartitionRole } from '../../broker/partition.js';
 import { decodeAllRecords, encodeRecordBatch } from '../../src/util/record-batch.js';
 import { RiffleError } from '../../src/rpc/errors.js';
@@ -182,6 +184,24 @@ describe('Partition: a batch ahead of its producer sequence (a pipelined call ov
     const outcome = await settledWithin(held, SEQUENCE_GAP_HOLD_MS / 2);
     expect((outcome.error as RiffleError).errorName).toBe('NOT_LEADER_OR_FOLLOWER');
     await partition.close();
+  });
+
+  it('snapshots its producers at a clean close; reopened, it starts from the snapshot and still knows a retry', async () => {
+    const { log } = await openLog(dir, { flushPolicy: 'ack' });
+    const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    const batches = [0, 2, 4, 6].map((sequence) => idempotent(sequence, `s${sequence}`));
+    for (const bytes of batches) await partition.append(Buffer.from(bytes), 1);
+    await partition.close();
+    expect(fs.readdirSync(dir).filter((name) => name.endsWith('.snapshot'))).toEqual([snapshotFileName(8)]);
+    const { log: reopened } = await openLog(dir, { flushPolicy: 'ack' });
+    const again = new Partition('events', 'id', 0, reopened, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+    // The records carry 2023 timestamps, outside the 24 h window a rebuild from the log would read:
+    // only the snapshot knows the producer. Its retry gets the original offsets, nothing is written.
+    expect(await again.append(Buffer.from(batches[3]!), 1)).toMatchObject({ baseOffset: 6, lastOffset: 7 });
+    expect(again.logEndOffset).toBe(8);
+    expect(again.producerState.stats).toMatchObject({ rebuilds: 1, snapshotLoads: 1, duplicates: 1 });
+    expect((await again.append(idempotent(8, 's8'), 1)).baseOffset).toBe(8);
+    await again.close();
   });
 
   it('refuses at once a sequence behind the producer that was never written (not a gap)', async () => {

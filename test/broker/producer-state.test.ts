@@ -2,10 +2,15 @@
 // five retained batches return their original offsets without a second copy, older repeats are
 // DUPLICATE_SEQUENCE_NUMBER, gaps and bad epochs are refused, sequences wrap at int32 max, state
 // rebuilt from the log equals the state built live (seeded random workloads), followers track
-// it, and the number of producers stays bounded.
+// it, and the number of producers stays bounded. Snapshots: a rebuild starts from the newest one
+// its log agrees with and equals a rebuild from the whole log; one the log contradicts (past its
+// end, rewritten under a newer leader epoch, damaged) is deleted, never believed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProducerStateManager, PRODUCER_BATCHES_RETAINED, PRODUCER_EXPIRATION_CHECK_INTERVAL_MS, PRODUCER_ID_EXPIRATION_MS, SEQUENCE_MODULUS } from '../../broker/producer-state.js';
 import type { AppendInfo, PartitionLog } from '../../broker/log/index.js';
+import { PRODUCER_SNAPSHOTS_KEPT, ProducerSnapshotFiles, decodeProducerSnapshot, encodeProducerSnapshot, snapshotFileName } from '../../broker/producer-snapshots.js';
 import { RiffleError } from '../../src/rpc/errors.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { Prng } from '../../src/util/prng.js';
@@ -296,5 +301,128 @@ describe('bounds', () => {
     expect(state.entries().map((entry) => entry.producerId)).toEqual([2]);
     expect(state.stats.expirations).toBe(1);
     expect(produceError(batch(1, 0, 2))).toBe('UNKNOWN_PRODUCER_ID');
+  });
+});
+
+describe('producer-state snapshots', () => {
+  const withoutTimes = (manager: ProducerStateManager): object[] => manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
+  const fromWholeLog = (): ProducerStateManager => {
+    const rebuilt = new ProducerStateManager({ clock });
+    rebuilt.loadFromLog(log);
+    return rebuilt;
+  };
+
+  it('encodes and decodes a snapshot exactly, and refuses damaged or cut bytes', () => {
+    const snapshot = {
+      endOffset: 2 ** 40 + 3, lastEpoch: 12, mayHaveForgotten: true,
+      entries: [
+        { producerId: Number.MAX_SAFE_INTEGER, epoch: 32_767, lastActivityMs: 1_700_000_000_123, batches: [{ firstSequence: SEQUENCE_MODULUS - 2, lastSequence: 1, firstOffset: 2 ** 40, lastOffset: 2 ** 40 + 2 }] },
+        { producerId: 5, epoch: 0, lastActivityMs: 1, batches: Array.from({ length: PRODUCER_BATCHES_RETAINED }, (_, index) => ({ firstSequence: index * 2, lastSequence: index * 2 + 1, firstOffset: index * 2, lastOffset: index * 2 + 1 })) },
+      ],
+    };
+    const bytes = encodeProducerSnapshot(snapshot);
+    expect(decodeProducerSnapshot(bytes)).toEqual(snapshot);
+    for (const position of [0, 7, 30, bytes.length - 1]) {
+      const damaged = Buffer.from(bytes);
+      damaged[position]! ^= 0x01;
+      expect(() => decodeProducerSnapshot(damaged), `flipped byte ${position}`).toThrow();
+    }
+    expect(() => decodeProducerSnapshot(bytes.subarray(0, bytes.length - 9))).toThrow();
+    expect(() => decodeProducerSnapshot(Buffer.alloc(0))).toThrow();
+  });
+
+  it('snapshots every interval, keeps the newest few, and a rebuild from the newest equals one from the whole log', () => {
+    const seed = Number(process.env.RIFFLE_SEED ?? Date.now() % 0x7fffffff);
+    console.log(`producer snapshot walk: RIFFLE_SEED=${seed}`);
+    const random = new Prng(seed);
+    const files = new ProducerSnapshotFiles(dir);
+    const live = new ProducerStateManager({ clock, snapshots: files, snapshotIntervalBytes: 1_000 });
+    live.loadFromLog(log);
+    const next = new Map<number, number>();
+    const last = new Map<number, { bytes: Buffer; info: AppendInfo }>();
+    for (let step = 0; step < 120; step++) {
+      const id = random.int(1, 6);
+      const count = random.int(1, 4);
+      const bytes = batch(id, 0, next.get(id) ?? 0, count);
+      last.set(id, { bytes: Buffer.from(bytes), info: produce(bytes, live) });
+      live.noteAppended(bytes.length, log);
+      next.set(id, (next.get(id) ?? 0) + count);
+    }
+    expect(live.stats.snapshotsWritten, `seed ${seed}`).toBeGreaterThan(PRODUCER_SNAPSHOTS_KEPT);
+    const offsets = files.offsets();
+    expect(offsets).toHaveLength(PRODUCER_SNAPSHOTS_KEPT);
+    expect(offsets.at(-1)!).toBeLessThanOrEqual(log.logEndOffset);
+
+    const restarted = new ProducerStateManager({ clock, snapshots: files });
+    restarted.loadFromLog(log);
+    expect(restarted.stats.snapshotLoads).toBe(1);
+    expect(withoutTimes(restarted), `seed ${seed}`).toEqual(withoutTimes(fromWholeLog()));
+    expect(restarted.reflectedEndOffset).toBe(log.logEndOffset);
+    // A retry of each producer's last batch is still answered with its offsets, and only the next sequence is accepted.
+    const end = log.logEndOffset;
+    for (const { bytes, info } of last.values()) expect(produce(bytes, restarted)).toMatchObject({ baseOffset: info.baseOffset, lastOffset: info.lastOffset });
+    expect(log.logEndOffset).toBe(end);
+    const [id, sequence] = [...next][0]!;
+    expect(produceError(batch(id, 0, sequence + 5), restarted)).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
+    expect(produce(batch(id, 0, sequence), restarted).baseOffset).toBe(end);
+  });
+
+  it('never believes a snapshot its log contradicts: past the end, rewritten by a newer leader, or damaged', async () => {
+    const files = new ProducerSnapshotFiles(dir);
+    const live = new ProducerStateManager({ clock, snapshots: files });
+    live.loadFromLog(log);
+    for (let index = 0; index < 3; index++) produce(batch(7, 0, index * 2), live);
+    live.takeSnapshot(log);
+    const kept = log.logEndOffset;
+    for (let index = 3; index < 6; index++) produce(batch(7, 0, index * 2), live);
+    live.takeSnapshot(log);
+    const rewritten = log.logEndOffset;
+    expect(files.offsets()).toEqual([kept, rewritten]);
+
+    // A newer leader's log replaced the tail (as a follower's truncation to its divergence does),
+    // longer than before: the snapshot at `rewritten` lies inside it but under another epoch.
+    log.truncateTo(kept);
+    for (let index = 0; index < 4; index++) log.append(batch(7, 1, index * 2), 1);
+    expect(log.logEndOffset).toBeGreaterThan(rewritten);
+    const afterRewrite = new ProducerStateManager({ clock, snapshots: files });
+    afterRewrite.loadFromLog(log);
+    expect(afterRewrite.stats.snapshotLoads).toBe(1);
+    expect(files.offsets()).toEqual([kept]);
+    expect(withoutTimes(afterRewrite)).toEqual(withoutTimes(fromWholeLog()));
+    expect(afterRewrite.entry(7)!.epoch).toBe(1);
+
+    // Past the log end (a crash cut the unflushed tail below it): deleted, the older one serves.
+    const ahead = { endOffset: log.logEndOffset + 10, lastEpoch: 1, mayHaveForgotten: false, entries: [] };
+    fs.writeFileSync(path.join(dir, snapshotFileName(ahead.endOffset)), encodeProducerSnapshot(ahead));
+    const afterCrash = new ProducerStateManager({ clock, snapshots: files });
+    afterCrash.loadFromLog(log);
+    expect(afterCrash.stats.snapshotLoads).toBe(1);
+    expect(files.offsets()).toEqual([kept]);
+
+    // Damaged: deleted, and the state comes from the log.
+    const file = path.join(dir, snapshotFileName(kept));
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 3]! ^= 0x40;
+    fs.writeFileSync(file, bytes);
+    const afterDamage = new ProducerStateManager({ clock, snapshots: files });
+    afterDamage.loadFromLog(log);
+    expect(afterDamage.stats.snapshotLoads).toBe(0);
+    expect(files.offsets()).toEqual([]);
+    expect(withoutTimes(afterDamage)).toEqual(withoutTimes(fromWholeLog()));
+  });
+
+  it('forgets producers of a snapshot idle past the expiration, and then says so', () => {
+    const files = new ProducerSnapshotFiles(dir);
+    const live = new ProducerStateManager({ clock, snapshots: files });
+    live.loadFromLog(log);
+    produce(batch(7, 0, 0), live);
+    produce(batch(8, 0, 0), live);
+    live.takeSnapshot(log);
+    clock.advance(PRODUCER_ID_EXPIRATION_MS + 1);
+    const later = new ProducerStateManager({ clock, snapshots: files });
+    later.loadFromLog(log);
+    expect(later.stats.snapshotLoads).toBe(1);
+    expect(later.producerCount).toBe(0);
+    expect(produceError(batch(7, 0, 2), later)).toBe('UNKNOWN_PRODUCER_ID');
   });
 });
