@@ -184,6 +184,15 @@ export class Partition {
     this.log.beginLeaderEpoch(this.role.leaderEpoch);
     this.leaderEpochStartOffset = this.log.logEndOffset;
     this.resetFollowers();
+    // [idempotence] The first produce waits for the producer state: start building it now.
+    this.buildProducerState();
+  }
+
+  /** [idempotence] Builds the producer state in the background if it does not reflect the log. */
+  private buildProducerState(): void {
+    if (this.producerState.reflects(this.log)) return;
+    // A failure (the log closed or failed) leaves the state unbuilt; the next need tries again.
+    this.producerState.build(this.log).catch(() => undefined);
   }
 
   /**
@@ -260,6 +269,11 @@ export class Partition {
    * pipelining producer's earlier call overtaken on HTTP/2; see producer-state.ts).
    */
   private async checkProducers(batches: Buffer, epoch: number): Promise<ProducerAppendPlan> {
+    if (!this.producerState.reflects(this.log)) {
+      // Built off the event loop (a restart or take-over replays the log since the last snapshot).
+      await this.producerState.build(this.log);
+      if (this.leadershipLost(epoch)) throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `${this.topic}-${this.index} changed leader while its producer state was built; nothing was written.`);
+    }
     const deadline = this.nowMs() + SEQUENCE_GAP_HOLD_MS;
     const stats = this.producerState.stats;
     for (let held = false; ; held = true) {
@@ -477,7 +491,10 @@ export class Partition {
   /** [idempotence] A follower's appended batches update its producer state; call after each follower append. */
   observeFollowerAppend(batches: Buffer): void {
     this.producerState.observeReplicated(batches);
-    this.producerState.noteAppended(batches.length, this.log);
+    // A replica opened with data builds its state at its first append, so it can snapshot it
+    // and a take-over finds it ready; one that stopped matching the log builds it again.
+    if (this.producerState.reflects(this.log)) this.producerState.noteAppended(batches.length, this.log);
+    else this.buildProducerState();
   }
 
   /**

@@ -16,7 +16,9 @@
 // The state must describe exactly the log it sits beside. It records the log end it reflects;
 // whenever that differs from the log's end at a check (a follower truncated, appends went
 // unobserved, the replica just became leader, the process restarted) it is rebuilt from the
-// batch headers in the log before anything is decided.
+// newest snapshot and the batch headers after it before anything is decided: off the event loop
+// (`build`, which Partition starts at a follower's first append and at a take-over, and which a
+// produce awaits), or synchronously (`loadFromLog`, for an empty log or as the last resort).
 //
 // Departures from Kafka:
 //   - Snapshots (producer-snapshots.ts) are taken every 64 MiB a replica appends and at a clean
@@ -62,6 +64,8 @@ export const SEQUENCE_MODULUS = 2 ** 31;
 export const NO_PRODUCER_ID = -1;
 /** Bytes read per step while rebuilding from the log. */
 export const REBUILD_READ_BYTES = 1024 * 1024;
+/** Times an asynchronous build starts again (the log cut under it) before it loads synchronously. */
+export const BUILD_ATTEMPTS_MAX = 3;
 
 export interface ProducerBatch {
   readonly firstSequence: number;
@@ -82,6 +86,13 @@ export interface ProducerEntryView {
 export interface ProducerStateLog extends SnapshotLog {
   read(offset: number, maxBytes: number): { records: Buffer; nextOffset: number };
   offsetForTimestamp(timestampMs: number): { offset: number } | null;
+}
+
+/** A log the state can also be built from asynchronously: a PartitionLog fits. */
+export interface BuildableLog extends ProducerStateLog {
+  readForFetch(offset: number, maxBytes: number): { records: Buffer; nextOffset: number } | Promise<{ records: Buffer; nextOffset: number }>;
+  /** Counts the log's truncations, so a build notices one under it. */
+  readonly truncationCount: number;
 }
 
 /** One checked batch waiting for its offsets; offsets are relative to the request's first. */
@@ -142,6 +153,10 @@ export class ProducerStateManager {
   /** Bytes appended since the last snapshot, and the offset that snapshot reflects. */
   private bytesSinceSnapshot = 0;
   private lastSnapshotOffset = -1;
+  /** Loads begun, so an asynchronous build notices that another load took over. */
+  private loads = 0;
+  /** The asynchronous build running, if any. */
+  private building: Promise<void> | null = null;
   /** Counters for metrics and tests. `rebuilds` counts every load, `snapshotLoads` those that started from a snapshot. */
   readonly stats = { duplicates: 0, rebuilds: 0, snapshotLoads: 0, snapshotsWritten: 0, snapshotWriteFailures: 0, evictions: 0, expirations: 0, gapHoldsWritten: 0, gapHoldsRefused: 0 };
 
@@ -233,38 +248,104 @@ export class ProducerStateManager {
 
   /**
    * Rebuilds the state for `log`: from the newest snapshot the log agrees with, then the batch
-   * headers after it; without one, from the batch headers within the expiration window.
+   * headers after it; without one, from the batch headers within the expiration window. Reads
+   * the log synchronously: for an empty log, or as the last resort of `build`.
    */
   loadFromLog(log: ProducerStateLog): void {
-    // Until the load completes the state reflects nothing, so a failed read leaves it unusable.
-    this.forgetAll();
     const nowMs = this.clock.nowMs();
-    const snapshot = this.snapshots?.newestUsable(log) ?? null;
-    let offset: number;
-    if (snapshot !== null) {
-      for (const entry of snapshot.entries) {
-        if (nowMs - entry.lastActivityMs >= this.expirationMs) continue;
-        this.producers.set(entry.producerId, { producerId: entry.producerId, epoch: entry.epoch, batches: entry.batches.map((batch) => ({ ...batch })), lastActivityMs: entry.lastActivityMs });
-        if (this.producers.size > this.producersMax) this.evictIdlest();
-      }
-      this.mayHaveForgotten = snapshot.mayHaveForgotten || this.producers.size < snapshot.entries.length;
-      offset = snapshot.endOffset;
-      this.lastSnapshotOffset = snapshot.endOffset;
-      this.stats.snapshotLoads++;
-    } else {
-      const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
-      offset = Math.max(log.logStartOffset, windowStart);
-      this.mayHaveForgotten = offset > 0;
-    }
+    let offset = this.beginLoad(log, nowMs);
     while (offset < log.logEndOffset) {
       const { records, nextOffset } = log.read(offset, REBUILD_READ_BYTES);
       assert(nextOffset > offset, () => `rebuilding producer state made no progress at offset ${offset}`);
-      for (const { header } of iterateBatches(records)) {
-        if (header.producerId === NO_PRODUCER_ID) continue;
-        this.apply(header.producerId, header.producerEpoch, batchOf(header), Math.min(header.maxTimestamp, nowMs));
-      }
+      this.replay(records, nowMs);
       offset = nextOffset;
     }
+    this.finishLoad(log, nowMs);
+  }
+
+  /** True when the state reflects exactly `log` as it is now. */
+  reflects(log: { readonly logEndOffset: number }): boolean {
+    return this.endOffset === log.logEndOffset;
+  }
+
+  /**
+   * Makes the state reflect `log`, as loadFromLog does, but reading the log on the thread pool
+   * (readForFetch) and yielding between reads, so a long replay does not hold the event loop;
+   * appends meanwhile are read too, and the state reflects the log's end once it resolves. One
+   * build at a time: callers join the one running. A truncation or retention under the build
+   * starts it again; after BUILD_ATTEMPTS_MAX such restarts it loads synchronously.
+   */
+  build(log: BuildableLog): Promise<void> {
+    if (this.reflects(log)) return Promise.resolve();
+    this.building ??= this.buildAsync(log).finally(() => (this.building = null));
+    return this.building;
+  }
+
+  private async buildAsync(log: BuildableLog): Promise<void> {
+    for (let attempt = 0; attempt < BUILD_ATTEMPTS_MAX; attempt++) {
+      const nowMs = this.clock.nowMs();
+      const truncations = log.truncationCount;
+      let offset = this.beginLoad(log, nowMs);
+      const generation = this.loads;
+      for (;;) {
+        // Another load (a synchronous one) took over: it is what the state reflects now.
+        if (this.loads !== generation) return;
+        if (log.truncationCount !== truncations) break;
+        if (offset >= log.logEndOffset) {
+          this.finishLoad(log, nowMs);
+          return;
+        }
+        let read: { records: Buffer; nextOffset: number };
+        try {
+          const pending = log.readForFetch(offset, REBUILD_READ_BYTES);
+          read = pending instanceof Promise ? await pending : pending;
+          if (!(pending instanceof Promise)) await new Promise((resolve) => setImmediate(resolve));
+        } catch (error) {
+          // Retention passed the offset: start again from what the log holds now.
+          if (error instanceof RiffleError && error.errorName === 'OFFSET_OUT_OF_RANGE') break;
+          throw error;
+        }
+        if (this.loads !== generation) return;
+        assert(read.nextOffset > offset, () => `rebuilding producer state made no progress at offset ${offset}`);
+        this.replay(read.records, nowMs);
+        offset = read.nextOffset;
+      }
+    }
+    this.loadFromLog(log);
+  }
+
+  /** Forgets everything and starts a load: from a snapshot or the expiration window. Returns where the replay starts. */
+  private beginLoad(log: ProducerStateLog, nowMs: number): number {
+    // Until the load completes the state reflects nothing, so a failed read leaves it unusable.
+    this.forgetAll();
+    this.loads++;
+    const snapshot = this.snapshots?.newestUsable(log) ?? null;
+    if (snapshot === null) {
+      const windowStart = log.offsetForTimestamp(nowMs - this.expirationMs)?.offset ?? log.logEndOffset;
+      const offset = Math.max(log.logStartOffset, windowStart);
+      this.mayHaveForgotten = offset > 0;
+      return offset;
+    }
+    for (const entry of snapshot.entries) {
+      if (nowMs - entry.lastActivityMs >= this.expirationMs) continue;
+      this.producers.set(entry.producerId, { producerId: entry.producerId, epoch: entry.epoch, batches: entry.batches.map((batch) => ({ ...batch })), lastActivityMs: entry.lastActivityMs });
+      if (this.producers.size > this.producersMax) this.evictIdlest();
+    }
+    this.mayHaveForgotten = snapshot.mayHaveForgotten || this.producers.size < snapshot.entries.length;
+    this.lastSnapshotOffset = snapshot.endOffset;
+    this.stats.snapshotLoads++;
+    return snapshot.endOffset;
+  }
+
+  /** Applies the producer batches among `records` (read during a load). */
+  private replay(records: Buffer, nowMs: number): void {
+    for (const { header } of iterateBatches(records)) {
+      if (header.producerId === NO_PRODUCER_ID) continue;
+      this.apply(header.producerId, header.producerEpoch, batchOf(header), Math.min(header.maxTimestamp, nowMs));
+    }
+  }
+
+  private finishLoad(log: ProducerStateLog, nowMs: number): void {
     this.endOffset = log.logEndOffset;
     this.lastExpirationCheckMs = nowMs;
     this.stats.rebuilds++;

@@ -830,6 +830,11 @@ export class PartitionLog {
     return this.corruptFrom;
   }
 
+  /** Truncations of this log so far: a reader working across awaits compares it to notice one. */
+  get truncationCount(): number {
+    return this.truncations;
+  }
+
   /** The leader epoch of the batch holding `offset - 1` (-1 for none): a fetch's last fetched epoch at `offset`. */
   epochBefore(offset: number): number {
     return this.epochs.epochForOffset(offset - 1);

@@ -204,6 +204,36 @@ describe('Partition: a batch ahead of its producer sequence (a pipelined call ov
     await again.close();
   });
 
+  it('a replica opened with data builds its producer state at its first follower append, so a take-over finds it ready', async () => {
+    const leaderDir = makeTempDir();
+    try {
+      const { log } = await openLog(dir, { flushPolicy: 'ack' });
+      const first = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });
+      for (const sequence of [0, 2, 4, 6]) await first.append(idempotent(sequence, `s${sequence}`), 1);
+      await first.close();
+      // The other replica has the same log and writes the next batch as leader.
+      fs.cpSync(dir, leaderDir, { recursive: true });
+      const leader = new Partition('events', 'id', 0, (await openLog(leaderDir, { flushPolicy: 'ack' })).log, 2, { ...MOVED, isr: [2], minInsyncReplicas: 1 });
+      const next = idempotent(8, 's8');
+      await leader.append(Buffer.from(next), 1);
+      const follower = new Partition('events', 'id', 0, (await openLog(dir, { flushPolicy: 'ack' })).log, 1, { ...MOVED, isr: [1, 2] });
+      expect(follower.producerState.reflects(follower.log)).toBe(false);
+      follower.appendAsFollower(leader.log.read(8, 1 << 20).records, 8);
+      for (let turn = 0; turn < 1_000 && !follower.producerState.reflects(follower.log); turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(follower.producerState.reflects(follower.log)).toBe(true);
+      expect(follower.producerState.stats).toMatchObject({ rebuilds: 1, snapshotLoads: 1 });
+      // Leader now: a retry of the batch it only replicated is answered with its offsets, without a rebuild.
+      follower.updateRole({ ...MOVED, leaderId: 1, leaderEpoch: 5, partitionEpoch: 3, isr: [1], minInsyncReplicas: 1 });
+      expect(await follower.append(next, 1)).toMatchObject({ baseOffset: 8, lastOffset: 9 });
+      expect(follower.logEndOffset).toBe(10);
+      expect(follower.producerState.stats).toMatchObject({ rebuilds: 1, duplicates: 1 });
+      await leader.close();
+      await follower.close();
+    } finally {
+      removeDir(leaderDir);
+    }
+  });
+
   it('refuses at once a sequence behind the producer that was never written (not a gap)', async () => {
     const { log } = await openLog(dir, { flushPolicy: 'ack' });
     const partition = new Partition('events', 'id', 0, log, 1, { ...LEADER, isr: [1], minInsyncReplicas: 1 });

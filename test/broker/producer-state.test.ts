@@ -426,3 +426,61 @@ describe('producer-state snapshots', () => {
     expect(produceError(batch(7, 0, 2), later)).toBe('UNKNOWN_PRODUCER_ID');
   });
 });
+
+describe('building producer state off the event loop', () => {
+  const withoutTimes = (manager: ProducerStateManager): object[] => manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
+  const fromWholeLog = (): ProducerStateManager => {
+    const rebuilt = new ProducerStateManager({ clock });
+    rebuilt.loadFromLog(log);
+    return rebuilt;
+  };
+  const writeProducers = (batches: number): void => {
+    for (let index = 0; index < batches; index++) produce(batch(1 + (index % 4), 0, Math.floor(index / 4) * 2));
+  };
+
+  it('builds what a synchronous load builds, including appends made while it runs, reading the files on the thread pool', async () => {
+    writeProducers(200);
+    const built = new ProducerStateManager({ clock });
+    const building = built.build(log);
+    expect(built.reflects(log)).toBe(false);
+    // Appends while the build runs are part of what it reflects once done.
+    const late = batch(9, 0, 0);
+    log.append(late, 0);
+    await building;
+    expect(built.reflects(log)).toBe(true);
+    expect(withoutTimes(built)).toEqual(withoutTimes(fromWholeLog()));
+    expect(built.entry(9)).toBeDefined();
+    expect(built.stats.rebuilds).toBe(1);
+    // Callers join the build running; once built, there is nothing to do.
+    await built.build(log);
+    expect(built.stats.rebuilds).toBe(1);
+  });
+
+  it('starts again when the log is cut under it, and reflects the cut log', async () => {
+    writeProducers(200);
+    const built = new ProducerStateManager({ clock });
+    const building = built.build(log);
+    // Cut once the build has applied some batches (reads stop at 4 KiB segment ends, so it takes several).
+    for (let turn = 0; turn < 1_000 && built.producerCount === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(built.producerCount).toBeGreaterThan(0);
+    expect(built.reflects(log)).toBe(false);
+    log.truncateTo(100);
+    produce(batch(9, 0, 0));
+    await building;
+    expect(built.reflects(log)).toBe(true);
+    expect(withoutTimes(built)).toEqual(withoutTimes(fromWholeLog()));
+    expect(Math.max(...built.entries().flatMap((entry) => entry.batches.map((kept) => kept.lastOffset)))).toBe(log.logEndOffset - 1);
+  });
+
+  it('gives way to a synchronous load made while it runs', async () => {
+    writeProducers(200);
+    const built = new ProducerStateManager({ clock });
+    const building = built.build(log);
+    built.loadFromLog(log);
+    const loaded = withoutTimes(built);
+    await building;
+    expect(withoutTimes(built)).toEqual(loaded);
+    expect(built.reflects(log)).toBe(true);
+    expect(built.stats.rebuilds).toBe(1);
+  });
+});
