@@ -157,7 +157,7 @@ export class LogSegment {
   /** The batch containing `offset`, found from the nearest index entry; null past the end. */
   findBatch(offset: number): BatchLocation | null {
     if (offset < this.baseOffset || offset >= this.nextOffset) return null;
-    let position = this.searchStart(offset);
+    let position = this.positionNear(offset);
     while (position < this.sizeBytes) {
       const length = Math.min(FIND_CHUNK_BYTES, this.sizeBytes - position);
       if (length < BATCH_HEADER_BYTES) return null;
@@ -178,7 +178,7 @@ export class LogSegment {
   async readBatchesAsync(offset: number, maxBytes: number): Promise<{ location: BatchLocation; bytes: Buffer } | null> {
     if (offset < this.baseOffset || offset >= this.nextOffset) return null;
     const end = this.sizeBytes;
-    let position = this.searchStart(offset);
+    let position = this.positionNear(offset);
     // The first read covers the way from the index entry (about index.interval.bytes) and the answer.
     let length = Math.min(end - position, Math.max(maxBytes, 0) + FIND_CHUNK_BYTES);
     while (length >= BATCH_HEADER_BYTES) {
@@ -200,8 +200,11 @@ export class LogSegment {
     return null;
   }
 
-  /** Where a walk to `offset` starts: where the last read ended, if it ended there, else the index entry. */
-  private searchStart(offset: number): number {
+  /**
+   * A file position at or before the batch holding `offset`, from memory (no read): where the
+   * last read ended, if it ended there, else the index entry. A walk to the batch starts there.
+   */
+  positionNear(offset: number): number {
     return this.readHint.offset === offset ? this.readHint.position : this.offsetIndex.lookup(offset - this.baseOffset);
   }
 

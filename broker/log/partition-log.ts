@@ -64,10 +64,18 @@ export interface PartitionLogOptions {
   syncFile?: (fd: number) => Promise<void>;
   /** Where this log keeps its last appends for reads at the log end (the broker's TailCache); none by default. */
   tail?: LogTail;
+  /** Fetch reads this close to the end of the active segment stay synchronous (RECENT_READ_BYTES by default). */
+  recentReadBytes?: number;
 }
 
 /** Largest buffer of batches one append takes (a produce request is far smaller). */
 export const APPEND_BYTES_MAX = 512 * 1024 * 1024;
+/**
+ * A fetch read starting within this many bytes of the end of the active segment is synchronous:
+ * what was written that recently is in the page cache, where a read costs less than the hop to
+ * the thread pool (whose threads may all be busy with fdatasyncs).
+ */
+export const RECENT_READ_BYTES = 4 * 1024 * 1024;
 /** Largest buffer one read returns, unless its first batch alone is larger. */
 export const READ_BYTES_MAX = 64 * 1024 * 1024;
 /** Largest batch a follower accepts from its leader; the leader already applied its own limit. */
@@ -117,6 +125,7 @@ export class PartitionLog {
   private readonly metrics: PartitionLogMetrics;
   private readonly syncFile: (fd: number) => Promise<void>;
   private readonly tail: LogTail | null;
+  private readonly recentReadBytes: number;
   private segments: LogSegment[];
   private readonly epochs: LeaderEpochCache;
   private nextOffset: number;
@@ -156,6 +165,7 @@ export class PartitionLog {
     this.metrics = options.metrics?.bind(options.topic, options.partition) ?? NO_LOG_METRICS;
     this.syncFile = options.syncFile ?? defaultSyncFile;
     this.tail = options.tail ?? null;
+    this.recentReadBytes = options.recentReadBytes ?? RECENT_READ_BYTES;
     assert(segments.length > 0, 'a log has at least one segment');
     this.segments = segments;
     this.nextOffset = this.active.nextOffset;
@@ -644,8 +654,10 @@ export class PartitionLog {
    */
   read(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): ReadResult {
     const start = this.startRead(fetchOffset, maxBytes, maxOffsetExclusive);
-    if (!('segment' in start)) return start;
-    const { segment, limit, maxBytesWanted } = start;
+    return 'segment' in start ? this.readFile(fetchOffset, start) : start;
+  }
+
+  private readFile(fetchOffset: number, { segment, limit, maxBytesWanted }: FileRead): ReadResult {
     const first = this.locate(segment, fetchOffset);
     if (first === null || first.lastOffset >= limit) return { records: EMPTY, nextOffset: fetchOffset };
     const wanted = Math.max(first.sizeBytes, Math.min(maxBytesWanted, READ_BYTES_MAX, segment.sizeBytes - first.position));
@@ -654,7 +666,8 @@ export class PartitionLog {
 
   /**
    * What read() returns, for serving fetches (consumers, followers, Kinesis readers): the last
-   * appends come from the tail cache at once; older batches are read on the thread pool, as they
+   * appends come from the tail cache at once, and so do reads near the end of the active segment
+   * (RECENT_READ_BYTES, in the page cache); older batches are read on the thread pool, as they
    * are seldom in the page cache and a synchronous read from the disk held the event loop, and
    * every request of the broker with it, for as long as the disk took. When the log is
    * truncated, closed or loses the segment while the read is out, the fetch is read again from
@@ -663,6 +676,8 @@ export class PartitionLog {
   readForFetch(fetchOffset: number, maxBytes: number, maxOffsetExclusive = this.nextOffset): ReadResult | Promise<ReadResult> {
     const start = this.startRead(fetchOffset, maxBytes, maxOffsetExclusive);
     if (!('segment' in start)) return start;
+    const { segment } = start;
+    if (segment === this.active && segment.sizeBytes - segment.positionNear(fetchOffset) <= this.recentReadBytes) return this.readFile(fetchOffset, start);
     return this.readFileAsync(fetchOffset, maxBytes, maxOffsetExclusive, start);
   }
 

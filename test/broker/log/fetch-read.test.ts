@@ -1,6 +1,7 @@
-// Reads that serve fetches (readForFetch): the last appends come from the tail cache at once;
-// anything older is read from the segment files on the thread pool, so a fetch of old data that
-// goes to the disk does not hold the event loop. Such a read returns exactly what the
+// Reads that serve fetches (readForFetch): the last appends come from the tail cache at once, and
+// reads near the end of the active segment from the file at once (page cache); anything older is
+// read from the segment files on the thread pool, so a fetch of old data that goes to the disk
+// does not hold the event loop. Such a read returns exactly what the
 // synchronous read returns, and when the log changes while it is out (truncated and rewritten,
 // its segment deleted by retention, closed) the answer is that of the log as it is afterwards:
 // never bytes a truncation removed. Corrupt batches met on the way are refused and recorded.
@@ -42,7 +43,7 @@ async function errorOf(promise: Promise<unknown>): Promise<RiffleError> {
 
 describe('readForFetch', () => {
   it('answers the last appends from the tail cache at once and older ones from the file on the thread pool', async () => {
-    const { log, registry } = await openLog(dir, { segmentBytes: 2000 }, { tail: new TailCache(600).forLog() });
+    const { log, registry } = await openLog(dir, { segmentBytes: 2000 }, { tail: new TailCache(600).forLog(), recentReadBytes: 0 });
     // In buffers of their own: a small one is a view of Node's shared pool, and the cache counts the whole pool.
     for (let index = 0; index < 30; index++) {
       const batch = batchOf(4, { label: `b${index}` });
@@ -62,11 +63,25 @@ describe('readForFetch', () => {
     await log.close();
   });
 
+  it('reads synchronously near the end of the active segment, where the page cache has it', async () => {
+    const { log } = await openLog(dir, { segmentBytes: 1 << 20 }, { recentReadBytes: 1000 });
+    for (let index = 0; index < 60; index++) log.append(batchOf(4, { label: `r${index}` }), 0);
+    const recent = log.readForFetch(log.logEndOffset - 8, 1 << 20);
+    expect(recent).not.toBeInstanceOf(Promise);
+    expect((recent as { records: Buffer }).records.equals(log.read(log.logEndOffset - 8, 1 << 20).records)).toBe(true);
+    const older = log.readForFetch(0, 1 << 20);
+    expect(older).toBeInstanceOf(Promise);
+    expect((await older).records.equals(log.read(0, 1 << 20).records)).toBe(true);
+    await log.close();
+  });
+
   it('returns what the synchronous read returns, at any offset and size, across segments', async () => {
     const seed = Number(process.env.RIFFLE_SEED ?? Date.now() % 0x7fffffff);
     console.log(`fetch read walk: RIFFLE_SEED=${seed}`);
     const prng = new Prng(seed);
-    const { log } = await openLog(dir, { segmentBytes: 3000, indexIntervalBytes: 256 });
+    // Both paths: the file read on the pool, and the synchronous one near the active segment's end.
+    const prngRecent = prng.chance(0.5) ? 0 : 2000;
+    const { log } = await openLog(dir, { segmentBytes: 3000, indexIntervalBytes: 256 }, { recentReadBytes: prngRecent });
     for (let index = 0; index < 80; index++) log.append(batchOf(prng.int(1, 12), { label: `w${index}`, valueBytes: prng.int(1, 200) }), 0);
     expect(segmentFiles(dir).length).toBeGreaterThan(3);
     const end = log.logEndOffset;
@@ -84,7 +99,7 @@ describe('readForFetch', () => {
   });
 
   it('never serves bytes a truncation removed while the read was out: the rewritten log answers', async () => {
-    const { log } = await openLog(dir, { segmentBytes: 1 << 20 });
+    const { log } = await openLog(dir, { segmentBytes: 1 << 20 }, { recentReadBytes: 0 });
     for (let index = 0; index < 10; index++) log.append(batchOf(4, { label: `old${index}` }), 0);
     const reading = log.readForFetch(8, 1 << 20);
     holdEventLoop(100);
@@ -99,7 +114,7 @@ describe('readForFetch', () => {
   });
 
   it('answers OFFSET_OUT_OF_RANGE when the offset is truncated away while the read is out', async () => {
-    const { log } = await openLog(dir, { segmentBytes: 1 << 20 });
+    const { log } = await openLog(dir, { segmentBytes: 1 << 20 }, { recentReadBytes: 0 });
     for (let index = 0; index < 10; index++) log.append(batchOf(4), 0);
     const reading = log.readForFetch(30, 1 << 20);
     holdEventLoop(100);
@@ -112,7 +127,7 @@ describe('readForFetch', () => {
   it('answers OFFSET_OUT_OF_RANGE when retention deletes the segment while the read is out', async () => {
     let nowMs = 1_000_000;
     const clock = { nowMs: () => nowMs, monotonicMs: () => nowMs };
-    const { log } = await openLog(dir, { segmentBytes: 2000, retentionMs: 1000 }, { clock });
+    const { log } = await openLog(dir, { segmentBytes: 2000, retentionMs: 1000 }, { clock, recentReadBytes: 0 });
     for (let index = 0; index < 30; index++) log.append(batchOf(4, { timestamp: nowMs }), 0);
     await log.flush();
     const reading = log.readForFetch(0, 1 << 20);
@@ -125,7 +140,7 @@ describe('readForFetch', () => {
   });
 
   it('fails with a storage error when the log is deleted while the read is out', async () => {
-    const { log } = await openLog(dir, { segmentBytes: 2000 });
+    const { log } = await openLog(dir, { segmentBytes: 2000 }, { recentReadBytes: 0 });
     for (let index = 0; index < 30; index++) log.append(batchOf(4), 0);
     const reading = log.readForFetch(0, 1 << 20);
     const deleting = log.delete();
@@ -138,7 +153,7 @@ describe('readForFetch', () => {
 
   it('lets a close wait for a read that is out, and leaks no file descriptor', async () => {
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
-    const { log } = await openLog(dir, { segmentBytes: 2000 });
+    const { log } = await openLog(dir, { segmentBytes: 2000 }, { recentReadBytes: 0 });
     for (let index = 0; index < 30; index++) log.append(batchOf(4), 0);
     const expected = log.read(0, 1 << 20);
     const reading = Promise.resolve(log.readForFetch(0, 1 << 20)).then(
@@ -164,7 +179,7 @@ describe('readForFetch', () => {
     const target = [...iterateBatches(bytes)][2]!;
     bytes[target.position + 70]! ^= 0x10;
     fs.writeFileSync(file, bytes);
-    const { log, registry } = await openLog(dir, { segmentBytes: 2000 });
+    const { log, registry } = await openLog(dir, { segmentBytes: 2000 }, { recentReadBytes: 0 });
     const error = await errorOf(Promise.resolve(log.readForFetch(target.header.baseOffset, 1 << 20)));
     expect(error.errorName).toBe('KAFKA_STORAGE_ERROR');
     expect(error.message).toMatch(/corrupt/);

@@ -33,11 +33,11 @@ export interface OpenedLog {
   registry: Registry;
 }
 
-export async function openLog(dir: string, config: Partial<LogConfig> = {}, extra: { clock?: Clock; syncFile?: (fd: number) => Promise<void>; registry?: Registry; tail?: LogTail } = {}): Promise<OpenedLog> {
+export async function openLog(dir: string, config: Partial<LogConfig> = {}, extra: { clock?: Clock; syncFile?: (fd: number) => Promise<void>; registry?: Registry; tail?: LogTail; recentReadBytes?: number } = {}): Promise<OpenedLog> {
   const registry = extra.registry ?? new Registry();
   const log = await PartitionLog.open({
     dir, config: { ...SMALL_CONFIG, ...config }, clock: extra.clock, syncFile: extra.syncFile,
-    metrics: new LogMetrics(registry), topic: 'events', partition: 0, tail: extra.tail,
+    metrics: new LogMetrics(registry), topic: 'events', partition: 0, tail: extra.tail, recentReadBytes: extra.recentReadBytes,
   });
   return { log, registry };
 }
