@@ -92,7 +92,8 @@ export class Partition {
     this.role = { ...role };
     this.producerState = new ProducerStateManager({ snapshots: new ProducerSnapshotFiles(log.dir) });
     // [idempotence] An empty log's producer state is known at once, so a follower can track it from
-    // the first append; a log with data is read when the state is first needed (producer-state.ts).
+    // the first append; a log with data builds it off the event loop at its first follower append
+    // or when it takes leadership (producer-state.ts).
     if (log.logEndOffset === log.logStartOffset) this.producerState.loadFromLog(log);
     // Everything recovered from disk is durable. The high watermark is not persisted: it starts
     // at the log start and the leader recomputes it from the ISR's fetches (a single-replica

@@ -190,10 +190,6 @@ function sessionKey(topic: string, partition: number): string {
 /** One partition's answer; a promise when its records are read from the files (old data, for a follower catching up). */
 function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData | Promise<ReplicaFetchPartitionData> {
   const base = { topic: wanted.topic, partition: wanted.partition };
-  const failed = (error: unknown): ReplicaFetchPartitionData => {
-    const riffleError = toRiffleError(error);
-    return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
-  };
   try {
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
     partition.requireLeader();
@@ -203,20 +199,28 @@ function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Pa
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
     checkedPositions.set(wanted, { partition, leaderEpoch: partition.leaderEpoch });
     if (recordPosition) partition.recordFollowerFetch(replicaId, durableEnd);
-    const answered = (records: Buffer): ReplicaFetchPartitionData => ({ ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records });
     const read = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
-    if (!(read instanceof Promise)) return answered(read);
+    if (!(read instanceof Promise)) return withRecords(base, partition, read);
     // Leadership may have moved while the read was out: then the follower learns it, not our tail.
     return read
       .then((records) => {
         partition.requireLeader();
         partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
-        return answered(records);
+        return withRecords(base, partition, records);
       })
-      .catch(failed);
+      .catch((error: unknown) => failedAnswer(base, error));
   } catch (error) {
-    return failed(error);
+    return failedAnswer(base, error);
   }
+}
+
+function withRecords(base: { topic: string; partition: number }, partition: Partition, records: Buffer): ReplicaFetchPartitionData {
+  return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, records };
+}
+
+function failedAnswer(base: { topic: string; partition: number }, error: unknown): ReplicaFetchPartitionData {
+  const riffleError = toRiffleError(error);
+  return { ...base, errorCode: riffleError.code, errorMessage: riffleError.message, highWatermark: -1, logStartOffset: -1, records: EMPTY };
 }
 
 function carriesNews(data: ReplicaFetchPartitionData): boolean {
