@@ -75,7 +75,10 @@ export class GroupShard {
     const end = log.logEndOffset;
     let offset = log.logStartOffset;
     while (offset < end && this.state === 'loading') {
-      const { records, nextOffset } = log.read(offset, LOAD_READ_BYTES, end);
+      // Old offsets records are seldom in the page cache: read them on the thread pool.
+      const pending = log.readForFetch(offset, LOAD_READ_BYTES, end);
+      const { records, nextOffset } = pending instanceof Promise ? await pending : pending;
+      if (this.state !== 'loading') return;
       assert(nextOffset > offset, () => `offsets load made no progress at ${offset} of ${this.partition.topic}-${this.index}`);
       forEachRecordOfAll(records, (recordOffset, _timestamp, key, value) => {
         if (recordOffset < offset || recordOffset >= end) return;
