@@ -547,52 +547,28 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
       this.set(duplicates);
     },
   });
-  new Gauge({
-    name: 'riffle_broker_producer_state_loads',
-    help: 'Producer states built for a replica, by where the build started (snapshot, log), over the replicas hosted now.',
-    labelNames: ['from'],
-    registers: [registry],
-    collect() {
-      let loads = 0;
-      let fromSnapshot = 0;
-      for (const partition of partitions()) {
-        loads += partition.producerState.stats.rebuilds;
-        fromSnapshot += partition.producerState.stats.snapshotLoads;
-      }
-      this.set({ from: 'snapshot' }, fromSnapshot);
-      this.set({ from: 'log' }, loads - fromSnapshot);
-    },
+  type Stats = ProducerStateManager['stats'];
+  /** A gauge of two sums over the hosted replicas' stats, by one label. */
+  const splitGauge = (name: string, help: string, label: string, parts: Record<string, (stats: Stats) => number>): void => {
+    new Gauge({
+      name, help, labelNames: [label], registers: [registry],
+      collect() {
+        const sums = Object.fromEntries(Object.keys(parts).map((value) => [value, 0]));
+        for (const partition of partitions()) for (const [value, pick] of Object.entries(parts)) sums[value]! += pick(partition.producerState.stats);
+        for (const [value, sum] of Object.entries(sums)) this.set({ [label]: value }, sum);
+      },
+    });
+  };
+  splitGauge('riffle_broker_producer_state_loads', 'Producer states built for a replica, by where the build started (snapshot, log), over the replicas hosted now.', 'from', {
+    snapshot: (stats) => stats.snapshotLoads,
+    log: (stats) => stats.rebuilds - stats.snapshotLoads,
   });
-  new Gauge({
-    name: 'riffle_broker_producer_snapshots',
-    help: 'Producer-state snapshots written beside the replicas hosted now, by outcome (written, failed).',
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect() {
-      let written = 0;
-      let failed = 0;
-      for (const partition of partitions()) {
-        written += partition.producerState.stats.snapshotsWritten;
-        failed += partition.producerState.stats.snapshotWriteFailures;
-      }
-      this.set({ outcome: 'written' }, written);
-      this.set({ outcome: 'failed' }, failed);
-    },
+  splitGauge('riffle_broker_producer_snapshots', 'Producer-state snapshots written beside the replicas hosted now, by outcome (written, failed).', 'outcome', {
+    written: (stats) => stats.snapshotsWritten,
+    failed: (stats) => stats.snapshotWriteFailures,
   });
-  new Gauge({
-    name: 'riffle_broker_produce_held_batches',
-    help: 'Batches ahead of their producer sequence that the leader held for an overtaken earlier call, by outcome (written, refused), over the replicas hosted now.',
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect() {
-      let written = 0;
-      let refused = 0;
-      for (const partition of partitions()) {
-        written += partition.producerState.stats.gapHoldsWritten;
-        refused += partition.producerState.stats.gapHoldsRefused;
-      }
-      this.set({ outcome: 'written' }, written);
-      this.set({ outcome: 'refused' }, refused);
-    },
+  splitGauge('riffle_broker_produce_held_batches', 'Batches ahead of their producer sequence that the leader held for an overtaken earlier call, by outcome (written, refused), over the replicas hosted now.', 'outcome', {
+    written: (stats) => stats.gapHoldsWritten,
+    refused: (stats) => stats.gapHoldsRefused,
   });
 }

@@ -64,6 +64,18 @@ function produceError(bytes: Buffer, target = state, targetLog = log): string {
   throw new Error('the produce succeeded');
 }
 
+/** The producers' entries, without activity times (a rebuild from the log takes them from batch timestamps). */
+function withoutTimes(manager: ProducerStateManager): object[] {
+  return manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
+}
+
+/** The state a synchronous load of the whole log builds, without snapshots. */
+function fromWholeLog(): ProducerStateManager {
+  const rebuilt = new ProducerStateManager({ clock });
+  rebuilt.loadFromLog(log);
+  return rebuilt;
+}
+
 function logValues(): string[] {
   return [...decodeAllRecords(log.read(log.logStartOffset, 1 << 24).records)].map((record) => record.value!.toString());
 }
@@ -220,7 +232,6 @@ describe('rebuilding and following', () => {
     }
     const rebuilt = new ProducerStateManager({ clock });
     rebuilt.loadFromLog(log);
-    const withoutTimes = (manager: ProducerStateManager): object[] => manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
     expect(withoutTimes(rebuilt)).toEqual(withoutTimes(state));
     expect(rebuilt.reflectedEndOffset).toBe(log.logEndOffset);
   });
@@ -305,12 +316,6 @@ describe('bounds', () => {
 });
 
 describe('producer-state snapshots', () => {
-  const withoutTimes = (manager: ProducerStateManager): object[] => manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
-  const fromWholeLog = (): ProducerStateManager => {
-    const rebuilt = new ProducerStateManager({ clock });
-    rebuilt.loadFromLog(log);
-    return rebuilt;
-  };
 
   it('encodes and decodes a snapshot exactly, and refuses damaged or cut bytes', () => {
     const snapshot = {
@@ -428,12 +433,6 @@ describe('producer-state snapshots', () => {
 });
 
 describe('building producer state off the event loop', () => {
-  const withoutTimes = (manager: ProducerStateManager): object[] => manager.entries().map(({ lastActivityMs: _, ...entry }) => entry);
-  const fromWholeLog = (): ProducerStateManager => {
-    const rebuilt = new ProducerStateManager({ clock });
-    rebuilt.loadFromLog(log);
-    return rebuilt;
-  };
   const writeProducers = (batches: number): void => {
     for (let index = 0; index < batches; index++) produce(batch(1 + (index % 4), 0, Math.floor(index / 4) * 2));
   };
