@@ -549,7 +549,7 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
   });
   type Stats = ProducerStateManager['stats'];
   /** A gauge of two sums over the hosted replicas' stats, by one label. */
-  const splitGauge = (name: string, help: string, label: string, parts: Record<string, (stats: Stats) => number>): void => {
+  const splitGauge = ({ name, help, label, parts }: { name: string; help: string; label: string; parts: Record<string, (stats: Stats) => number> }): void => {
     new Gauge({
       name, help, labelNames: [label], registers: [registry],
       collect() {
@@ -559,16 +559,31 @@ export function registerProducerStateGauge(registry: Registry, partitions: () =>
       },
     });
   };
-  splitGauge('riffle_broker_producer_state_loads', 'Producer states built for a replica, by where the build started (snapshot, log), over the replicas hosted now.', 'from', {
-    snapshot: (stats) => stats.snapshotLoads,
-    log: (stats) => stats.rebuilds - stats.snapshotLoads,
+  splitGauge({
+    name: 'riffle_broker_producer_state_loads',
+    help: 'Producer states built for a replica, by where the build started (snapshot, log), over the replicas hosted now.',
+    label: 'from',
+    parts: {
+      snapshot: (stats) => stats.snapshotLoads,
+      log: (stats) => stats.rebuilds - stats.snapshotLoads,
+    },
   });
-  splitGauge('riffle_broker_producer_snapshots', 'Producer-state snapshots written beside the replicas hosted now, by outcome (written, failed).', 'outcome', {
-    written: (stats) => stats.snapshotsWritten,
-    failed: (stats) => stats.snapshotWriteFailures,
+  splitGauge({
+    name: 'riffle_broker_producer_snapshots',
+    help: 'Producer-state snapshots written beside the replicas hosted now, by outcome (written, failed).',
+    label: 'outcome',
+    parts: {
+      written: (stats) => stats.snapshotsWritten,
+      failed: (stats) => stats.snapshotWriteFailures,
+    },
   });
-  splitGauge('riffle_broker_produce_held_batches', 'Batches ahead of their producer sequence that the leader held for an overtaken earlier call, by outcome (written, refused), over the replicas hosted now.', 'outcome', {
-    written: (stats) => stats.gapHoldsWritten,
-    refused: (stats) => stats.gapHoldsRefused,
+  splitGauge({
+    name: 'riffle_broker_produce_held_batches',
+    help: 'Batches ahead of their producer sequence that the leader held for an overtaken earlier call, by outcome (written, refused), over the replicas hosted now.',
+    label: 'outcome',
+    parts: {
+      written: (stats) => stats.gapHoldsWritten,
+      refused: (stats) => stats.gapHoldsRefused,
+    },
   });
 }
