@@ -197,7 +197,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     if (!response.partition) throw error ?? new Error('AlterPartition answered without the partition');
     return { error, partitionEpoch: response.partition.partitionEpoch };
   };
-  const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr });
+  const replicas = new ReplicaManager({ selfId: config.nodeId, dataDir: config.dataDir, clock, logger, registry, fetchers, alterIsr, replicaLagTimeMs: config.replicaLagTimeMaxMs });
   replicas.startIsrMaintenance();
   replicas.startScrubber(config.logScrubBytesPerSecond);
   // Replicas act only on an image that has caught up with the controller: the intermediate images

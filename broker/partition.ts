@@ -37,13 +37,17 @@ interface FollowerState {
   logEndOffset: number;
   /** Last time the follower was caught up with the leader's log end. */
   lastCaughtUpMs: number;
+  /** When its last fetch arrived; -1 before the first. */
   lastFetchMs: number;
   /** The leader's log end when it answered the follower's previous fetch. */
   leaderEndAtLastFetch: number;
 }
 
-/** Kafka's replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR. */
-export const REPLICA_LAG_TIME_MS_MAX = 10_000;
+/**
+ * Kafka's replica.lag.time.max.ms by default: a follower not caught up for this long leaves the
+ * ISR (a broker sets its own with --replica-lag-time-max-ms).
+ */
+export const REPLICA_LAG_TIME_MS_DEFAULT = 10_000;
 /** How long a leader holds a batch ahead of its producer's sequence for the missing ones. */
 export const SEQUENCE_GAP_HOLD_MS = 250;
 
@@ -210,7 +214,7 @@ export class Partition {
     this.followers = new Map(
       this.role.replicas
         .filter((id) => id !== this.selfId)
-        .map((id) => [id, { logEndOffset: -1, lastCaughtUpMs: now, lastFetchMs: 0, leaderEndAtLastFetch: 0 }]),
+        .map((id) => [id, { logEndOffset: -1, lastCaughtUpMs: now, lastFetchMs: -1, leaderEndAtLastFetch: 0 }]),
     );
   }
 
@@ -382,7 +386,7 @@ export class Partition {
     // Kafka's rule: caught up now if it has everything; caught up as of its previous fetch if it
     // has everything the leader had then.
     if (fetchOffset >= leaderEnd) follower.lastCaughtUpMs = now;
-    else if (fetchOffset >= follower.leaderEndAtLastFetch && follower.lastFetchMs > 0) follower.lastCaughtUpMs = Math.max(follower.lastCaughtUpMs, follower.lastFetchMs);
+    else if (fetchOffset >= follower.leaderEndAtLastFetch && follower.lastFetchMs >= 0) follower.lastCaughtUpMs = Math.max(follower.lastCaughtUpMs, follower.lastFetchMs);
     follower.logEndOffset = fetchOffset;
     follower.lastFetchMs = now;
     follower.leaderEndAtLastFetch = leaderEnd;
@@ -461,7 +465,7 @@ export class Partition {
    * predecessor acknowledged (KIP-207), and a follower holding less than that must not become
    * electable (KAFKA-7128).
    */
-  wantedIsr(isEligible: (brokerId: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_MAX): number[] | null {
+  wantedIsr(isEligible: (brokerId: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_DEFAULT): number[] | null {
     if (!this.isLeader) return null;
     const now = this.nowMs();
     const isr = new Set(this.role.isr);

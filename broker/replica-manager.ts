@@ -8,7 +8,7 @@ import path from 'node:path';
 import { minInsyncReplicasOf, type MetadataImage, type PartitionInfo, type TopicInfo } from '../controller/index.js';
 import type { ReplicaFetcherManager } from './replica-fetcher.js';
 import { DEFAULT_LOG_CONFIG, LOG_CONFIG_KEYS, LogMetrics, PartitionLog, TAIL_CACHE_BYTES_DEFAULT, TailCache, TailCacheMetrics, parseLogConfig, type LogConfig } from './log/index.js';
-import { Partition, type IsrProposal } from './partition.js';
+import { Partition, REPLICA_LAG_TIME_MS_DEFAULT, type IsrProposal } from './partition.js';
 import { RiffleError } from '../src/rpc/errors.js';
 import type { Clock } from '../src/util/clock.js';
 import { Conditions } from '../src/util/conditions.js';
@@ -33,6 +33,8 @@ export interface ReplicaManagerOptions {
   alterIsr?: (partition: Partition, proposal: IsrProposal) => Promise<AlterIsrAnswer>;
   /** Bytes per second the scrubber CRC-checks in closed segments, over all partitions (0: off). */
   scrubBytesPerSecond?: number;
+  /** A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms; default 10 s). */
+  replicaLagTimeMs?: number;
 }
 
 /** The controller's answer to an AlterPartition. */
@@ -57,7 +59,11 @@ export const REPLICA_SYNCS_IN_FLIGHT_MAX = 16;
 /** Default scrub rate: a 1 GiB segment every ~64 s, a small share of a disk's bandwidth. */
 export const SCRUB_BYTES_PER_SECOND_DEFAULT = 16 * 1024 * 1024;
 
-/** How often leaders check whether their ISR should shrink or grow. */
+/**
+ * How often leaders check whether their ISR should shrink or grow: every second, or every half of
+ * the lag time when that is shorter (Kafka checks every half), so a follower leaves at most half
+ * the lag time late.
+ */
 export const ISR_CHECK_INTERVAL_MS = 1_000;
 
 export class ReplicaManager {
@@ -81,6 +87,7 @@ export class ReplicaManager {
   private readonly syncedInfos = new Map<string, PartitionInfo>();
   private isrTimer?: NodeJS.Timeout;
   private readonly isrChangesInFlight = new Set<string>();
+  private readonly replicaLagTimeMs: number;
   private readonly isrChanges: Counter<'direction'>;
   private syncedOffset = 0;
   private readonly synced = new Conditions();
@@ -97,6 +104,7 @@ export class ReplicaManager {
     this.logMetrics = new LogMetrics(options.registry);
     this.tailCache = new TailCache(TAIL_CACHE_BYTES_DEFAULT, new TailCacheMetrics(options.registry));
     this.logDefaults = options.logDefaults ?? DEFAULT_LOG_CONFIG;
+    this.replicaLagTimeMs = options.replicaLagTimeMs ?? REPLICA_LAG_TIME_MS_DEFAULT;
     const partitions = this.partitions;
     new Gauge({
       name: 'riffle_broker_partitions',
@@ -176,7 +184,7 @@ export class ReplicaManager {
   }
 
   /** Starts the periodic ISR check of the partitions this broker leads. */
-  startIsrMaintenance(intervalMs = ISR_CHECK_INTERVAL_MS): void {
+  startIsrMaintenance(intervalMs = Math.min(ISR_CHECK_INTERVAL_MS, Math.ceil(this.replicaLagTimeMs / 2))): void {
     this.isrTimer = setInterval(() => this.maintainIsr(), intervalMs);
     this.isrTimer.unref();
   }
@@ -192,7 +200,7 @@ export class ReplicaManager {
         if (!pending.answered) this.sendIsrProposal(partition, pending, 'ISR change not committed');
         continue;
       }
-      const wanted = partition.wantedIsr((id) => this.latestImage?.isActiveBroker(id) ?? false);
+      const wanted = partition.wantedIsr((id) => this.latestImage?.isActiveBroker(id) ?? false, this.replicaLagTimeMs);
       if (!wanted) continue;
       this.isrChanges.inc({ direction: wanted.length < partition.isr.length ? 'shrink' : 'expand' });
       this.options.logger.info(`broker ${this.options.selfId} proposes ISR [${wanted.join(',')}] for ${partition.topic}-${partition.index} (was [${partition.isr.join(',')}])`);
@@ -421,7 +429,8 @@ export class ReplicaManager {
       partition: info.partition,
       tail: this.tailCache.forLog(),
     });
-    const partition = new Partition(topic.name, topic.topicId, info.partition, log, this.options.selfId, role);
+    const clock = this.options.clock;
+    const partition = new Partition(topic.name, topic.topicId, info.partition, log, this.options.selfId, role, () => clock.monotonicMs());
     this.partitions.set(key, partition);
     this.options.logger.info(`broker ${this.options.selfId} is ${partition.isLeader ? 'leader' : 'follower'} of ${topic.name}-${info.partition} at leader epoch ${role.leaderEpoch}`);
     return partition;

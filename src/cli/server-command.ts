@@ -72,6 +72,7 @@ function describeSetting(key: string): string {
     groupHeartbeatIntervalMs: 'how often consumer group members heartbeat',
     offsetsRetentionMs: 'offsets of a group without members expire this long after its last commit',
     logScrubBytesPerSecond: 'bytes per second the background scrubber CRC-checks in closed log segments (0: off)',
+    replicaLagTimeMaxMs: 'a follower not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)',
     kinesisSubscriptionMs: 'lifetime of one Enhanced Fan-Out subscription (SubscribeToShard)',
     kinesisHeartbeatMs: 'interval of heartbeat events on an idle EFO subscription',
     kinesisIteratorTtlMs: 'how long a Kinesis shard iterator stays valid',

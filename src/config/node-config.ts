@@ -56,6 +56,8 @@ export interface NodeConfig {
   offsetsRetentionMs: number;
   /** Bytes per second the background scrubber CRC-checks in closed log segments (0: off). */
   logScrubBytesPerSecond: number;
+  /** A follower not caught up with its leader for this long leaves the ISR (Kafka's replica.lag.time.max.ms). */
+  replicaLagTimeMaxMs: number;
   /** How long one Enhanced Fan-Out subscription (SubscribeToShard) lasts before the client resubscribes. */
   kinesisSubscriptionMs: number;
   /** How often an idle EFO subscription gets a heartbeat event. */
@@ -76,6 +78,12 @@ interface SettingSpec {
 }
 
 /** Every setting with its environment variable and YAML key. Flags use kebab-case of the key. */
+/**
+ * The shortest --replica-lag-time-max-ms: twice the longest a follower's fetch waits at the
+ * leader for new records (500 ms), so that an idle, caught-up follower never looks behind.
+ */
+export const REPLICA_LAG_TIME_MS_MIN = 1_000;
+
 export const SETTINGS = {
   nodeId: { env: 'RIFFLE_NODE_ID', yaml: 'node-id', defaultValue: '1' },
   roles: { env: 'RIFFLE_ROLES', yaml: 'roles', defaultValue: 'controller,broker' },
@@ -100,6 +108,7 @@ export const SETTINGS = {
   groupSessionTimeoutMs: { env: 'RIFFLE_GROUP_SESSION_TIMEOUT_MS', yaml: 'group-session-timeout-ms', defaultValue: '10000' },
   groupHeartbeatIntervalMs: { env: 'RIFFLE_GROUP_HEARTBEAT_INTERVAL_MS', yaml: 'group-heartbeat-interval-ms', defaultValue: '1000' },
   logScrubBytesPerSecond: { env: 'RIFFLE_LOG_SCRUB_BYTES_PER_SECOND', yaml: 'log-scrub-bytes-per-second', defaultValue: String(16 * 1024 * 1024) },
+  replicaLagTimeMaxMs: { env: 'RIFFLE_REPLICA_LAG_TIME_MAX_MS', yaml: 'replica-lag-time-max-ms', defaultValue: '10000' },
   offsetsRetentionMs: { env: 'RIFFLE_OFFSETS_RETENTION_MS', yaml: 'offsets-retention-ms', defaultValue: String(7 * 24 * 60 * 60 * 1000) },
   kinesisSubscriptionMs: { env: 'RIFFLE_KINESIS_SUBSCRIPTION_MS', yaml: 'kinesis-subscription-ms', defaultValue: '300000' },
   kinesisHeartbeatMs: { env: 'RIFFLE_KINESIS_HEARTBEAT_MS', yaml: 'kinesis-heartbeat-ms', defaultValue: '2000' },
@@ -170,6 +179,7 @@ function parseNodeConfig(raw: Record<string, string | null>): NodeConfig {
     groupHeartbeatIntervalMs: parseInteger('group-heartbeat-interval-ms', raw.groupHeartbeatIntervalMs, 10, 3_600_000),
     offsetsRetentionMs: parseInteger('offsets-retention-ms', raw.offsetsRetentionMs, 1_000, Number.MAX_SAFE_INTEGER),
     logScrubBytesPerSecond: parseInteger('log-scrub-bytes-per-second', raw.logScrubBytesPerSecond, 0, 1024 * 1024 * 1024 * 1024),
+    replicaLagTimeMaxMs: parseInteger('replica-lag-time-max-ms', raw.replicaLagTimeMaxMs, REPLICA_LAG_TIME_MS_MIN, 3_600_000),
     kinesisSubscriptionMs: parseInteger('kinesis-subscription-ms', raw.kinesisSubscriptionMs, 100, 3_600_000),
     kinesisHeartbeatMs: parseInteger('kinesis-heartbeat-ms', raw.kinesisHeartbeatMs, 50, 60_000),
     kinesisIteratorTtlMs: parseInteger('kinesis-iterator-ttl-ms', raw.kinesisIteratorTtlMs, 100, 3_600_000),

@@ -73,3 +73,41 @@ describe('ReplicaManager ISR proposals', () => {
     }
   });
 });
+
+describe('ReplicaManager replica lag time', () => {
+  it('takes a follower out of the ISR once it has not caught up for the configured lag time, not before', async () => {
+    const harness = createHarness();
+    const epochs = new Map<number, number>();
+    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
+    const topicId = await createTopic(harness, 'orders', 1, 3);
+    const created = harness.controller.image.partition(topicId, 0)!;
+    const leaderId = created.leader;
+    const [fetching, silent] = created.replicas.filter((id) => id !== leaderId) as [number, number];
+    const sent: IsrProposal[] = [];
+    const alterIsr = async (_partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
+      sent.push(proposal);
+      return { error: null, partitionEpoch: proposal.partitionEpoch + 1 };
+    };
+    const clock = new ManualClock();
+    const manager = new ReplicaManager({ selfId: leaderId, dataDir: dir, clock, logger: silentLogger, registry: new Registry(), alterIsr, replicaLagTimeMs: 2_000 });
+    try {
+      await manager.sync(harness.controller.image);
+      const partition = manager.findPartition('orders', 0)!;
+      expect([...partition.isr].sort()).toEqual([1, 2, 3]);
+      manager.startIsrMaintenance(10);
+      // 1.9 s on, one follower still fetches from the log end and the other has been silent:
+      // both are within the lag time, so rounds of maintenance propose nothing.
+      clock.advance(1_900);
+      partition.recordFollowerFetch(fetching, 0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sent).toEqual([]);
+      // Past 2 s the silent one leaves (under the 10 s default it would stay for 8 s more).
+      clock.advance(200);
+      await expect.poll(() => sent.length, { timeout: 5_000 }).toBe(1);
+      expect(sent[0]!.isr).toEqual([leaderId, fetching].sort((a, b) => a - b));
+      expect(sent[0]!.isr).not.toContain(silent);
+    } finally {
+      await manager.close();
+    }
+  });
+});

@@ -18,6 +18,18 @@ describe('node configuration', () => {
     // A wildcard bind is advertised as loopback, never as 0.0.0.0.
     expect(config.advertisedListen).toEqual({ host: '127.0.0.1', port: 9094 });
     expect(config.controllerQuorum).toEqual([{ nodeId: 1, host: '127.0.0.1', port: 9093 }]);
+    expect(config.replicaLagTimeMaxMs).toBe(10_000);
+  });
+
+  it('takes replica.lag.time.max.ms from a flag, the environment or the file, and refuses one an idle follower would miss', () => {
+    const file = path.join(dir, 'lag.yaml');
+    writeFileSync(file, 'replica-lag-time-max-ms: 4000\n');
+    expect(resolveNodeConfig({}, {}, file).replicaLagTimeMaxMs).toBe(4_000);
+    expect(resolveNodeConfig({}, { RIFFLE_REPLICA_LAG_TIME_MAX_MS: '3000' }, file).replicaLagTimeMaxMs).toBe(3_000);
+    expect(resolveNodeConfig({ replicaLagTimeMaxMs: '2500' }, { RIFFLE_REPLICA_LAG_TIME_MAX_MS: '3000' }, file).replicaLagTimeMaxMs).toBe(2_500);
+    // A caught-up follower's fetch waits up to 500 ms at the leader: a shorter lag time would flap.
+    expect(() => resolveNodeConfig({ replicaLagTimeMaxMs: '999' }, {})).toThrow(/replica-lag-time-max-ms/);
+    expect(() => resolveNodeConfig({ replicaLagTimeMaxMs: 'soon' }, {})).toThrow(/replica-lag-time-max-ms/);
   });
 
   it('takes flags over environment over the YAML file', () => {
