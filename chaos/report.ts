@@ -61,6 +61,12 @@ export function renderMarkdown(report: RunReport): string {
     lines.push('| from (ms) | to (ms) | length (ms) | faults around it |', '|---|---|---|---|');
     for (const window of report.unavailability) lines.push(`| ${window.startMs} | ${window.endMs} | ${window.durationMs} | ${window.faults.join('; ')} |`);
   }
+  lines.push('', '### By partition (gaps of 1 s or more between acknowledged writes to the partition)', '');
+  if (report.partitionUnavailability.length === 0) lines.push('No acknowledged writes.');
+  else {
+    lines.push('| partition | windows | longest (ms) | total (ms) |', '|---|---|---|---|');
+    for (const figures of report.partitionUnavailability) lines.push(`| ${figures.partition} | ${figures.windows} | ${figures.longestMs} | ${figures.totalMs} |`);
+  }
   lines.push('', '## Fault timeline', '', '| time (ms) | event |', '|---|---|');
   for (const fault of report.faults) lines.push(`| ${fault.timeMs} | ${fault.type === 'invoke' ? 'start' : 'end'}: ${fault.fault} |`);
   lines.push('');
@@ -68,11 +74,12 @@ export function renderMarkdown(report: RunReport): string {
 }
 
 /**
- * One line per run of a suite: verdict, the workload's counts, the anomalies found, and the
- * unavailability windows (how many, the longest, their total). Written as summary.md.
+ * One line per run of a suite: verdict, the workload's counts, the anomalies found, the
+ * unavailability windows (how many, the longest, their total) and, partition by partition, the
+ * longest gap and the mean total. Written as summary.md.
  */
 export function renderSummary(reports: readonly RunReport[]): string {
-  const lines = ['# Chaos suite summary', '', '| scenario | seed | verdict | acked | lost | duplicate | unseen | other anomalies | metadata | windows | longest (ms) | total (ms) |', '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+  const lines = ['# Chaos suite summary', '', '| scenario | seed | verdict | acked | lost | duplicate | unseen | other anomalies | metadata | windows | longest (ms) | total (ms) | partition longest (ms) | partition mean total (ms) |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const report of reports) {
     const { anomalies, counts } = report.result;
     const others = ANOMALY_KINDS.filter((kind) => !['lost', 'duplicate', 'unseen'].includes(kind) && anomalies[kind].count > 0).map((kind) => `${kind} ${anomalies[kind].count}`);
@@ -80,7 +87,10 @@ export function renderSummary(reports: readonly RunReport[]): string {
     const longest = Math.max(0, ...windows.map((window) => window.durationMs));
     const total = windows.reduce((sum, window) => sum + window.durationMs, 0);
     const metadata = report.metadata.valid ? `ok (${report.metadata.operations} ops)` : 'INVALID';
-    lines.push(`| ${report.scenario} | ${report.seed} | ${report.valid ? 'valid' : 'INVALID'} | ${counts.acknowledged} | ${anomalies.lost.count} | ${anomalies.duplicate.count} | ${anomalies.unseen.count} | ${others.join(', ') || '-'} | ${metadata} | ${windows.length} | ${longest} | ${total} |`);
+    const partitions = report.partitionUnavailability;
+    const partitionLongest = Math.max(0, ...partitions.map((figures) => figures.longestMs));
+    const partitionMeanTotal = partitions.length === 0 ? 0 : Math.round(partitions.reduce((sum, figures) => sum + figures.totalMs, 0) / partitions.length);
+    lines.push(`| ${report.scenario} | ${report.seed} | ${report.valid ? 'valid' : 'INVALID'} | ${counts.acknowledged} | ${anomalies.lost.count} | ${anomalies.duplicate.count} | ${anomalies.unseen.count} | ${others.join(', ') || '-'} | ${metadata} | ${windows.length} | ${longest} | ${total} | ${partitionLongest} | ${partitionMeanTotal} |`);
   }
   lines.push('');
   return lines.join('\n');

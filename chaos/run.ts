@@ -37,6 +37,14 @@ export interface UnavailabilityWindow {
   faults: string[];
 }
 
+/** One partition's gaps between acknowledged writes (the producers write to every partition all along). */
+export interface PartitionUnavailability {
+  partition: number;
+  windows: number;
+  longestMs: number;
+  totalMs: number;
+}
+
 export interface RunReport {
   scenario: string;
   seed: number;
@@ -45,8 +53,10 @@ export interface RunReport {
   result: CheckResult;
   /** The Kinesis-like workload's check, in scenarios that run it. */
   kinesis?: KinesisCheckResult;
-  /** Windows longer than a second without an acknowledged acks=all write. */
+  /** Windows longer than a second without an acknowledged acks=all write to any partition. */
   unavailability: UnavailabilityWindow[];
+  /** The same, partition by partition. */
+  partitionUnavailability: PartitionUnavailability[];
   faults: { timeMs: number; type: string; fault: string }[];
   fullIsrAfterHeal: boolean;
   /** The Raft metadata history: client metadata operations linearizable, committed logs one log. */
@@ -125,6 +135,7 @@ export async function runScenario(options: RunOptions): Promise<RunReport> {
       result,
       kinesis: kinesisResult,
       unavailability: unavailabilityWindows(history.ops),
+      partitionUnavailability: partitionUnavailability(history.ops),
       faults: history.ops.filter((op) => op.f === 'nemesis').map((op) => ({ timeMs: op.timeMs, type: op.type, fault: op.fault ?? '' })),
       fullIsrAfterHeal,
       metadata,
@@ -170,6 +181,28 @@ export function unavailabilityWindows(ops: readonly Op[]): UnavailabilityWindow[
     windows.push({ startMs, endMs, durationMs: gap, faults: around });
   }
   return windows;
+}
+
+/**
+ * Gaps of a second or more between consecutive acknowledged sends to each partition: how long
+ * each partition took no writes, where the windows above count only the times no partition did.
+ */
+export function partitionUnavailability(ops: readonly Op[]): PartitionUnavailability[] {
+  const lastAck = new Map<number, number>();
+  const byPartition = new Map<number, PartitionUnavailability>();
+  for (const op of ops) {
+    if (op.f !== 'send' || op.type !== 'ok' || op.partition === undefined) continue;
+    let figures = byPartition.get(op.partition);
+    if (!figures) byPartition.set(op.partition, (figures = { partition: op.partition, windows: 0, longestMs: 0, totalMs: 0 }));
+    const previous = lastAck.get(op.partition);
+    lastAck.set(op.partition, op.timeMs);
+    if (previous === undefined || op.timeMs - previous < GAP_REPORTED_MS) continue;
+    const gap = op.timeMs - previous;
+    figures.windows++;
+    figures.longestMs = Math.max(figures.longestMs, gap);
+    figures.totalMs += gap;
+  }
+  return [...byPartition.values()].sort((a, b) => a.partition - b.partition);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -2,7 +2,7 @@
 // and consumers reading every partition, killed and restarted now and then. Every operation
 // goes into the history. After the faults heal, `finalRead` reads every partition from the
 // start through the leader, and `replicaChecksums` compares the replicas byte for byte.
-import { Admin, PartitionConsumer, Producer, RiffleClient, type ConsumerRecord } from '../src/client/index.js';
+import { Admin, PartitionConsumer, Producer, RiffleClient, partitionForKey, type ConsumerRecord } from '../src/client/index.js';
 import { NodeConnection } from '../src/rpc/client.js';
 import { toRiffleError } from '../src/rpc/errors.js';
 import type { Prng } from '../src/util/prng.js';
@@ -18,6 +18,8 @@ export interface KafkaWorkloadOptions {
   producers: number;
   /** Sends each producer keeps outstanding. */
   producerConcurrency: number;
+  /** Of those, sends to any one partition (so a partition that takes no writes holds up only its own). */
+  producerPartitionConcurrency: number;
   consumers: number;
   /** Keys the producers spread values over. */
   keys: number;
@@ -29,6 +31,7 @@ export const KAFKA_WORKLOAD_DEFAULTS: Omit<KafkaWorkloadOptions, 'topic'> = {
   partitions: 6,
   producers: 3,
   producerConcurrency: 16,
+  producerPartitionConcurrency: 4,
   consumers: 2,
   keys: 64,
   consumerRestartEveryMs: 8_000,
@@ -41,6 +44,18 @@ const FINAL_READ_STALL_MS = 60_000;
 
 /** How long consumers may take, once producers stop, to catch up with the end of every partition. */
 const DRAIN_MS_MAX = 60_000;
+
+/**
+ * A random key whose partition has fewer than `bound` sends outstanding: the drawn one if its
+ * partition has room, else one drawn among the keys whose partitions do; -1 when none has room.
+ */
+export function pickKey(random: Prng, partitionOfKey: readonly number[], outstanding: readonly number[], bound: number): number {
+  const hasRoom = (key: number): boolean => outstanding[partitionOfKey[key]!]! < bound;
+  const drawn = random.int(0, partitionOfKey.length);
+  if (hasRoom(drawn)) return drawn;
+  const open = partitionOfKey.flatMap((_, key) => (hasRoom(key) ? [key] : []));
+  return open.length === 0 ? -1 : open[random.int(0, open.length)]!;
+}
 
 export class KafkaWorkload {
   /** Producers stop when set. */
@@ -100,19 +115,33 @@ export class KafkaWorkload {
   private async produce(process: string): Promise<void> {
     const client = this.newClient();
     const producer = new Producer(client, { acks: 'all', lingerMs: 2, requestTimeoutMs: 10_000, deliveryTimeoutMs: 60_000 });
+    const { keys, partitions, producerConcurrency, producerPartitionConcurrency } = this.options;
+    // Each key's partition, as the producer's partitioner picks it. Outstanding sends are bounded
+    // per partition too: with one bound for the producer alone, a partition that takes no writes
+    // soon held every outstanding send, and the producer stopped writing to the partitions that
+    // still took writes, so a stall of one partition looked like one of the whole cluster.
+    const partitionOfKey = Array.from({ length: keys }, (_, key) => partitionForKey(Buffer.from(`k${key}`), partitions));
+    const outstanding = new Array<number>(partitions).fill(0);
     const inFlight = new Set<Promise<void>>();
     for (let sequence = 0; sequence < SENDS_PER_PRODUCER_MAX && !this.stopping; sequence++) {
+      let keyIndex: number;
+      while ((keyIndex = pickKey(this.random, partitionOfKey, outstanding, producerPartitionConcurrency)) < 0) await Promise.race(inFlight);
+      const partition = partitionOfKey[keyIndex]!;
       const value = `${process}-${sequence}`;
-      const key = `k${this.random.int(0, this.options.keys)}`;
+      const key = `k${keyIndex}`;
       this.history.add({ type: 'invoke', f: 'send', process, value });
+      outstanding[partition]!++;
       const send = producer.send({ topic: this.options.topic, key, value }).then(
         (metadata) => void this.history.add({ type: 'ok', f: 'send', process, value, partition: metadata.partition, offset: metadata.offset }),
         // The idempotent producer retried until its delivery timeout: the write may or may not exist.
         (error: unknown) => void this.history.add({ type: 'info', f: 'send', process, value, error: toRiffleError(error).errorName }),
       );
-      const tracked = send.finally(() => inFlight.delete(tracked));
+      const tracked = send.finally(() => {
+        inFlight.delete(tracked);
+        outstanding[partition]!--;
+      });
       inFlight.add(tracked);
-      if (inFlight.size >= this.options.producerConcurrency) await Promise.race(inFlight);
+      if (inFlight.size >= producerConcurrency) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     await producer.close().catch(() => undefined);

@@ -77,6 +77,7 @@ function finish(reports: RunReport[]): void {
     // Printed too, so a CI log (whose machine keeps no results directory) says what went wrong.
     examples: Object.fromEntries(found(report).map(([kind, anomaly]) => [kind, anomaly.examples.slice(0, 3)])),
     longestUnavailabilityMs: Math.max(0, ...report.unavailability.map((window) => window.durationMs)),
+    longestPartitionUnavailabilityMs: Math.max(0, ...report.partitionUnavailability.map((figures) => figures.longestMs)),
     report: path.join(report.directory, 'report.md'),
   })));
   // Exit now: a run's clients and proxies are closed, but a stray timer must not keep a CI job waiting.

@@ -3,8 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { check, type AnomalyKind, type FinalState } from '../../chaos/checker.js';
 import { History } from '../../chaos/history.js';
-import { unavailabilityWindows } from '../../chaos/run.js';
-import type { ReplicaChecksum } from '../../chaos/workload-kafka.js';
+import { partitionUnavailability, unavailabilityWindows } from '../../chaos/run.js';
+import { pickKey, type ReplicaChecksum } from '../../chaos/workload-kafka.js';
+import { Prng } from '../../src/util/prng.js';
 
 type Log = { offset: number; value: string }[];
 
@@ -202,5 +203,35 @@ describe('chaos checker', () => {
       { index: 3, type: 'ok' as const, f: 'send' as const, process: 'p', timeMs: 3_200 },
     ];
     expect(unavailabilityWindows(ops)).toEqual([{ startMs: 100, endMs: 3_100, durationMs: 3_000, faults: ['kill leader [1]'] }]);
+  });
+
+  it('reports each partition\'s gaps between its acknowledged writes', () => {
+    const ack = (index: number, partition: number, timeMs: number) => ({ index, type: 'ok' as const, f: 'send' as const, process: 'p', partition, offset: index, timeMs });
+    // Partition 1 stalls for 4 s while partition 0 keeps taking writes: no cluster-wide window.
+    const ops = [ack(0, 0, 0), ack(1, 1, 100), ack(2, 0, 900), ack(3, 0, 1_800), ack(4, 0, 2_700), ack(5, 0, 3_600), ack(6, 1, 4_100), ack(7, 0, 4_500), ack(8, 0, 5_400), ack(9, 1, 5_500)];
+    expect(unavailabilityWindows(ops)).toEqual([]);
+    expect(partitionUnavailability(ops)).toEqual([
+      { partition: 0, windows: 0, longestMs: 0, totalMs: 0 },
+      { partition: 1, windows: 2, longestMs: 4_000, totalMs: 5_400 },
+    ]);
+  });
+});
+
+describe('chaos producer key choice', () => {
+  it('never picks a key whose partition already has its share of outstanding sends, and waits when every partition has', () => {
+    const seed = Number(process.env.RIFFLE_SEED ?? Date.now() % 0x7fffffff);
+    console.log(`chaos producer key choice: RIFFLE_SEED=${seed}`);
+    const random = new Prng(seed);
+    const partitionOfKey = Array.from({ length: 64 }, (_, key) => key % 6);
+    for (let round = 0; round < 2_000; round++) {
+      const outstanding = Array.from({ length: 6 }, () => random.int(0, 5));
+      const key = pickKey(random, partitionOfKey, outstanding, 4);
+      if (outstanding.every((count) => count >= 4)) expect(key).toBe(-1);
+      else expect(outstanding[partitionOfKey[key]!]).toBeLessThan(4);
+    }
+    // With room everywhere the drawn key is kept, so every key still gets written.
+    const seen = new Set<number>();
+    for (let draw = 0; draw < 5_000; draw++) seen.add(pickKey(random, partitionOfKey, [0, 0, 0, 0, 0, 0], 4));
+    expect(seen.size).toBe(64);
   });
 });
