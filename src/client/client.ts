@@ -103,9 +103,9 @@ export class RiffleClient {
     return withRetries(() => this.callAny<Response>(service, method, request), this.retry);
   }
 
-  /** Refreshes metadata for the given topics (all topics when empty). */
-  async refreshMetadata(topics: string[] = []): Promise<MetadataResponse__Output> {
-    const response = await this.callAny<MetadataResponse__Output>('riffle.v1.Kafka', 'Metadata', { topics, includeInternal: true }, Math.min(this.requestTimeoutMs, 10_000));
+  /** Refreshes metadata for the given topics (all topics when empty); `attemptMs` bounds the wait on each node asked. */
+  async refreshMetadata(topics: string[] = [], attemptMs = Math.min(this.requestTimeoutMs, 10_000)): Promise<MetadataResponse__Output> {
+    const response = await this.callAny<MetadataResponse__Output>('riffle.v1.Kafka', 'Metadata', { topics, includeInternal: true }, attemptMs);
     this.clusterId = response.clusterId;
     this.brokers = new Map(response.brokers.map((broker) => [broker.nodeId, { nodeId: broker.nodeId, address: `${broker.host}:${broker.port}`, rack: broker.rack }]));
     const now = Date.now();

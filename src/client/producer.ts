@@ -14,7 +14,7 @@
 // idempotence.ts. Idempotence needs acks=all: asking for it with other acks is INVALID_CONFIG,
 // and acks 0 or 1 without asking turn it off (as Kafka does since 3.2). Without idempotence a
 // retry after a lost answer may write a batch twice, as with Kafka's non-idempotent producer.
-import type { RiffleClient, TopicMetadata } from './client.js';
+import type { PartitionMetadata, RiffleClient, TopicMetadata } from './client.js';
 import { StickyPartitioner, partitionForKey } from './partitioner.js';
 import { withRetries } from './retry.js';
 import { PartitionSequence, sameIdentity, type ProducerIdentity } from './idempotence.js';
@@ -88,6 +88,17 @@ interface OpenBatch {
   partitionCount: number;
 }
 
+/** A produce request sent and not yet answered, watched for its partitions' leaders moving. */
+interface UnansweredRequest {
+  leader: number;
+  batches: SealedBatch[];
+  /** Each batch's partition's leader epoch in the metadata when the request left. */
+  leaderEpochs: number[];
+  sentAtMs: number;
+  /** Stops waiting for the answer: the batches go to their leaders again. */
+  giveUp(): void;
+}
+
 interface SealedBatch {
   topic: string;
   partition: number;
@@ -120,6 +131,17 @@ const DEFAULTS = {
   maxBlockMs: 60_000,
 };
 const RETRY_BACKOFF_MS = 100;
+/**
+ * A produce request unanswered this long makes the producer ask the cluster whether the leaders
+ * of its partitions moved. A leader that stopped without closing its connections (paused, cut
+ * off, its machine gone) never answers, and its requests would otherwise wait out the whole
+ * request timeout (30 s by default) after the cluster has long elected another leader.
+ */
+const LEADER_CHECK_AFTER_MS = 1_000;
+/** Each attempt of that metadata request: a paused broker asked first costs no more than this. */
+const LEADER_CHECK_ATTEMPT_MS = 2_000;
+/** What a request given up on resolves to (see `sendRequest`). */
+const LEADER_MOVED = Symbol('leader moved');
 /** Wait after a failed epoch bump (its request already retried retriable errors). */
 const BUMP_RETRY_BACKOFF_MS = 1_000;
 /** What one record costs in the buffer beyond its key and value (framing, headers, bookkeeping). */
@@ -152,6 +174,8 @@ export class Producer {
   private slowTail: Promise<void> = Promise.resolve();
   private lingerTimer?: { cancel(): void };
   private retryTimer?: NodeJS.Timeout;
+  private readonly unanswered = new Set<UnansweredRequest>();
+  private leaderCheckTimer?: NodeJS.Timeout;
   private closed = false;
   // Idempotence.
   private identity: ProducerIdentity | null = null;
@@ -519,7 +543,11 @@ export class Producer {
   }
 
   private cachedLeader(topic: string, partition: number): number | undefined {
-    return this.client.cachedTopic(topic)?.partitions.find((candidate) => candidate.partition === partition)?.leaderId;
+    return this.cachedPartition(topic, partition)?.leaderId;
+  }
+
+  private cachedPartition(topic: string, partition: number): PartitionMetadata | undefined {
+    return this.client.cachedTopic(topic)?.partitions.find((candidate) => candidate.partition === partition);
   }
 
   private scheduleRetry(): void {
@@ -547,20 +575,73 @@ export class Producer {
       timeoutMs: this.options.requestTimeoutMs,
       topicData: grouped.map(([name, list]) => ({ name, partitionData: list.map((batch) => ({ index: batch.partition, records: batch.records })) })),
     };
-    const settled = this.call(leader, request)
+    // Watched until answered: given up on (LEADER_MOVED) once another broker leads one of its
+    // partitions at a newer epoch. A late answer of the old leader is then ignored; the batches,
+    // sent again with the same sequence numbers, are written once (see idempotence.ts).
+    let giveUp!: () => void;
+    const givenUp = new Promise<typeof LEADER_MOVED>((resolve) => (giveUp = () => resolve(LEADER_MOVED)));
+    const watched: UnansweredRequest = {
+      leader, batches, leaderEpochs: batches.map((batch) => this.cachedPartition(batch.topic, batch.partition)?.leaderEpoch ?? -1), sentAtMs: performance.now(), giveUp,
+    };
+    this.unanswered.add(watched);
+    this.scheduleLeaderCheck();
+    const settled = Promise.race([this.call(leader, request), givenUp])
       .then(
-        (response) => this.handleResponse(grouped, response),
+        (response) => (response === LEADER_MOVED ? this.leaderMoved(watched) : this.handleResponse(grouped, response)),
         (error: unknown) => {
           const riffleError = toRiffleError(error);
           for (const batch of batches) this.answered(batch, riffleError);
         },
       )
       .finally(() => {
+        this.unanswered.delete(watched);
         this.inFlight.set(leader, (this.inFlight.get(leader) ?? 1) - 1);
         this.unsettled.delete(settled);
         this.drain();
       });
     this.unsettled.add(settled);
+  }
+
+  /** Checks the leaders of requests unanswered for LEADER_CHECK_AFTER_MS, while any are out. */
+  private scheduleLeaderCheck(): void {
+    if (this.leaderCheckTimer || this.unanswered.size === 0 || this.closed) return;
+    this.leaderCheckTimer = setTimeout(() => void this.checkLeaders(), LEADER_CHECK_AFTER_MS);
+    this.leaderCheckTimer.unref();
+  }
+
+  /**
+   * Refreshes the metadata of the topics of requests unanswered for LEADER_CHECK_AFTER_MS and
+   * gives up on every request one of whose partitions another broker now leads at a newer epoch.
+   * An older epoch (metadata from a broker behind the others) or no leader yet changes nothing;
+   * nor does a leader that is merely slow: its requests wait for their answer.
+   */
+  private async checkLeaders(): Promise<void> {
+    const now = performance.now();
+    const overdue = [...this.unanswered].filter((request) => now - request.sentAtMs >= LEADER_CHECK_AFTER_MS);
+    if (overdue.length > 0) {
+      const topics = [...new Set(overdue.flatMap((request) => request.batches.map((batch) => batch.topic)))];
+      try {
+        await this.client.refreshMetadata(topics, LEADER_CHECK_ATTEMPT_MS);
+      } catch {
+        // No node answered: the next check asks again.
+      }
+      for (const request of this.unanswered) if (this.leaderMovedFrom(request)) request.giveUp();
+    }
+    this.leaderCheckTimer = undefined;
+    this.scheduleLeaderCheck();
+  }
+
+  private leaderMovedFrom(request: UnansweredRequest): boolean {
+    return request.batches.some((batch, index) => {
+      const current = this.cachedPartition(batch.topic, batch.partition);
+      return current !== undefined && current.leaderId >= 0 && current.leaderId !== request.leader && current.leaderEpoch > request.leaderEpochs[index]!;
+    });
+  }
+
+  /** A request given up on: its batches go to their leaders again at once (outcome unknown, as a lost answer). */
+  private leaderMoved(request: UnansweredRequest): void {
+    const error = new RiffleError('NOT_LEADER_OR_FOLLOWER', `Broker ${request.leader} did not answer, and another broker now leads a partition of the request.`);
+    for (const batch of request.batches) this.answered(batch, error, -1, true);
   }
 
   private call(leader: number, request: ProduceRequest): Promise<ProduceResponse__Output> {
@@ -690,6 +771,7 @@ export class Producer {
     this.closed = true;
     this.lingerTimer?.cancel();
     clearTimeout(this.retryTimer);
+    clearTimeout(this.leaderCheckTimer);
   }
 }
 
