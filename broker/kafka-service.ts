@@ -219,7 +219,7 @@ async function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output,
       try {
         if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This server does not host ${fetchTopic.topic}-${wanted.partition}.`);
         partition.checkLeaderEpoch(wanted.currentLeaderEpoch);
-        const preferred = preferredReadReplica(deps, partition, request.rackId);
+        const preferred = preferredReadReplica(deps, partition, request.rackId, wanted.fetchOffset);
         if (preferred >= 0) {
           answered.push({ ...fetchedPartition(partition, wanted.partition, EMPTY), preferredReadReplica: preferred });
           continue;
@@ -256,12 +256,16 @@ async function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output,
 /**
  * KIP-392: a leader sends a consumer that names its AZ (rack) to an in-sync replica in that AZ,
  * so the bytes do not cross zones; -1 when the leader is in that AZ or no such replica is live.
+ * As in Kafka, only to a replica whose log (as last reported) reaches the fetch offset: one that
+ * is behind, or truncated after a leader change, would answer OFFSET_OUT_OF_RANGE.
  */
-function preferredReadReplica(deps: KafkaServiceDeps, partition: Partition, rack: string): number {
+export function preferredReadReplica(deps: KafkaServiceDeps, partition: Partition, rack: string, fetchOffset: number): number {
   if (!rack || !partition.isLeader) return -1;
   const image = deps.cluster.image();
   if (image.broker(deps.cluster.selfId)?.rack === rack) return -1;
-  const candidate = partition.isr.find((id) => id !== deps.cluster.selfId && image.isActiveBroker(id) && image.broker(id)?.rack === rack);
+  const candidate = partition.isr.find(
+    (id) => id !== deps.cluster.selfId && image.isActiveBroker(id) && image.broker(id)?.rack === rack && (partition.recordedFollowerEnd(id) ?? -1) >= fetchOffset,
+  );
   return candidate ?? -1;
 }
 

@@ -243,8 +243,10 @@ export class PartitionConsumer {
     const index = partition.partitionIndex;
     if (partition.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
-      // A preferred replica that fails sends us back to the leader.
-      if (this.readReplicas.forget(index) && error.retriable) return;
+      // A preferred replica that fails, whatever the error, sends us back to the leader, which
+      // has the last word (as Kafka's consumer clears its preferred replica): an offset out of
+      // range there may be one the replica has not reached yet or has truncated, not one to reset.
+      if (this.readReplicas.forget(index)) return;
       if (error.errorName === 'OFFSET_OUT_OF_RANGE') return this.resetOffset(index, error);
       if (!error.retriable) throw error;
       this.client.invalidate(this.topic);

@@ -218,8 +218,10 @@ export class GroupFetcher {
     const key = tpKeyOf(topic, position.partition);
     if (partition.errorCode !== 0) {
       const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
-      // A preferred replica that fails sends us back to the leader.
-      if (this.readReplicas.forget(key) && error.retriable) return;
+      // A preferred replica that fails, whatever the error, sends us back to the leader, which
+      // has the last word (as Kafka's consumer clears its preferred replica): an offset out of
+      // range there may be one the replica has not reached yet or has truncated, not one to reset.
+      if (this.readReplicas.forget(key)) return;
       if (error.errorName === 'OFFSET_OUT_OF_RANGE') {
         if (this.options.autoOffsetReset === 'none') throw error;
         position.offset = await this.lookupOffset(topic, position.partition, this.options.autoOffsetReset === 'earliest' ? -2 : -1);
