@@ -17,13 +17,18 @@ beforeEach(() => {
 });
 afterEach(() => removeDir(dir));
 
+/** A controller with brokers 1-3 (AZs a, b, c) and topic 'orders': one partition, RF 3. */
+async function brokersWithOrders() {
+  const harness = createHarness();
+  const epochs = new Map<number, number>();
+  for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
+  const topicId = await createTopic(harness, 'orders', 1, 3);
+  return { harness, epochs, topicId, created: harness.controller.image.partition(topicId, 0)! };
+}
+
 describe('ReplicaManager ISR proposals', () => {
   it('sends an unanswered proposal again at its own epochs, and an answered one not until the metadata settles it', async () => {
-    const harness = createHarness();
-    const epochs = new Map<number, number>();
-    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
-    const topicId = await createTopic(harness, 'orders', 1, 3);
-    const created = harness.controller.image.partition(topicId, 0)!;
+    const { harness, epochs, topicId, created } = await brokersWithOrders();
     const leaderId = created.leader;
     const followerId = created.replicas.find((id) => id !== leaderId)!;
     // The ISR shrinks to the leader alone, so the follower's next fetch makes it a candidate.
@@ -76,11 +81,7 @@ describe('ReplicaManager ISR proposals', () => {
 
 describe('ReplicaManager replica lag time', () => {
   it('takes a follower out of the ISR once it has not caught up for the configured lag time, not before', async () => {
-    const harness = createHarness();
-    const epochs = new Map<number, number>();
-    for (const [nodeId, rack] of [[1, 'a'], [2, 'b'], [3, 'c']] as const) epochs.set(nodeId, await startBroker(harness, nodeId, rack));
-    const topicId = await createTopic(harness, 'orders', 1, 3);
-    const created = harness.controller.image.partition(topicId, 0)!;
+    const { harness, created } = await brokersWithOrders();
     const leaderId = created.leader;
     const [fetching, silent] = created.replicas.filter((id) => id !== leaderId) as [number, number];
     const sent: IsrProposal[] = [];
