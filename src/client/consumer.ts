@@ -8,6 +8,7 @@ import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
 import { withRetries } from './retry.js';
 import { ReadReplicas } from './read-replicas.js';
+import { watchFetch } from './leader-check.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
@@ -220,12 +221,17 @@ export class PartitionConsumer {
       ],
     };
     const sentPositions = new Map(partitions.map((partition) => [partition, this.positions.get(partition)!]));
-    let response: FetchResponse__Output;
+    let response: FetchResponse__Output | undefined;
     try {
-      response = await this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, maxWaitMs + this.client.requestTimeoutMs);
+      const fetch = this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, maxWaitMs + this.client.requestTimeoutMs);
+      response = await watchFetch(this.client, fetch, leader, partitions.map((partition) => ({ topic: this.topic, partition })), maxWaitMs);
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;
+      response = undefined;
+    }
+    if (response === undefined) {
+      // Failed, or given up on (the node no longer serves a partition of it): ask again.
       this.client.invalidate(this.topic);
       for (const partition of partitions) this.readReplicas.forget(partition);
       return [];

@@ -9,6 +9,7 @@ import type { ConsumerRecord, OffsetReset } from './consumer.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll } from '../util/record-batch.js';
 import { ReadReplicas } from './read-replicas.js';
+import { watchFetch } from './leader-check.js';
 import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
 
 export interface TopicPartition {
@@ -193,12 +194,17 @@ export class GroupFetcher {
       maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, rackId: this.options.rack ?? '',
       topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
     };
-    let response: FetchResponse__Output;
+    let response: FetchResponse__Output | undefined;
     try {
-      response = await this.client.connectionTo(node).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
+      const fetch = this.client.connectionTo(node).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
+      response = await watchFetch(this.client, fetch, node, entries, this.options.maxWaitMs);
     } catch (error) {
       const riffleError = toRiffleError(error);
       if (!riffleError.retriable) throw riffleError;
+      response = undefined;
+    }
+    if (response === undefined) {
+      // Failed, or given up on (the node no longer serves a partition of it): ask again.
       for (const topic of topics.keys()) this.client.invalidate(topic);
       for (const entry of entries) this.readReplicas.forget(tpKeyOf(entry.topic, entry.partition));
       return;

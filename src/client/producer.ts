@@ -17,6 +17,7 @@
 import type { PartitionMetadata, RiffleClient, TopicMetadata } from './client.js';
 import { StickyPartitioner, partitionForKey } from './partitioner.js';
 import { withRetries } from './retry.js';
+import { LEADER_CHECK_AFTER_MS, LEADER_CHECK_ATTEMPT_MS } from './leader-check.js';
 import { PartitionSequence, sameIdentity, type ProducerIdentity } from './idempotence.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { assert } from '../util/assert.js';
@@ -131,16 +132,7 @@ const DEFAULTS = {
   maxBlockMs: 60_000,
 };
 const RETRY_BACKOFF_MS = 100;
-/**
- * A produce request unanswered this long makes the producer ask the cluster whether the leaders
- * of its partitions moved. A leader that stopped without closing its connections (paused, cut
- * off, its machine gone) never answers, and its requests would otherwise wait out the whole
- * request timeout (30 s by default) after the cluster has long elected another leader.
- */
-const LEADER_CHECK_AFTER_MS = 1_000;
-/** Each attempt of that metadata request: a paused broker asked first costs no more than this. */
-const LEADER_CHECK_ATTEMPT_MS = 2_000;
-/** What a request given up on resolves to (see `sendRequest`). */
+/** What a request given up on resolves to (see `sendRequest` and leader-check.ts). */
 const LEADER_MOVED = Symbol('leader moved');
 /** Wait after a failed epoch bump (its request already retried retriable errors). */
 const BUMP_RETRY_BACKOFF_MS = 1_000;
