@@ -47,6 +47,12 @@ export class RiffleClient {
   private readonly pool = new ConnectionPool();
   private brokers = new Map<number, BrokerAddress>();
   private readonly topics = new Map<string, { metadata: TopicMetadata; fetchedAtMs: number }>();
+  /**
+   * The newest leader epoch seen of each partition (by topic id), kept when the cache entry is
+   * dropped: metadata naming an older leader (from a broker that is behind, or a paused leader
+   * that resumed before learning it was deposed) is not believed (KIP-320).
+   */
+  private readonly leaderEpochs = new Map<string, number>();
   clusterId = '';
   private lastGoodAddress?: string;
 
@@ -114,14 +120,20 @@ export class RiffleClient {
         this.topics.delete(topic.name);
         continue;
       }
+      const previous = this.topics.get(topic.name)?.metadata;
       const partitions = topic.partitions
-        .map((partition) => ({
-          partition: partition.partitionIndex,
-          leaderId: partition.leaderId,
-          leaderEpoch: partition.leaderEpoch,
-          replicas: partition.replicaNodes,
-          isr: partition.isrNodes,
-        }))
+        .map((partition): PartitionMetadata => {
+          const answered = { partition: partition.partitionIndex, leaderId: partition.leaderId, leaderEpoch: partition.leaderEpoch, replicas: partition.replicaNodes, isr: partition.isrNodes };
+          const key = `${topic.topicId}\u0000${partition.partitionIndex}`;
+          const seen = this.leaderEpochs.get(key) ?? -1;
+          if (answered.leaderEpoch >= seen) {
+            this.leaderEpochs.set(key, answered.leaderEpoch);
+            return answered;
+          }
+          // Older than what we saw: keep what we knew, or no leader (ask again later).
+          const known = previous?.topicId === topic.topicId ? previous.partitions.find((candidate) => candidate.partition === answered.partition) : undefined;
+          return known ?? { ...answered, leaderId: -1, leaderEpoch: seen };
+        })
         .sort((a, b) => a.partition - b.partition);
       this.topics.set(topic.name, { metadata: { name: topic.name, topicId: topic.topicId, kind: topic.kind, partitions }, fetchedAtMs: now });
     }
@@ -138,6 +150,11 @@ export class RiffleClient {
     return this.topics.get(topic)!.metadata;
   }
 
+  /** The leader epoch of a partition in the cached metadata; -1 when unknown (a broker then skips the check). */
+  leaderEpochOf(topic: string, partition: number): number {
+    return this.topics.get(topic)?.metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderEpoch ?? -1;
+  }
+
   /** Cached topic metadata, if any, without asking the cluster. */
   cachedTopic(topic: string): TopicMetadata | undefined {
     return this.topics.get(topic)?.metadata;
@@ -151,6 +168,7 @@ export class RiffleClient {
     const entry = this.topics.get(topic);
     const known = entry?.metadata.partitions.find((candidate) => candidate.partition === partition);
     if (!entry || !known || leaderId < 0 || leaderEpoch <= known.leaderEpoch || !this.brokers.has(leaderId)) return false;
+    this.leaderEpochs.set(`${entry.metadata.topicId}\u0000${partition}`, leaderEpoch);
     const partitions = entry.metadata.partitions.map((candidate) => (candidate.partition === partition ? { ...candidate, leaderId, leaderEpoch } : candidate));
     this.topics.set(topic, { metadata: { ...entry.metadata, partitions }, fetchedAtMs: entry.fetchedAtMs });
     return true;

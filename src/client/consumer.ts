@@ -213,7 +213,9 @@ export class PartitionConsumer {
           topic: this.topic,
           partitions: partitions.map((partition) => ({
             partition,
-            currentLeaderEpoch: -1,
+            // KIP-320: a broker at another leader epoch answers FENCED_ or UNKNOWN_LEADER_EPOCH
+            // (retried after a metadata refresh) rather than serve, or refuse, this offset.
+            currentLeaderEpoch: this.client.leaderEpochOf(this.topic, partition),
             fetchOffset: this.positions.get(partition)!,
             partitionMaxBytes: this.options.partitionMaxBytes ?? 1024 * 1024,
           })),

@@ -188,7 +188,9 @@ export class GroupFetcher {
     for (const entry of entries) {
       let list = topics.get(entry.topic);
       if (!list) topics.set(entry.topic, (list = []));
-      list.push({ partition: entry.partition, currentLeaderEpoch: -1, fetchOffset: entry.offset, partitionMaxBytes: this.options.partitionMaxBytes });
+      // KIP-320: a broker at another leader epoch answers FENCED_ or UNKNOWN_LEADER_EPOCH
+      // (retried after a metadata refresh) rather than serve, or refuse, this offset.
+      list.push({ partition: entry.partition, currentLeaderEpoch: this.client.leaderEpochOf(entry.topic, entry.partition), fetchOffset: entry.offset, partitionMaxBytes: this.options.partitionMaxBytes });
     }
     const request = {
       maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, rackId: this.options.rack ?? '',

@@ -49,6 +49,7 @@ function twoNodes(node1: 'never' | number) {
     retry: { deadlineMs: 1_000, backoffMsInitial: 1, backoffMsMax: 5 },
     topicMetadata: async () => cached,
     cachedTopic: () => cached,
+    leaderEpochOf: () => cached.partitions[0]!.leaderEpoch,
     refreshMetadata: async () => {
       state.refreshes++;
       cached = state.metadata;

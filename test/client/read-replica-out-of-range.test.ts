@@ -44,6 +44,7 @@ function leaderAndBehindReplica() {
     requestTimeoutMs: 1_000,
     retry: { deadlineMs: 1_000, backoffMsInitial: 1, backoffMsMax: 5 },
     topicMetadata: async () => metadata,
+    leaderEpochOf: () => 0,
     invalidate: () => undefined,
     connectionTo,
     listOffset: async () => {
