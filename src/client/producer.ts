@@ -573,7 +573,7 @@ export class Producer {
     let giveUp!: () => void;
     const givenUp = new Promise<typeof LEADER_MOVED>((resolve) => (giveUp = () => resolve(LEADER_MOVED)));
     const watched: UnansweredRequest = {
-      leader, batches, leaderEpochs: batches.map((batch) => this.cachedPartition(batch.topic, batch.partition)?.leaderEpoch ?? -1), sentAtMs: performance.now(), giveUp,
+      leader, batches, leaderEpochs: batches.map((batch) => this.client.leaderEpochOf(batch.topic, batch.partition)), sentAtMs: performance.now(), giveUp,
     };
     this.unanswered.add(watched);
     this.scheduleLeaderCheck();

@@ -132,6 +132,7 @@ function fakeClient(broker: FlakyBroker): RiffleClient {
   const client = {
     retry: { ...DEFAULT_RETRY, backoffMsInitial: 1, backoffMsMax: 5 },
     cachedTopic: () => metadata,
+    leaderEpochOf: (_topic: string, partition: number) => metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderEpoch ?? -1,
     topicMetadata: async () => metadata,
     invalidate: () => undefined,
     connectionTo: () => connection,

@@ -50,6 +50,7 @@ function twoBrokers(answer: (broker: number) => 'now' | 'never' | number) {
   const client = {
     retry: { ...DEFAULT_RETRY, backoffMsInitial: 1, backoffMsMax: 5 },
     cachedTopic: () => cached,
+    leaderEpochOf: (_topic: string, partition: number) => cached.partitions.find((candidate) => candidate.partition === partition)?.leaderEpoch ?? -1,
     topicMetadata: async () => cached,
     refreshMetadata: async () => {
       state.refreshes++;

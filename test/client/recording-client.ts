@@ -36,6 +36,7 @@ export function recordingClient(arrivals: { partition: number; atMs: number }[] 
   const client = {
     retry: DEFAULT_RETRY,
     cachedTopic: () => metadata,
+    leaderEpochOf: (_topic: string, partition: number) => metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderEpoch ?? -1,
     topicMetadata: async () => metadata,
     invalidate: () => undefined,
     connectionTo: () => connection,
