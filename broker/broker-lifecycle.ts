@@ -7,6 +7,13 @@
 // State transitions (each logs one line):
 //   registering -> fenced -> active -> shutting-down -> stopped
 //   fenced/active -> registering   (the controller no longer knows this epoch)
+//
+// Good standing: an unfenced heartbeat answer vouches for the broker for the controller's session
+// timeout, counted from when the heartbeat was sent (the controller counts from its arrival, so
+// this lapses first), and only once the broker's image has reached the controller's metadata
+// offset of that answer. A broker paused, cut off or slow past that time may have been fenced
+// and its leaderships moved without knowing it yet; what only a current leader may say (a
+// consumer's position is past the log, an acks=0/1 write is in) waits until standing returns.
 import { randomUUID } from 'node:crypto';
 import type { ControllerClient } from './controller-client.js';
 import type { NodeConfig } from '../src/config/node-config.js';
@@ -31,6 +38,10 @@ export class BrokerLifecycle {
   private urgent = false;
   private caughtUpOnce = false;
   private readonly caughtUpListeners = new Set<() => void>();
+  /** When the last unfenced heartbeat answer's request left, per `clock`; -Infinity for none. */
+  private vouchedSentMs = -Infinity;
+  private vouchedForMs = 0;
+  private vouchedOffset = Infinity;
 
   constructor(
     private readonly config: NodeConfig,
@@ -39,6 +50,7 @@ export class BrokerLifecycle {
     private readonly logger: Logger,
     private readonly heartbeatIntervalMs = HEARTBEAT_INTERVAL_MS_DEFAULT,
     private readonly clusterId = '',
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   get state(): BrokerState {
@@ -58,6 +70,21 @@ export class BrokerLifecycle {
     return this.caughtUpOnce;
   }
 
+  /**
+   * True while the controller's last unfenced answer still vouches for this broker (see the top
+   * of this file): its session has not lapsed since that heartbeat left, and this broker's image
+   * has reached the controller's metadata as of that answer.
+   */
+  get inGoodStanding(): boolean {
+    if (this.currentState !== 'active' && this.currentState !== 'shutting-down') return false;
+    return this.clock() - this.vouchedSentMs < this.vouchedForMs && this.metadataOffset() >= this.vouchedOffset;
+  }
+
+  /** Milliseconds since the heartbeat behind the last unfenced answer left (Infinity before one). */
+  get standingAgeMs(): number {
+    return this.clock() - this.vouchedSentMs;
+  }
+
   onCaughtUp(listener: () => void): void {
     this.caughtUpListeners.add(listener);
   }
@@ -67,6 +94,7 @@ export class BrokerLifecycle {
   }
 
   private transition(next: BrokerState): void {
+    if (next === 'registering' || next === 'fenced' || next === 'stopped') this.vouchedSentMs = -Infinity;
     if (next === this.currentState) return;
     this.logger.info(`broker ${this.config.nodeId} became ${next} at epoch ${this.epoch}`);
     this.currentState = next;
@@ -115,6 +143,7 @@ export class BrokerLifecycle {
   }
 
   private async heartbeat(): Promise<void> {
+    const sentMs = this.clock();
     const response = await this.controller.call<BrokerHeartbeatResponse__Output>('BrokerHeartbeat', {
       nodeId: this.config.nodeId,
       brokerEpoch: this.epoch,
@@ -125,6 +154,13 @@ export class BrokerLifecycle {
       this.caughtUpOnce = true;
       this.logger.info(`broker ${this.config.nodeId} caught up with the metadata log at offset ${this.metadataOffset()}`);
       for (const listener of this.caughtUpListeners) listener();
+    }
+    if (response.isFenced) {
+      this.vouchedSentMs = -Infinity;
+    } else if (sentMs > this.vouchedSentMs) {
+      this.vouchedSentMs = sentMs;
+      this.vouchedForMs = response.sessionTimeoutMs;
+      this.vouchedOffset = response.metadataOffset;
     }
     if (this.wantShutdown) {
       if (response.shouldShutDown) this.shutdownDone?.();

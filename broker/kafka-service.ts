@@ -39,6 +39,7 @@ export class DataPlaneMetrics {
   readonly fetchedBytes: Counter<'topic'>;
   readonly produceLocal: Histogram;
   readonly produceRemote: Histogram;
+  readonly refusedWithoutStanding: Counter<'answer'>;
 
   constructor(registry: Registry) {
     // Kafka's LocalTimeMs and RemoteTimeMs: where a produce's time goes on the leader.
@@ -53,7 +54,22 @@ export class DataPlaneMetrics {
     this.producedBytes = new Counter({ name: 'riffle_broker_produce_bytes_total', help: 'Record batch bytes accepted by Produce, by topic.', labelNames: ['topic'], registers: [registry] });
     this.producedBatches = new Counter({ name: 'riffle_broker_produce_batches_total', help: 'Produce partition requests accepted (each carries one or more batches), by topic.', labelNames: ['topic'], registers: [registry] });
     this.fetchedBytes = new Counter({ name: 'riffle_broker_fetch_bytes_total', help: 'Record batch bytes returned by Fetch, by topic.', labelNames: ['topic'], registers: [registry] });
+    this.refusedWithoutStanding = new Counter({
+      name: 'riffle_broker_refused_without_standing_total',
+      help: 'Answers withheld while the broker was not in good standing with the controller (it may have been deposed), by the answer: offset_out_of_range (a fetch) or produce_ack (acks=0/1).',
+      labelNames: ['answer'], registers: [registry],
+    });
   }
+}
+
+/**
+ * The broker's standing with the controller (BrokerLifecycle): out of it, the broker may have
+ * been fenced and its leaderships moved without knowing yet.
+ */
+export interface BrokerStanding {
+  readonly inGoodStanding: boolean;
+  /** Milliseconds since the heartbeat behind the controller's last unfenced answer left. */
+  readonly standingAgeMs: number;
 }
 
 export interface KafkaServiceDeps {
@@ -67,6 +83,7 @@ export interface KafkaServiceDeps {
   producerIds: InitProducerIdDeps;
   /** Open streams of the node: a stopping broker ends produce streams once they are answered. */
   streams: OpenStreams;
+  standing: BrokerStanding;
 }
 
 export function kafkaHandlers(context: HandlerContext, deps: KafkaServiceDeps): Partial<KafkaHandlers> {
@@ -140,7 +157,11 @@ async function produceToPartition(
     const partition = deps.replicas.partition(topic, index);
     const started = performance.now();
     const phases: AppendPhases = { localDoneMs: NaN };
+    // acks=all needs the ISR, which a deposed leader no longer has; acks=0/1 needs the broker's
+    // standing, before the write and again before the answer (it may have been paused meanwhile).
+    if (acks !== -1) requireStanding(deps, topic, index, 'nothing was written');
     const info = await withTimeout(partition.append(records, acks, phases), timeoutMs);
+    if (acks === 1) requireStanding(deps, topic, index, 'the outcome of the write is unknown');
     if (acks !== 0) deps.metrics.produceLocal.observe((phases.localDoneMs - started) / 1000);
     if (acks === -1) deps.metrics.produceRemote.observe((performance.now() - phases.localDoneMs) / 1000);
     deps.metrics.producedBytes.inc({ topic }, info.bytes);
@@ -156,6 +177,31 @@ async function produceToPartition(
       currentLeaderId: leader?.leader ?? -1, currentLeaderEpoch: leader?.leaderEpoch ?? -1,
     };
   }
+}
+
+/** Refuses an acks=0/1 write (NOT_LEADER_OR_FOLLOWER, retriable) while the broker's standing has lapsed. */
+function requireStanding(deps: KafkaServiceDeps, topic: string, index: number, outcome: string): void {
+  if (deps.standing.inGoodStanding) return;
+  deps.metrics.refusedWithoutStanding.inc({ answer: 'produce_ack' });
+  throw new RiffleError('NOT_LEADER_OR_FOLLOWER', `${lapsedStanding(deps)}; it may no longer lead ${topic}-${index}, so ${outcome}. Refresh the metadata and retry.`);
+}
+
+/**
+ * OFFSET_OUT_OF_RANGE makes a consumer reset its position (auto.offset.reset). A broker out of
+ * good standing may be a deposed leader whose log ends below the new leader's (a paused one that
+ * has just resumed): it answers NOT_LEADER_OR_FOLLOWER instead, so the consumer asks again
+ * where the partition is led and keeps its position.
+ */
+function withheldOutOfRange(deps: KafkaServiceDeps, error: RiffleError, topic: string, index: number, fetchOffset: number): RiffleError {
+  if (error.errorName !== 'OFFSET_OUT_OF_RANGE' || deps.standing.inGoodStanding) return error;
+  deps.metrics.refusedWithoutStanding.inc({ answer: 'offset_out_of_range' });
+  return new RiffleError('NOT_LEADER_OR_FOLLOWER', `${lapsedStanding(deps)}; it may no longer lead ${topic}-${index}, so it does not say whether offset ${fetchOffset} is out of range. Refresh the metadata and retry.`);
+}
+
+function lapsedStanding(deps: KafkaServiceDeps): string {
+  const age = deps.standing.standingAgeMs;
+  const since = Number.isFinite(age) ? `its last was sent ${Math.round(age)} ms ago` : 'it has had none yet';
+  return `Broker ${deps.cluster.selfId} is not in good standing with the controller (no current unfenced heartbeat answer: ${since})`;
 }
 
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
@@ -235,7 +281,7 @@ async function fetchRound(deps: KafkaServiceDeps, request: FetchRequest__Output,
         answered.push(fetchedPartition(partition, wanted.partition, records));
       } catch (error) {
         failed = true;
-        const riffleError = toRiffleError(error);
+        const riffleError = withheldOutOfRange(deps, toRiffleError(error), fetchTopic.topic, wanted.partition, wanted.fetchOffset);
         if (riffleError.errorName === 'UNKNOWN_SERVER_ERROR') deps.logger.error({ err: error }, 'fetch failed');
         answered.push({
           partitionIndex: wanted.partition,

@@ -230,7 +230,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   lifecycle.start();
   const cluster = new ImageClusterView(config.nodeId, () => metadata.image, () => controllerClient.activeControllerId());
   const purgatory = new FetchPurgatory();
-  registerBrokerGauges(registry, purgatory, metadata);
+  registerBrokerGauges(registry, purgatory, metadata, lifecycle);
   registerProducerStateGauge(registry, () => replicas.allPartitions());
   const groups = new GroupCoordinator({
     selfId: config.nodeId, replicas, image: () => metadata.image, logger, metrics: new GroupMetrics(registry),
@@ -251,7 +251,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
     serviceClient('riffle/v1/kafka.proto', 'riffle.v1.Kafka').service,
     {
       ...kafkaHandlers(kafkaContext, {
-        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax, streams: openStreams,
+        cluster, replicas, purgatory, metrics: new DataPlaneMetrics(registry), logger, requestBytesMax: config.requestBytesMax, streams: openStreams, standing: lifecycle,
         producerIds: brokerProducerIds({ registry, controller: controllerClient, brokerId: config.nodeId, brokerEpoch: () => lifecycle?.brokerEpoch ?? -1, allocatedEnd: () => metadata.image.nextProducerId, logger }),
       }),
       ...groupHandlers(kafkaContext, { coordinator: groups, cluster }),
@@ -304,7 +304,15 @@ async function stopBroker(broker: BrokerParts, config: NodeConfig, logger: Logge
   await broker.replicas.close();
 }
 
-function registerBrokerGauges(registry: Registry, purgatory: FetchPurgatory, metadata: MetadataCache): void {
+function registerBrokerGauges(registry: Registry, purgatory: FetchPurgatory, metadata: MetadataCache, lifecycle: BrokerLifecycle): void {
+  new Gauge({
+    name: 'riffle_broker_good_standing',
+    help: "1 while the controller's last unfenced heartbeat answer vouches for this broker (within the session timeout of sending it, and this broker's metadata has reached the answer's offset); 0 otherwise.",
+    registers: [registry],
+    collect() {
+      this.set(lifecycle.inGoodStanding ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'riffle_broker_fetch_parked',
     help: 'Long-polling fetches waiting for data.',

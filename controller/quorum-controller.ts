@@ -250,13 +250,18 @@ export class QuorumController {
     // Kafka's rule: caught up once the broker has applied its own registration record.
     const isCaughtUp = metadataOffset >= broker.epoch;
     if (broker.state === 'fenced') {
-      if (wantShutdown) return { isCaughtUp, isFenced: true, shouldShutDown: true };
+      if (wantShutdown) return { isCaughtUp, isFenced: true, shouldShutDown: true, ...this.standingTerms() };
       if (isCaughtUp) await this.unfence(broker);
     } else if (wantShutdown) {
       await this.moveLeadershipsAway(broker);
     }
     const after = this.current.broker(nodeId)!;
-    return { isCaughtUp, isFenced: after.state === 'fenced', shouldShutDown: this.shutdownComplete(after, metadataOffset) };
+    return { isCaughtUp, isFenced: after.state === 'fenced', shouldShutDown: this.shutdownComplete(after, metadataOffset), ...this.standingTerms() };
+  }
+
+  /** What a heartbeat's answer grants: a session timeout's standing once the broker has this image. */
+  private standingTerms(): { sessionTimeoutMs: number; metadataOffset: number } {
+    return { sessionTimeoutMs: this.config.sessionTimeoutMs, metadataOffset: this.current.offset };
   }
 
   private async unfence(broker: BrokerInfo): Promise<void> {

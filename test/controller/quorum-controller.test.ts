@@ -146,9 +146,13 @@ describe('QuorumController: registration and heartbeats', () => {
     const { brokerEpoch, clusterId } = await harness.controller.registerBroker({ nodeId: 4, incarnationId: 'x', rack: 'a' });
     expect(clusterId).toBe(harness.controller.image.cluster!.clusterId);
     const behind = await harness.controller.brokerHeartbeat({ nodeId: 4, brokerEpoch, metadataOffset: brokerEpoch - 1 });
-    expect(behind).toEqual({ isCaughtUp: false, isFenced: true, shouldShutDown: false });
+    // The answer carries the terms of the broker's standing: the session timeout and the
+    // controller's metadata offset (here its registration record, whose offset is its epoch).
+    expect(behind).toEqual({ isCaughtUp: false, isFenced: true, shouldShutDown: false, sessionTimeoutMs: 3_000, metadataOffset: brokerEpoch });
     const caughtUp = await harness.controller.brokerHeartbeat({ nodeId: 4, brokerEpoch, metadataOffset: brokerEpoch });
-    expect(caughtUp).toEqual({ isCaughtUp: true, isFenced: false, shouldShutDown: false });
+    // Unfencing wrote a record: the broker's standing waits for its image to include it.
+    expect(caughtUp).toEqual({ isCaughtUp: true, isFenced: false, shouldShutDown: false, sessionTimeoutMs: 3_000, metadataOffset: harness.controller.image.offset });
+    expect(caughtUp.metadataOffset).toBeGreaterThan(brokerEpoch);
     expect(harness.controller.image.broker(4)!.state).toBe('active');
   });
 

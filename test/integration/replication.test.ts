@@ -7,7 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Admin, GroupConsumer, PartitionConsumer, Producer, RiffleClient } from '../../src/client/index.js';
 import { NodeConnection } from '../../src/rpc/client.js';
 import type { DescribeLogChecksumsResponse__Output } from '../../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
+import type { FetchResponse__Output } from '../../src/rpc/generated/riffle/v1/FetchResponse.js';
 import type { ProduceResponse__Output } from '../../src/rpc/generated/riffle/v1/ProduceResponse.js';
+import { ERRORS } from '../../src/rpc/errors.js';
 import { encodeRecordBatch } from '../../src/util/record-batch.js';
 import { startCluster, temporaryDir, waitFor, type TestCluster } from '../helpers/cluster.js';
 
@@ -64,7 +66,7 @@ async function expectIdenticalReplicas(topic: string): Promise<void> {
   }
 }
 
-async function readAll(topic: string, expected: number): Promise<{ values: string[]; offsets: Map<number, number[]> }> {
+async function readAll(topic: string, expected: number, including?: string): Promise<{ values: string[]; offsets: Map<number, number[]> }> {
   const consumer = new PartitionConsumer(client, { topic, from: 'earliest', maxWaitMs: 200 });
   const values: string[] = [];
   const offsets = new Map<number, number[]>();
@@ -73,7 +75,7 @@ async function readAll(topic: string, expected: number): Promise<{ values: strin
       values.push(record.value!.toString());
       offsets.set(record.partition, [...(offsets.get(record.partition) ?? []), record.offset]);
     }
-    return new Set(values).size >= expected;
+    return new Set(values).size >= expected && (including === undefined || values.includes(including));
   }, { timeoutMs: 30_000, what: `${expected} records of ${topic}` });
   return { values, offsets };
 }
@@ -155,15 +157,29 @@ describe('replication', () => {
     const zombie = new NodeConnection(`127.0.8.${leaderId}:19094`);
     try {
       await waitFor(async () => (await new Admin(survivorClient).describeTopic(topic)).partitions[0]!.leaderId !== leaderId, { timeoutMs: 30_000, what: 'a new leader' });
-      // A write goes straight to the resumed old leader, which may still believe it leads.
-      const zombieWrite = zombie.call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', {
-        acks: -1,
+      // The new leader's log grows past the paused one's (which ends at 0).
+      const early = new Producer(survivorClient, { acks: 'all', lingerMs: 0 });
+      await Promise.all([0, 1, 2, 3, 4].map((index) => early.send({ topic, value: `early-${index}` })));
+      await early.close();
+      // Requests go straight to the resumed old leader, which may still believe it leads: writes
+      // with acks=all and acks=1, and a fetch from a consumer at offset 5 that knows no leader epoch
+      // (a brand-new one). Sent while it is stopped, they are the first it reads when it resumes.
+      const zombieProduce = (acks: number, value: string): Promise<ProduceResponse__Output> => zombie.call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', {
+        acks,
         timeoutMs: 3_000,
-        topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from('zombie') }]) }] }],
+        topicData: [{ name: topic, partitionData: [{ index: 0, records: encodeRecordBatch([{ key: null, value: Buffer.from(value) }]) }] }],
+      }, 10_000);
+      const zombieWrite = zombieProduce(-1, 'zombie');
+      const zombieLeaderWrite = zombieProduce(1, 'zombie-acks-1');
+      const zombieFetch = zombie.call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', {
+        maxWaitMs: 0, minBytes: 0, maxBytes: 0,
+        topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 5, currentLeaderEpoch: -1 }] }],
       }, 10_000);
       leader.child.kill('SIGCONT');
-      const answer = (await zombieWrite).responses[0]!.partitionResponses[0]!;
-      expect(answer.errorCode).not.toBe(0);
+      for (const write of [zombieWrite, zombieLeaderWrite]) expect((await write).responses[0]!.partitionResponses[0]!.errorCode).not.toBe(0);
+      // Not OFFSET_OUT_OF_RANGE, which would make the consumer reset its position: a retriable
+      // error sends it to whoever leads now (it is out of good standing with the controller).
+      expect((await zombieFetch).responses[0]!.partitions[0]!.errorCode).toBe(ERRORS.NOT_LEADER_OR_FOLLOWER.code);
     } finally {
       // Never leave a stopped process behind, whatever failed above.
       leader.child.kill('SIGCONT');
@@ -172,7 +188,7 @@ describe('replication', () => {
     const producer = new Producer(survivorClient, { acks: 'all', lingerMs: 0 });
     await producer.send({ topic, value: 'fresh' });
     await producer.close();
-    const { values } = await readAll(topic, 1);
+    const { values } = await readAll(topic, 6, 'fresh');
     expect(values).toContain('fresh');
     // The zombie answered with an error, which means "outcome unknown", not "not written": the
     // new leader, if its metadata still named the zombie for a moment, may have copied the record
@@ -180,6 +196,8 @@ describe('replication', () => {
     // write of a deposed leader. What must hold: nothing acknowledged (above), replicas identical
     // (after each test), and the record at most once.
     expect(values.filter((value) => value === 'zombie').length).toBeLessThanOrEqual(1);
+    expect(values.filter((value) => value === 'zombie-acks-1').length).toBeLessThanOrEqual(1);
+    expect(values.filter((value) => value.startsWith('early-'))).toHaveLength(5);
     await waitFor(async () => (await new Admin(survivorClient).describeTopic(topic)).partitions[0]!.isrNodes.includes(leaderId), {
       timeoutMs: 30_000, what: 'the paused leader back in the ISR',
     });
