@@ -15,6 +15,7 @@ export class RaftMetrics {
   readonly commitLatency: Histogram;
   readonly droppedMessages: Counter<'reason'>;
   readonly proposals: Counter<'outcome'>;
+  readonly catchUpTicks: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -27,6 +28,11 @@ export class RaftMetrics {
     this.commitLatency = new Histogram({ name: 'riffle_raft_commit_latency_seconds', help: 'Time from propose() to the entry being applied on this leader.', buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.droppedMessages = new Counter({ name: 'riffle_raft_transport_dropped_messages_total', help: 'Outgoing Raft messages dropped by the transport (Raft resends).', labelNames: ['reason'], registers });
     this.proposals = new Counter({ name: 'riffle_raft_proposals_total', help: 'Proposals by outcome.', labelNames: ['outcome'], registers });
+    this.catchUpTicks = new Counter({
+      name: 'riffle_raft_caught_up_ticks_total',
+      help: 'Ticks run late, several in one timer callback, because the event loop was busy or the process stopped: without them Raft\'s timeouts would have stretched by as much.',
+      registers,
+    });
     for (const role of ROLES) this.role.set({ role }, role === 'follower' ? 1 : 0);
   }
 

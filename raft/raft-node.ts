@@ -46,7 +46,15 @@ export interface RaftNodeOptions {
   readonly leaderHint?: (leader: NodeId) => string;
   /** Seed of the election jitter; defaults to a random one. */
   readonly seed?: number;
+  /** Monotonic milliseconds the ticks follow (default performance.now). */
+  readonly clock?: () => number;
 }
+
+/**
+ * The most ticks one timer callback catches up on: past the longest election timeout every Raft
+ * timer has expired anyway (a process stopped for minutes does not replay minutes of ticks).
+ */
+const CATCH_UP_TICKS_MAX_OVER_ELECTION = 1;
 
 interface ProposalWaiter {
   readonly term: number;
@@ -82,6 +90,11 @@ export class RaftNode {
   private readonly reads = new Map<number, ReadWaiter>();
   private nextReadId = 1;
   private ticker: NodeJS.Timeout | undefined;
+  /** When the last tick counted was due (monotonic ms); ticks are owed for the time since. */
+  private tickedUpToMs = 0;
+  private tickScheduled = false;
+  private catchUpTicksMax = 0;
+  private readonly clock: () => number;
   private scheduled = false;
   private busy = false;
   private stopped = false;
@@ -100,6 +113,7 @@ export class RaftNode {
     this.snapshotEveryEntries = options.snapshotEveryEntries ?? 10_000;
     this.proposeTimeoutMs = options.proposeTimeoutMs ?? 10_000;
     this.pendingProposalsMax = options.pendingProposalsMax ?? 200_000;
+    this.clock = options.clock ?? (() => performance.now());
   }
 
   async start(): Promise<void> {
@@ -112,7 +126,9 @@ export class RaftNode {
     this.appliedIndex = initial.snapshot.meta.index;
     this.publishStatus();
     await this.options.transport.start((message) => this.receive(message));
-    this.ticker = setInterval(() => this.tick(), this.timing.tickMs);
+    this.catchUpTicksMax = ticks.electionTicksMax + CATCH_UP_TICKS_MAX_OVER_ELECTION;
+    this.tickedUpToMs = this.clock();
+    this.ticker = setInterval(() => this.scheduleTicks(), this.timing.tickMs);
     this.options.logger.info({ term: initial.hardState.term, snapshot: initial.snapshot.meta.index, entries: initial.entries.length }, `node ${this.options.id} started`);
   }
 
@@ -222,9 +238,31 @@ export class RaftNode {
     for (let index = this.appliedIndex + 1; index <= upTo; index++) this.applyEntry(core.log.entry(index)!);
   }
 
+  /**
+   * Raft's timeouts are counted in ticks, so ticks follow the clock, not the timer: a busy event
+   * loop fires a 50 ms interval timer only once per turn, and a turn of 200 ms then stretched
+   * every election timeout and check-quorum lease fourfold (the chaos suite's controller-kill saw
+   * the surviving voter of a killed controller ignore pre-votes for 4-5 s). The ticks owed run
+   * after this turn's I/O (setImmediate), so messages that arrived while the process was busy or
+   * stopped are stepped first: its own delay does not count against its peers.
+   */
+  private scheduleTicks(): void {
+    if (this.tickScheduled || this.stopped) return;
+    this.tickScheduled = true;
+    setImmediate(() => {
+      this.tickScheduled = false;
+      this.tick();
+    });
+  }
+
   private tick(): void {
     if (this.stopped || !this.core) return;
-    this.core.tick();
+    const owed = Math.floor((this.clock() - this.tickedUpToMs) / this.timing.tickMs);
+    if (owed <= 0) return;
+    this.tickedUpToMs += owed * this.timing.tickMs;
+    const ticks = Math.min(owed, this.catchUpTicksMax);
+    if (ticks > 1) this.metrics.catchUpTicks.inc(ticks - 1);
+    for (let index = 0; index < ticks; index++) this.core.tick();
     this.expireWaiters();
     this.kick();
   }

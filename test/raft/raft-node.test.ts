@@ -29,12 +29,12 @@ afterEach(async () => {
   for (const node of running.splice(0)) await node.stop();
 });
 
-async function startMember(id: NodeId, storage = new MemoryStorage()): Promise<Member> {
+async function startMember(id: NodeId, storage = new MemoryStorage(), extra: { timing?: typeof FAST; clock?: () => number } = {}): Promise<Member> {
   const peers = new Map([1, 2, 3].filter((p) => p !== id).map((p) => [p, address(p)] as const));
   const machine = new KvStateMachine();
   const registry = createNodeRegistry({ nodeId: id });
   const node = new RaftNode({
-    id, voters: [1, 2, 3], storage, stateMachine: machine, registry, logger: silentLogger, timing: FAST,
+    id, voters: [1, 2, 3], storage, stateMachine: machine, registry, logger: silentLogger, timing: extra.timing ?? FAST, clock: extra.clock,
     transport: new GrpcTransport({ id, listen: address(id), peers, logger: silentLogger }),
     snapshotEveryEntries: 10, leaderHint: address, seed: id,
   });
@@ -108,6 +108,23 @@ describe('raft node over gRPC', () => {
     expect(target.node.status().term).toBe(termBefore + 1);
     await target.node.propose(encodeKvCommand({ key: 'after', value: '2' }));
     await waitFor('the old leader to follow', 5_000, () => (leader.machine.get('after') === '2' && leader.node.status().leader === targetId ? true : undefined));
+  });
+
+  it('counts its timeouts by the clock, not by how often its timer fires', async () => {
+    // A busy event loop fires a 50 ms timer once per turn; with turns of 200 ms a follower took
+    // four times its election timeout to campaign. Here the clock jumps past a 10-20 s election
+    // timeout at once: the next timer callback catches up, and the lone follower campaigns.
+    const clock = { now: 1_000_000 };
+    const slow = { tickMs: 50, heartbeatMs: 100, electionMinMs: 10_000, electionMaxMs: 20_000 };
+    const member = await startMember(1, new MemoryStorage(), { timing: slow, clock: () => clock.now });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(member.node.status().role).toBe('follower');
+    clock.now += 30_000;
+    await waitFor('a campaign', 3_000, () => (member.node.status().role === 'pre-candidate' ? true : undefined));
+    // 600 ticks were owed; one callback ran 401 of them (past the longest election timeout of
+    // 400 ticks every timer has expired; no more are replayed), 400 more than a timer's one.
+    const metrics = await member.registry.metrics();
+    expect(metrics).toContain('riffle_raft_caught_up_ticks_total{node="1"} 400\n');
   });
 
   it('validates timing relations', () => {
