@@ -149,6 +149,11 @@ describe('replication', () => {
     const topic = 'paused';
     topicsUsed.add(topic);
     await new Admin(client).createTopic({ name: topic, partitions: 1, replicationFactor: 3 });
+    // One acknowledged write first: the leader to be paused holds the replica and leads it (a
+    // broker paused before it opened the replica would answer UNKNOWN_TOPIC_OR_PARTITION below).
+    const first = new Producer(client, { acks: 'all', lingerMs: 0 });
+    await first.send({ topic, value: 'before' });
+    await first.close();
     const leaderId = (await new Admin(client).describeTopic(topic)).partitions[0]!.leaderId;
     const leader = cluster.nodes.get(leaderId)!;
     leader.child.kill('SIGSTOP');
@@ -157,13 +162,14 @@ describe('replication', () => {
     const zombie = new NodeConnection(`127.0.8.${leaderId}:19094`);
     try {
       await waitFor(async () => (await new Admin(survivorClient).describeTopic(topic)).partitions[0]!.leaderId !== leaderId, { timeoutMs: 30_000, what: 'a new leader' });
-      // The new leader's log grows past the paused one's (which ends at 0).
+      // The new leader's log grows past the paused one's (which ends at 1).
       const early = new Producer(survivorClient, { acks: 'all', lingerMs: 0 });
       await Promise.all([0, 1, 2, 3, 4].map((index) => early.send({ topic, value: `early-${index}` })));
       await early.close();
       // Requests go straight to the resumed old leader, which may still believe it leads: writes
-      // with acks=all and acks=1, and a fetch from a consumer at offset 5 that knows no leader epoch
-      // (a brand-new one). Sent while it is stopped, they are the first it reads when it resumes.
+      // with acks=all and acks=1, and a fetch from a consumer that knows no leader epoch
+      // (a brand-new one) at offset 6, past its log end. Sent while it is stopped, they are the
+      // first it reads when it resumes.
       const zombieProduce = (acks: number, value: string): Promise<ProduceResponse__Output> => zombie.call<ProduceResponse__Output>('riffle.v1.Kafka', 'Produce', {
         acks,
         timeoutMs: 3_000,
@@ -173,7 +179,7 @@ describe('replication', () => {
       const zombieLeaderWrite = zombieProduce(1, 'zombie-acks-1');
       const zombieFetch = zombie.call<FetchResponse__Output>('riffle.v1.Kafka', 'Fetch', {
         maxWaitMs: 0, minBytes: 0, maxBytes: 0,
-        topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 5, currentLeaderEpoch: -1 }] }],
+        topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 6, currentLeaderEpoch: -1 }] }],
       }, 10_000);
       leader.child.kill('SIGCONT');
       for (const write of [zombieWrite, zombieLeaderWrite]) expect((await write).responses[0]!.partitionResponses[0]!.errorCode).not.toBe(0);
@@ -188,7 +194,7 @@ describe('replication', () => {
     const producer = new Producer(survivorClient, { acks: 'all', lingerMs: 0 });
     await producer.send({ topic, value: 'fresh' });
     await producer.close();
-    const { values } = await readAll(topic, 6, 'fresh');
+    const { values } = await readAll(topic, 7, 'fresh');
     expect(values).toContain('fresh');
     // The zombie answered with an error, which means "outcome unknown", not "not written": the
     // new leader, if its metadata still named the zombie for a moment, may have copied the record
