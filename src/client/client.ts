@@ -34,6 +34,23 @@ export interface TopicMetadata {
   partitions: PartitionMetadata[];
 }
 
+/**
+ * A partition of cached topic metadata. The partitions are sorted by index and usually complete,
+ * so the one at its own index is tried first: per-partition lookups on the fetch and produce
+ * paths stay constant-time for topics of many partitions.
+ */
+export function partitionOf(metadata: TopicMetadata | undefined, partition: number): PartitionMetadata | undefined {
+  if (metadata === undefined) return undefined;
+  const direct = metadata.partitions[partition];
+  if (direct?.partition === partition) return direct;
+  return metadata.partitions.find((candidate) => candidate.partition === partition);
+}
+
+/** The key of a partition's newest leader epoch seen (by topic id, so a re-created topic starts afresh). */
+function epochKey(topicId: string, partition: number): string {
+  return `${topicId}\u0000${partition}`;
+}
+
 export interface BrokerAddress {
   nodeId: number;
   address: string;
@@ -124,14 +141,14 @@ export class RiffleClient {
       const partitions = topic.partitions
         .map((partition): PartitionMetadata => {
           const answered = { partition: partition.partitionIndex, leaderId: partition.leaderId, leaderEpoch: partition.leaderEpoch, replicas: partition.replicaNodes, isr: partition.isrNodes };
-          const key = `${topic.topicId}\u0000${partition.partitionIndex}`;
+          const key = epochKey(topic.topicId, partition.partitionIndex);
           const seen = this.leaderEpochs.get(key) ?? -1;
           if (answered.leaderEpoch >= seen) {
             this.leaderEpochs.set(key, answered.leaderEpoch);
             return answered;
           }
           // Older than what we saw: keep what we knew, or no leader (ask again later).
-          const known = previous?.topicId === topic.topicId ? previous.partitions.find((candidate) => candidate.partition === answered.partition) : undefined;
+          const known = previous?.topicId === topic.topicId ? partitionOf(previous, answered.partition) : undefined;
           return known ?? { ...answered, leaderId: -1, leaderEpoch: seen };
         })
         .sort((a, b) => a.partition - b.partition);
@@ -152,7 +169,7 @@ export class RiffleClient {
 
   /** The leader epoch of a partition in the cached metadata; -1 when unknown (a broker then skips the check). */
   leaderEpochOf(topic: string, partition: number): number {
-    return this.topics.get(topic)?.metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderEpoch ?? -1;
+    return partitionOf(this.topics.get(topic)?.metadata, partition)?.leaderEpoch ?? -1;
   }
 
   /** Cached topic metadata, if any, without asking the cluster. */
@@ -166,15 +183,14 @@ export class RiffleClient {
    */
   noteLeader(topic: string, partition: number, leaderId: number, leaderEpoch: number): boolean {
     const entry = this.topics.get(topic);
-    const known = entry?.metadata.partitions.find((candidate) => candidate.partition === partition);
+    const known = partitionOf(entry?.metadata, partition);
     if (!entry || !known || leaderId < 0 || leaderEpoch <= known.leaderEpoch || !this.brokers.has(leaderId)) return false;
-    this.leaderEpochs.set(`${entry.metadata.topicId}\u0000${partition}`, leaderEpoch);
+    this.leaderEpochs.set(epochKey(entry.metadata.topicId, partition), leaderEpoch);
     const partitions = entry.metadata.partitions.map((candidate) => (candidate.partition === partition ? { ...candidate, leaderId, leaderEpoch } : candidate));
     this.topics.set(topic, { metadata: { ...entry.metadata, partitions }, fetchedAtMs: entry.fetchedAtMs });
     return true;
   }
 
-  /** Forgets cached metadata of a topic, so the next lookup asks the cluster. */
   /**
    * ListOffsets of one partition on its leader: timestamp -1 latest, -2 earliest, or a time in
    * ms (-1 when no record is that late). Retried like any call, which covers a new leader's
@@ -183,7 +199,7 @@ export class RiffleClient {
   listOffset(topic: string, partition: number, timestamp: number): Promise<number> {
     return withRetries(async () => {
       const metadata = await this.topicMetadata(topic);
-      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+      const leader = partitionOf(metadata, partition)?.leaderId ?? -1;
       if (leader < 0) {
         this.invalidate(topic);
         throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${topic}-${partition}.`);
@@ -201,6 +217,7 @@ export class RiffleClient {
     }, this.retry);
   }
 
+  /** Forgets cached metadata of a topic, so the next lookup asks the cluster. */
   invalidate(topic: string): void {
     this.topics.delete(topic);
   }

@@ -3,7 +3,7 @@
 // long-polling Fetch per leader, in parallel, and returns the records in offset order per
 // partition. Leader moves and unknown partitions refresh the metadata; an offset outside the log
 // is reset by autoOffsetReset, as Kafka's auto.offset.reset does.
-import type { RiffleClient } from './client.js';
+import { partitionOf, type RiffleClient } from './client.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
 import { withRetries } from './retry.js';
@@ -128,7 +128,7 @@ export class PartitionConsumer {
     const metadata = await this.client.topicMetadata(this.topic);
     const byLeader = new Map<number, number[]>();
     for (const partition of partitions) {
-      const leader = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+      const leader = partitionOf(metadata, partition)?.leaderId ?? -1;
       if (leader < 0) {
         this.client.invalidate(this.topic);
         throw new RiffleError('LEADER_NOT_AVAILABLE', `No leader for ${this.topic}-${partition}.`);

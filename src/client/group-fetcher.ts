@@ -4,7 +4,7 @@
 // paused or moved by a seek while the fetch was out is dropped. With a rack, a partition is
 // fetched from the in-sync replica its leader prefers for that rack (KIP-392), as the partition
 // consumer does.
-import type { RiffleClient } from './client.js';
+import { partitionOf, type RiffleClient } from './client.js';
 import type { ConsumerRecord, OffsetReset } from './consumer.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
 import { forEachRecordOfAll } from '../util/record-batch.js';
@@ -154,7 +154,7 @@ export class GroupFetcher {
       let leader = -1;
       try {
         const metadata = await this.client.topicMetadata(entry.topic);
-        leader = metadata.partitions.find((candidate) => candidate.partition === entry.partition)?.leaderId ?? -1;
+        leader = partitionOf(metadata, entry.partition)?.leaderId ?? -1;
       } catch (error) {
         this.failure ??= toRiffleError(error);
       }

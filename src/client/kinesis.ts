@@ -11,7 +11,7 @@ import { RiffleError, fromServiceError, toRiffleError } from '../rpc/errors.js';
 import { encodeSequenceNumber, hashKeyHex, hashKeyHexOfPartitionKey, parseHashKey, partitionOfShardId, shardIdOf, streamNameOfArn } from '../util/kinesis.js';
 import { RecordBatchBuilder } from '../util/record-batch.js';
 import type { PutShardBatchesResponse__Output } from '../rpc/generated/riffle/v1/PutShardBatchesResponse.js';
-import type { RiffleClient } from './client.js';
+import { partitionOf, type RiffleClient } from './client.js';
 import { withRetries } from './retry.js';
 import type { Shard__Output } from '../rpc/generated/riffle/v1/Shard.js';
 import type { ListShardsResponse__Output } from '../rpc/generated/riffle/v1/ListShardsResponse.js';
@@ -393,7 +393,7 @@ export class KinesisClient {
       const partition = partitionOfShardId(shard.shardId)!;
       return {
         partition, start: hashKeyHex(BigInt(shard.hashKeyRange!.startingHashKey)), end: hashKeyHex(BigInt(shard.hashKeyRange!.endingHashKey)),
-        leaderId: metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1,
+        leaderId: partitionOf(metadata, partition)?.leaderId ?? -1,
       };
     });
     const summary = await this.describeStreamSummary(streamName);
@@ -472,7 +472,7 @@ export class KinesisClient {
       const outcome = { ended: false, error: null as RiffleError | null };
       try {
         const metadata = await this.client.topicMetadata(streamName, forceRefresh);
-        const leaderId = metadata.partitions.find((candidate) => candidate.partition === partition)?.leaderId ?? -1;
+        const leaderId = partitionOf(metadata, partition)?.leaderId ?? -1;
         if (leaderId < 0) throw new RiffleError('LEADER_NOT_AVAILABLE', `${shardId} has no leader right now.`);
         const stream = this.openSubscription(leaderId, { consumerArn, shardId, startingPosition: position });
         for await (const event of watchIdle(stream, options.idleTimeoutMs ?? SUBSCRIPTION_IDLE_MS_DEFAULT, options.signal)) {

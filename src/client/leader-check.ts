@@ -4,7 +4,7 @@
 // cluster elected other leaders. A call unanswered for a while makes the client refresh the
 // metadata; what the new metadata says decides whether the call is given up on. The producer
 // watches its requests (producer.ts); both consumers watch their fetches with `watchFetch`.
-import type { RiffleClient } from './client.js';
+import { partitionOf, type RiffleClient } from './client.js';
 
 /** A call unanswered this long (beyond a fetch's own wait) makes the client check the metadata. */
 export const LEADER_CHECK_AFTER_MS = 1_000;
@@ -47,6 +47,6 @@ export function watchFetch<T>(client: RiffleClient, fetch: Promise<T>, node: num
 }
 
 function servesNoLonger(client: RiffleClient, node: number, topic: string, partition: number): boolean {
-  const current = client.cachedTopic(topic)?.partitions.find((candidate) => candidate.partition === partition);
+  const current = partitionOf(client.cachedTopic(topic), partition);
   return current !== undefined && current.leaderId >= 0 && current.leaderId !== node && !current.isr.includes(node);
 }

@@ -14,7 +14,7 @@
 // idempotence.ts. Idempotence needs acks=all: asking for it with other acks is INVALID_CONFIG,
 // and acks 0 or 1 without asking turn it off (as Kafka does since 3.2). Without idempotence a
 // retry after a lost answer may write a batch twice, as with Kafka's non-idempotent producer.
-import type { PartitionMetadata, RiffleClient, TopicMetadata } from './client.js';
+import { partitionOf, type PartitionMetadata, type RiffleClient, type TopicMetadata } from './client.js';
 import { StickyPartitioner, partitionForKey } from './partitioner.js';
 import { withRetries } from './retry.js';
 import { LEADER_CHECK_AFTER_MS, LEADER_CHECK_ATTEMPT_MS } from './leader-check.js';
@@ -539,7 +539,7 @@ export class Producer {
   }
 
   private cachedPartition(topic: string, partition: number): PartitionMetadata | undefined {
-    return this.client.cachedTopic(topic)?.partitions.find((candidate) => candidate.partition === partition);
+    return partitionOf(this.client.cachedTopic(topic), partition);
   }
 
   private scheduleRetry(): void {
