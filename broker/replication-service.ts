@@ -44,7 +44,7 @@ export interface ReplicationServiceDeps {
 export function replicationHandlers(context: HandlerContext, deps: ReplicationServiceDeps): Partial<ReplicationHandlers> {
   return {
     ReplicaFetch: (call: grpc.ServerDuplexStream<ReplicaFetchRequest__Output, ReplicaFetchResponse>) => serveFetchStream(deps, call),
-    DescribeLogChecksums: unary(context, 'DescribeLogChecksums', async (request: DescribeLogChecksumsRequest__Output) => describeChecksums(deps, request)),
+    DescribeLogChecksums: unary(context, 'DescribeLogChecksums', (request: DescribeLogChecksumsRequest__Output) => describeChecksums(deps, request)),
   };
 }
 
@@ -283,17 +283,24 @@ function waitForAppend(partitions: Partition[], waitMs: number, stream: StreamSt
   });
 }
 
-function describeChecksums(deps: ReplicationServiceDeps, request: DescribeLogChecksumsRequest__Output): DescribeLogChecksumsResponse {
-  return {
-    partitions: request.partitions.map((query) => {
+/** Each partition's checksum, one after another (each reads its log on the thread pool); a partition's failure is its own error code. */
+async function describeChecksums(deps: ReplicationServiceDeps, request: DescribeLogChecksumsRequest__Output): Promise<DescribeLogChecksumsResponse> {
+  const partitions: DescribeLogChecksumsResponse['partitions'] = [];
+  for (const query of request.partitions) {
+    const base = { topic: query.topic, partition: query.partition };
+    try {
       const partition = deps.replicas.findPartition(query.topic, query.partition);
-      if (!partition) {
-        return { topic: query.topic, partition: query.partition, errorCode: new RiffleError('UNKNOWN_TOPIC_OR_PARTITION').code };
-      }
-      const checksum = partition.log.checksumUpTo(query.offset);
-      return { topic: query.topic, partition: query.partition, errorCode: 0, offset: checksum.offset, crc32c: checksum.crc32c, bytes: checksum.bytes };
-    }),
-  };
+      if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${query.topic}-${query.partition}.`);
+      const offset = Number(query.offset);
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new RiffleError('INVALID_REQUEST', `checksum offset ${query.offset} is not a non-negative integer`);
+      const checksum = await partition.log.checksumUpTo(offset);
+      partitions.push({ ...base, errorCode: 0, offset: checksum.offset, crc32c: checksum.crc32c, bytes: checksum.bytes });
+    } catch (error) {
+      const riffleError = toRiffleError(error);
+      partitions.push({ ...base, errorCode: riffleError.code, errorMessage: riffleError.message });
+    }
+  }
+  return { partitions };
 }
 
 const EMPTY = Buffer.alloc(0);

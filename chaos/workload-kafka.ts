@@ -4,7 +4,7 @@
 // start through the leader, and `replicaChecksums` compares the replicas byte for byte.
 import { Admin, PartitionConsumer, Producer, RiffleClient, partitionForKey, type ConsumerRecord } from '../src/client/index.js';
 import { NodeConnection } from '../src/rpc/client.js';
-import { toRiffleError } from '../src/rpc/errors.js';
+import { ERRORS, toRiffleError } from '../src/rpc/errors.js';
 import type { Prng } from '../src/util/prng.js';
 import type { DescribeLogChecksumsResponse__Output } from '../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
 import type { History } from './history.js';
@@ -44,6 +44,8 @@ const FINAL_READ_STALL_MS = 60_000;
 
 /** How long consumers may take, once producers stop, to catch up with the end of every partition. */
 const DRAIN_MS_MAX = 60_000;
+/** Times the final check asks a replica for its checksum while its log changes under the read. */
+const CHECKSUM_ATTEMPTS = 5;
 
 /**
  * A random key whose partition has fewer than `bound` sends outstanding: the drawn one if its
@@ -274,10 +276,18 @@ export class KafkaWorkload {
       for (const replica of partition.replicaNodes) {
         const connection = new NodeConnection(nodeAddress(replica));
         try {
-          const response = await connection.call<DescribeLogChecksumsResponse__Output>('riffle.internal.Replication', 'DescribeLogChecksums', {
-            partitions: [{ topic, partition: partition.partitionIndex, offset: highWatermark }],
-          }, 10_000);
-          const checksum = response.partitions[0]!;
+          const ask = async (): Promise<DescribeLogChecksumsResponse__Output['partitions'][number]> => {
+            const response = await connection.call<DescribeLogChecksumsResponse__Output>('riffle.internal.Replication', 'DescribeLogChecksums', {
+              partitions: [{ topic, partition: partition.partitionIndex, offset: highWatermark }],
+            }, 10_000);
+            return response.partitions[0]!;
+          };
+          // A log truncated while its checksum is read (a follower still catching up) answers a retriable error: ask again, a few times.
+          let checksum = await ask();
+          for (let attempt = 1; attempt < CHECKSUM_ATTEMPTS && checksum.errorCode === ERRORS.OFFSET_NOT_AVAILABLE.code; attempt++) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            checksum = await ask();
+          }
           results.push({ topic, partition: partition.partitionIndex, replica, inIsr: partition.isrNodes.includes(replica), highWatermark, errorCode: checksum.errorCode, offset: Number(checksum.offset), crc32c: checksum.crc32c, bytes: Number(checksum.bytes) });
         } finally {
           connection.close();

@@ -735,25 +735,38 @@ export class PartitionLog {
    * A CRC-32C over the stored bytes of every whole batch from `fromOffset` (default: the log
    * start) up to, not including, `offsetExclusive` (a batch straddling either bound is left out).
    * Base offsets and leader epochs are stamped in the stored bytes, so replicas holding the same
-   * batches give the same answer. Reads every byte it covers, synchronously: an admin and test
-   * tool, not a serving path.
+   * batches give the same answer. The bytes are read on the thread pool a chunk at a time: a
+   * checksum of a large log read synchronously held the event loop (heartbeats, every request)
+   * for as long as the disk took, long enough to get a broker fenced. A log that changes under
+   * the read (closed, failed, truncated, or a segment removed or replaced) fails the call with
+   * a retriable OFFSET_NOT_AVAILABLE; appends past the bound do not matter.
    */
-  checksumUpTo(offsetExclusive: number, fromOffset = this.logStartOffset): LogChecksum {
+  async checksumUpTo(offsetExclusive: number, fromOffset = this.logStartOffset): Promise<LogChecksum> {
     this.throwIfUnusable();
     assert(Number.isSafeInteger(offsetExclusive) && offsetExclusive >= 0, () => `bad checksum offset ${offsetExclusive}`);
     if (!Number.isSafeInteger(fromOffset) || fromOffset < this.logStartOffset) {
       throw new RiffleError('OFFSET_OUT_OF_RANGE', `checksum from ${fromOffset} starts below the log start ${this.logStartOffset} of ${this.topic}-${this.partition}`);
     }
     const end = Math.min(offsetExclusive, this.nextOffset);
+    const truncations = this.truncations;
+    const unchanged = (segment: LogSegment): void => {
+      if (this.closed || this.failure !== null || this.truncations !== truncations || !segment.isOpen || !this.segments.includes(segment)) {
+        throw new RiffleError('OFFSET_NOT_AVAILABLE', `the log of ${this.topic}-${this.partition} changed while its checksum was read; ask again`);
+      }
+    };
     const result: LogChecksum = { startOffset: -1, offset: -1, crc32c: 0, bytes: 0 };
-    for (const segment of this.segments) {
+    for (const segment of [...this.segments]) {
+      unchanged(segment);
       if (segment.isEmpty || segment.nextOffset <= fromOffset || segment.baseOffset >= end) continue;
       const range = this.wholeBatchRange(segment, fromOffset, end);
       if (range.to <= range.from) continue;
       if (result.startOffset < 0) result.startOffset = range.firstOffset;
       result.offset = range.nextOffset;
       for (let position = range.from; position < range.to; position += CHECKSUM_CHUNK_BYTES) {
-        const chunk = segment.read(position, Math.min(CHECKSUM_CHUNK_BYTES, range.to - position));
+        const length = Math.min(CHECKSUM_CHUNK_BYTES, range.to - position);
+        const chunk = await segment.readAsync(position, length);
+        unchanged(segment);
+        assert(chunk.length === length, () => `checksum read ${chunk.length} of ${length} bytes at ${position} of ${segment.logPath}`);
         result.crc32c = crc32c(chunk, result.crc32c);
         result.bytes += chunk.length;
       }

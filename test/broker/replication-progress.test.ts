@@ -21,6 +21,7 @@ import { ConnectionPool } from '../../src/rpc/client.js';
 import { createLogger } from '../../src/util/logger.js';
 import type { ReplicaFetchResponse__Output } from '../../src/rpc/generated/riffle/internal/ReplicaFetchResponse.js';
 import type { ReplicaFetchRequest } from '../../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
+import type { DescribeLogChecksumsResponse__Output } from '../../src/rpc/generated/riffle/internal/DescribeLogChecksumsResponse.js';
 import * as path from 'node:path';
 import { RiffleError } from '../../src/rpc/errors.js';
 import type { ReplicaFetchRequest__Output } from '../../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
@@ -181,6 +182,27 @@ describe('replica fetching with progress reports', () => {
     expect(mixed.partitions.map((data) => [data.partition, data.errorCode === 0])).toEqual([[7, false]]);
     const behind = await fetch([{ ...entry, lastFetchedEpoch: -1, fetchOffset: 0, highWatermark: 3 }]);
     expect(behind.partitions.map((data) => [data.partition, Number(data.highWatermark), data.records.length > 0])).toEqual([[0, 3, true]]);
+  });
+});
+
+describe('DescribeLogChecksums', () => {
+  it('answers each partition on its own: a checksum, or a typed error with a message for an unknown partition or a bad offset', async () => {
+    const { leader, address } = await startLeader();
+    await leader.append(batchOf(3), 1);
+    await leader.append(batchOf(4), 1);
+    const client = new ConnectionPool().get(address);
+    cleanups.push(() => client.close());
+    const response = await client.call<DescribeLogChecksumsResponse__Output>('riffle.internal.Replication', 'DescribeLogChecksums', {
+      partitions: [{ topic: 'events', partition: 0, offset: 100 }, { topic: 'events', partition: 9, offset: 10 }, { topic: 'events', partition: 0, offset: -5 }, { topic: 'events', partition: 0, offset: 3 }],
+    }, 5_000);
+    const answers = response.partitions.map((entry) => ({ partition: entry.partition, errorCode: entry.errorCode, offset: Number(entry.offset), bytes: Number(entry.bytes), message: entry.errorMessage }));
+    expect(answers[0]).toMatchObject({ partition: 0, errorCode: 0, offset: 7 });
+    expect(answers[0]!.bytes).toBeGreaterThan(0);
+    expect(answers[1]).toMatchObject({ partition: 9, errorCode: new RiffleError('UNKNOWN_TOPIC_OR_PARTITION').code, message: expect.stringMatching(/does not host events-9/) });
+    expect(answers[2]).toMatchObject({ partition: 0, errorCode: new RiffleError('INVALID_REQUEST').code, message: expect.stringMatching(/offset -5/) });
+    expect(answers[3]).toMatchObject({ partition: 0, errorCode: 0, offset: 3 });
+    expect(answers[3]!.bytes).toBeLessThan(answers[0]!.bytes);
+    expect(response.partitions[3]!.crc32c).toBe((await leader.log.checksumUpTo(3)).crc32c);
   });
 });
 

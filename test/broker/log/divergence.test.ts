@@ -88,7 +88,7 @@ describe('leader-epoch truncation between replicas', () => {
       const what = `seed ${seed} final follower ${follower}`;
       sync(logs[follower]!, final, prng, false, what);
       expect(logs[follower]!.logEndOffset, what).toBe(final.logEndOffset);
-      expect(logs[follower]!.checksumUpTo(final.logEndOffset), what).toEqual(final.checksumUpTo(final.logEndOffset));
+      expect(await logs[follower]!.checksumUpTo(final.logEndOffset), what).toEqual(await final.checksumUpTo(final.logEndOffset));
       expect(dataEpochs(logs[follower]!), what).toEqual(dataEpochs(final));
     }
     for (const log of logs) await log.close();

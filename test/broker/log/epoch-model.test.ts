@@ -125,7 +125,7 @@ describe('leader epochs against a model', () => {
         await reopen({ clean: false });
         model.batches = model.batches.filter((batch) => batch.base + batch.count <= log.logEndOffset);
       } else {
-        checkQueries(log, model, prng, what('queries'));
+        await checkQueries(log, model, prng, what('queries'));
       }
       if (process.env.RIFFLE_TRACE) console.log(step, action.toFixed(3), log.logStartOffset, log.logEndOffset, JSON.stringify(log.leaderEpochEntries()), JSON.stringify(expectedEntries(model)));
       const expectedEnd = model.batches.length === 0 ? log.logStartOffset : model.batches.at(-1)!.base + model.batches.at(-1)!.count;
@@ -133,7 +133,7 @@ describe('leader epochs against a model', () => {
       expect(log.leaderEpochEntries(), what('entries')).toEqual(expectedEntries(model));
       expect(log.latestEpoch, what('latest epoch')).toBe(modelLatestEpoch(model));
     }
-    checkQueries(log, model, prng, `seed ${seed} final queries`);
+    await checkQueries(log, model, prng, `seed ${seed} final queries`);
     await log.close();
   });
 });
@@ -186,7 +186,7 @@ function followerAppend(log: PartitionLog, model: Model, prng: Prng, step: numbe
   model.pending = null;
 }
 
-function checkQueries(log: PartitionLog, model: Model, prng: Prng, what: string): void {
+async function checkQueries(log: PartitionLog, model: Model, prng: Prng, what: string): Promise<void> {
   const entries = expectedEntries(model);
   const latest = modelLatestEpoch(model);
   for (let query = 0; query < 5; query++) {
@@ -195,7 +195,7 @@ function checkQueries(log: PartitionLog, model: Model, prng: Prng, what: string)
   }
   const bound = prng.int(log.logStartOffset, log.logEndOffset + 2);
   const bytes = storedBytesBelow(log, Math.min(bound, log.logEndOffset));
-  const sum = log.checksumUpTo(bound);
+  const sum = await log.checksumUpTo(bound);
   expect({ crc32c: sum.crc32c, bytes: sum.bytes }, `${what} checksum below ${bound}`).toEqual({ crc32c: crc32c(bytes), bytes: bytes.length });
   const covered = model.batches.filter((batch) => batch.base + batch.count <= bound).at(-1);
   expect(sum.offset, `${what} checksum offset below ${bound}`).toBe(covered === undefined ? log.logStartOffset : covered.base + covered.count);

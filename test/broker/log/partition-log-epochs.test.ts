@@ -181,7 +181,7 @@ describe('follower appends', () => {
     expect(pairsOf(follower)).toEqual([[0, 0]]);
     while (follower.logEndOffset < leader.logEndOffset) follower.appendAsFollower(leader.read(follower.logEndOffset, 1 << 20).records);
     expect(pairsOf(follower)).toEqual(pairsOf(leader));
-    expect(follower.checksumUpTo(leader.logEndOffset)).toEqual(leader.checksumUpTo(leader.logEndOffset));
+    expect(await follower.checksumUpTo(leader.logEndOffset)).toEqual(await leader.checksumUpTo(leader.logEndOffset));
     await leader.close();
     await follower.close();
   });
@@ -345,14 +345,49 @@ describe('checksumUpTo', () => {
     expect(log.segmentCount).toBeGreaterThan(2);
     for (const bound of [0, 1, 3, 4, 5, 17, 40, 63, 64, 1000]) {
       const expected = storedBytesBelow(log, Math.min(bound, log.logEndOffset));
-      const sum = log.checksumUpTo(bound);
+      const sum = await log.checksumUpTo(bound);
       expect(sum, `bound ${bound}`).toEqual({ startOffset: 0, offset: Math.min(Math.floor(bound / 4) * 4, 64), crc32c: crc32c(expected), bytes: expected.length });
     }
-    const middle = log.checksumUpTo(40, 10);
+    const middle = await log.checksumUpTo(40, 10);
     const tail = storedBytesBelow(log, 40).subarray(storedBytesBelow(log, 12).length);
     expect(middle).toEqual({ startOffset: 12, offset: 40, crc32c: crc32c(tail), bytes: tail.length });
-    expect(() => log.checksumUpTo(10, -1)).toThrow(RiffleError);
+    await expect(log.checksumUpTo(10, -1)).rejects.toThrow(RiffleError);
     await log.close();
+  });
+
+  it('reads on the thread pool: the event loop turns while a checksum of several megabytes is out', async () => {
+    const { log } = await openLog(dir, { segmentBytes: 3 * 1024 * 1024 });
+    for (let index = 0; index < 8; index++) log.append(batchOf(10, { valueBytes: 100_000 }), 0);
+    expect(log.segmentCount).toBeGreaterThan(1);
+    let turns = 0;
+    let done = false;
+    const spin = (): void => {
+      turns++;
+      if (!done) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const sum = await log.checksumUpTo(log.logEndOffset);
+    done = true;
+    const expected = storedBytesBelow(log, log.logEndOffset);
+    expect(sum).toEqual({ startOffset: 0, offset: 80, crc32c: crc32c(expected), bytes: expected.length });
+    // One chunk of 1 MiB per read: about eight reads, with turns of the loop between them.
+    expect(turns).toBeGreaterThan(1);
+    await log.close();
+  });
+
+  it('fails with a retriable error when the log is truncated while its bytes are read, and the next call answers', async () => {
+    const { log } = await openLog(dir, { segmentBytes: 2 * 1024 * 1024 });
+    for (let index = 0; index < 6; index++) log.append(batchOf(10, { valueBytes: 100_000 }), 0);
+    const truncated = log.checksumUpTo(log.logEndOffset);
+    log.truncateTo(30);
+    const error = await truncated.then(() => null, (failure: unknown) => failure);
+    expect(error).toBeInstanceOf(RiffleError);
+    expect((error as RiffleError).code).toBe(new RiffleError('OFFSET_NOT_AVAILABLE').code);
+    expect((error as RiffleError).retriable).toBe(true);
+    const expected = storedBytesBelow(log, 30);
+    expect(await log.checksumUpTo(100)).toEqual({ startOffset: 0, offset: 30, crc32c: crc32c(expected), bytes: expected.length });
+    await log.close();
+    await expect(log.checksumUpTo(10)).rejects.toThrow(RiffleError);
   });
 
   it('agrees between two replicas fed the same batches and differs after a divergent tail', async () => {
@@ -362,13 +397,13 @@ describe('checksumUpTo', () => {
     while (follower.logEndOffset < leader.logEndOffset) follower.appendAsFollower(leader.read(follower.logEndOffset, 500).records);
     // Different segment sizes, same batches: the same bytes.
     expect(leader.segmentCount).not.toBe(follower.segmentCount);
-    for (const bound of [3, 15, 29, 30]) expect(follower.checksumUpTo(bound)).toEqual(leader.checksumUpTo(bound));
+    for (const bound of [3, 15, 29, 30]) expect(await follower.checksumUpTo(bound)).toEqual(await leader.checksumUpTo(bound));
     // The follower's tail diverges (a deposed leader's epoch-2 write); the prefix still agrees.
     follower.appendAsFollower(leaderBatch(30, 3, 2, 'divergent'));
     appendEpochs(leader, [[3, 1]], 3);
-    expect(follower.checksumUpTo(30)).toEqual(leader.checksumUpTo(30));
-    expect(follower.checksumUpTo(33).offset).toBe(33);
-    expect(follower.checksumUpTo(33).crc32c).not.toBe(leader.checksumUpTo(33).crc32c);
+    expect(await follower.checksumUpTo(30)).toEqual(await leader.checksumUpTo(30));
+    expect((await follower.checksumUpTo(33)).offset).toBe(33);
+    expect((await follower.checksumUpTo(33)).crc32c).not.toBe((await leader.checksumUpTo(33)).crc32c);
     await leader.close();
     await follower.close();
   });
