@@ -5,11 +5,10 @@
 // is reset by autoOffsetReset, as Kafka's auto.offset.reset does.
 import { partitionOf, type RiffleClient } from './client.js';
 import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
-import { forEachRecordOfAll, type RecordHeader } from '../util/record-batch.js';
+import type { RecordHeader } from '../util/record-batch.js';
 import { withRetries } from './retry.js';
 import { ReadReplicas } from './read-replicas.js';
-import { watchFetch } from './leader-check.js';
-import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
+import { collectRecords, failedPartition, sendFetch, type FetchedPartition } from './fetch-answers.js';
 import type { ListOffsetsResponse__Output } from '../rpc/generated/riffle/v1/ListOffsetsResponse.js';
 
 export type OffsetReset = 'earliest' | 'latest' | 'none';
@@ -223,21 +222,9 @@ export class PartitionConsumer {
       ],
     };
     const sentPositions = new Map(partitions.map((partition) => [partition, this.positions.get(partition)!]));
-    let response: FetchResponse__Output | undefined;
-    try {
-      const fetch = this.client.connectionTo(leader).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, maxWaitMs + this.client.requestTimeoutMs);
-      response = await watchFetch(this.client, fetch, leader, partitions.map((partition) => ({ topic: this.topic, partition })), maxWaitMs);
-    } catch (error) {
-      const riffleError = toRiffleError(error);
-      if (!riffleError.retriable) throw riffleError;
-      response = undefined;
-    }
-    if (response === undefined) {
-      // Failed, or given up on (the node no longer serves a partition of it): ask again.
-      this.client.invalidate(this.topic);
-      for (const partition of partitions) this.readReplicas.forget(partition);
-      return [];
-    }
+    const targets = partitions.map((partition) => ({ topic: this.topic, partition }));
+    const response = await sendFetch(this.client, leader, request, targets, maxWaitMs, (target) => this.readReplicas.forget(target.partition));
+    if (response === undefined) return [];
     const records: ConsumerRecord[] = [];
     for (const partition of response.responses[0]?.partitions ?? []) {
       // A seek while the fetch was out makes its answer for that partition stale.
@@ -247,17 +234,11 @@ export class PartitionConsumer {
     return records;
   }
 
-  private async handlePartition(partition: FetchResponse__Output['responses'][number]['partitions'][number], out: ConsumerRecord[]): Promise<void> {
+  private async handlePartition(partition: FetchedPartition, out: ConsumerRecord[]): Promise<void> {
     const index = partition.partitionIndex;
     if (partition.errorCode !== 0) {
-      const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
-      // A preferred replica that fails, whatever the error, sends us back to the leader, which
-      // has the last word (as Kafka's consumer clears its preferred replica): an offset out of
-      // range there may be one the replica has not reached yet or has truncated, not one to reset.
-      if (this.readReplicas.forget(index)) return;
-      if (error.errorName === 'OFFSET_OUT_OF_RANGE') return this.resetOffset(index, error);
-      if (!error.retriable) throw error;
-      this.client.invalidate(this.topic);
+      const outOfRange = failedPartition(this.client, this.topic, partition, this.readReplicas.forget(index));
+      if (outOfRange) await this.resetOffset(index, outOfRange);
       return;
     }
     if (partition.preferredReadReplica >= 0) {
@@ -265,16 +246,7 @@ export class PartitionConsumer {
       return;
     }
     this.highWatermarks.set(index, partition.highWatermark);
-    const position = this.positions.get(index)!;
-    const topic = this.topic;
-    let next = position;
-    forEachRecordOfAll(partition.records, (offset, timestamp, key, value, headers) => {
-      // The first batch may begin before the position we asked for.
-      if (offset < position) return;
-      out.push({ topic, partition: index, offset, timestamp, key, value, headers });
-      next = offset + 1;
-    });
-    this.positions.set(index, next);
+    this.positions.set(index, collectRecords(this.topic, partition, this.positions.get(index)!, out));
   }
 
   private async resetOffset(partition: number, error: RiffleError): Promise<void> {

@@ -6,11 +6,9 @@
 // consumer does.
 import { partitionOf, type RiffleClient } from './client.js';
 import type { ConsumerRecord, OffsetReset } from './consumer.js';
-import { RiffleError, errorNameOf, toRiffleError } from '../rpc/errors.js';
-import { forEachRecordOfAll } from '../util/record-batch.js';
+import { RiffleError, toRiffleError } from '../rpc/errors.js';
 import { ReadReplicas } from './read-replicas.js';
-import { watchFetch } from './leader-check.js';
-import type { FetchResponse__Output } from '../rpc/generated/riffle/v1/FetchResponse.js';
+import { collectRecords, failedPartition, sendFetch, type FetchedPartition } from './fetch-answers.js';
 
 export interface TopicPartition {
   topic: string;
@@ -196,21 +194,8 @@ export class GroupFetcher {
       maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes, rackId: this.options.rack ?? '',
       topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })),
     };
-    let response: FetchResponse__Output | undefined;
-    try {
-      const fetch = this.client.connectionTo(node).pipelined<object, FetchResponse__Output>('riffle.v1.Kafka', 'FetchStream').call(request, this.options.maxWaitMs + this.client.requestTimeoutMs);
-      response = await watchFetch(this.client, fetch, node, entries, this.options.maxWaitMs);
-    } catch (error) {
-      const riffleError = toRiffleError(error);
-      if (!riffleError.retriable) throw riffleError;
-      response = undefined;
-    }
-    if (response === undefined) {
-      // Failed, or given up on (the node no longer serves a partition of it): ask again.
-      for (const topic of topics.keys()) this.client.invalidate(topic);
-      for (const entry of entries) this.readReplicas.forget(tpKeyOf(entry.topic, entry.partition));
-      return;
-    }
+    const response = await sendFetch(this.client, node, request, entries, this.options.maxWaitMs, (target) => this.readReplicas.forget(tpKeyOf(target.topic, target.partition)));
+    if (response === undefined) return;
     for (const topic of response.responses) {
       for (const partition of topic.partitions) {
         const sent = entries.find((entry) => entry.topic === topic.topic && entry.partition === partition.partitionIndex);
@@ -222,21 +207,13 @@ export class GroupFetcher {
     }
   }
 
-  private async handlePartition(topic: string, partition: FetchResponse__Output['responses'][number]['partitions'][number], position: TopicPartition & { offset: number }): Promise<void> {
+  private async handlePartition(topic: string, partition: FetchedPartition, position: TopicPartition & { offset: number }): Promise<void> {
     const key = tpKeyOf(topic, position.partition);
     if (partition.errorCode !== 0) {
-      const error = new RiffleError(errorNameOf(partition.errorCode), partition.errorMessage || undefined);
-      // A preferred replica that fails, whatever the error, sends us back to the leader, which
-      // has the last word (as Kafka's consumer clears its preferred replica): an offset out of
-      // range there may be one the replica has not reached yet or has truncated, not one to reset.
-      if (this.readReplicas.forget(key)) return;
-      if (error.errorName === 'OFFSET_OUT_OF_RANGE') {
-        if (this.options.autoOffsetReset === 'none') throw error;
-        position.offset = await this.lookupOffset(topic, position.partition, this.options.autoOffsetReset === 'earliest' ? -2 : -1);
-        return;
-      }
-      if (!error.retriable) throw error;
-      this.client.invalidate(topic);
+      const outOfRange = failedPartition(this.client, topic, partition, this.readReplicas.forget(key));
+      if (!outOfRange) return;
+      if (this.options.autoOffsetReset === 'none') throw outOfRange;
+      position.offset = await this.lookupOffset(topic, position.partition, this.options.autoOffsetReset === 'earliest' ? -2 : -1);
       return;
     }
     if (partition.preferredReadReplica >= 0) {
@@ -244,14 +221,7 @@ export class GroupFetcher {
       return;
     }
     this.highWatermarks.set(key, Number(partition.highWatermark));
-    const start = position.offset;
-    let next = start;
-    forEachRecordOfAll(partition.records, (offset, timestamp, key, value, headers) => {
-      if (offset < start) return;
-      this.buffered.push({ topic, partition: position.partition, offset, timestamp, key, value, headers });
-      next = offset + 1;
-    });
-    position.offset = next;
+    position.offset = collectRecords(topic, partition, position.offset, this.buffered);
   }
 
   /** ListOffsets on the partition's leader: -1 latest, -2 earliest, or a timestamp. */

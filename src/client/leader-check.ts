@@ -3,7 +3,7 @@
 // (5 s of silence, then 5 s for the ping's answer) or for the request timeout, long after the
 // cluster elected other leaders. A call unanswered for a while makes the client refresh the
 // metadata; what the new metadata says decides whether the call is given up on. The producer
-// watches its requests (producer.ts); both consumers watch their fetches with `watchFetch`.
+// watches its requests (producer.ts); both consumers watch their fetches with `watchFetch` (fetch-answers.ts).
 import { partitionOf, type RiffleClient } from './client.js';
 
 /** A call unanswered this long (beyond a fetch's own wait) makes the client check the metadata. */
