@@ -376,13 +376,19 @@ export class Partition {
     return this.followers.get(replicaId)?.logEndOffset;
   }
 
-  /** Leader: records a follower's fetch or progress report (its durable log end) and moves the high watermark. */
+  /**
+   * Leader: records a follower's fetch or progress report (its durable log end) and moves the
+   * high watermark. A claim past this leader's log end is impossible for a follower that fetched
+   * from it (a leader's log only grows), so it is a broken or forged one: it is not recorded, as
+   * Kafka records a follower only once its read succeeded (a fetch past the log end is refused).
+   */
   recordFollowerFetch(replicaId: number, fetchOffset: number): void {
     if (!this.isLeader) return;
     const follower = this.followers.get(replicaId);
     if (!follower) return;
     const now = this.nowMs();
     const leaderEnd = this.log.logEndOffset;
+    if (fetchOffset > leaderEnd) return;
     // Kafka's rule: caught up now if it has everything; caught up as of its previous fetch if it
     // has everything the leader had then.
     if (fetchOffset >= leaderEnd) follower.lastCaughtUpMs = now;

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Partition, type PartitionRole } from '../../broker/partition.js';
 import { flipByteInClosedSegment } from '../../chaos/disk-faults.js';
-import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, openLog, removeDir, waitFor } from './log/helpers.js';
 
 const FOLLOWER_IN_ISR: PartitionRole = { leaderId: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 };
 
@@ -45,6 +45,7 @@ describe('Partition with a corrupt batch', () => {
     let nowMs = 1_000;
     const leader = new Partition('events', 'id', 0, log, 1, { ...FOLLOWER_IN_ISR, leaderId: 1 }, () => nowMs);
     const write = leader.append(batchOf(5), -1);
+    await waitFor(() => leader.logEndOffset === 5, 'the write to reach the log');
     leader.recordFollowerFetch(2, 5);
     leader.recordFollowerFetch(3, 5);
     await write;

@@ -5,7 +5,7 @@
 // ten acknowledged writes when such a member was elected next.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Partition, type PartitionRole } from '../../broker/partition.js';
-import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, openLog, removeDir, waitFor } from './log/helpers.js';
 
 const ISR_OF_TWO: PartitionRole = { leaderId: 1, leaderEpoch: 3, partitionEpoch: 5, replicas: [1, 2, 3], isr: [1, 2], minInsyncReplicas: 2 };
 
@@ -30,6 +30,8 @@ describe('Partition ISR proposals', () => {
   it('holds the high watermark at the log end of a member a pending expansion adds', async () => {
     const leader = await leaderWith(ISR_OF_TWO);
     const first = leader.append(batchOf(10), -1);
+    // The write reaches the log after its producer check: a follower cannot report more.
+    await waitFor(() => leader.logEndOffset === 10, 'the first write to reach the log');
     leader.recordFollowerFetch(2, 10);
     await first;
     expect(leader.highWatermark).toBe(10);
@@ -42,6 +44,7 @@ describe('Partition ISR proposals', () => {
 
     // While the controller commits it, follower 2 fetches a new batch and follower 3 does not.
     const second = leader.append(batchOf(5), -1);
+    await waitFor(() => leader.logEndOffset === 15, 'the second write to reach the log');
     leader.recordFollowerFetch(2, 15);
     await durableTo(leader, 15);
     expect(leader.highWatermark).toBe(10);
@@ -64,6 +67,7 @@ describe('Partition ISR proposals', () => {
     leader.recordFollowerFetch(3, 0);
     const proposal = leader.beginIsrProposal(leader.wantedIsr()!);
     const write = leader.append(batchOf(4), -1);
+    await waitFor(() => leader.logEndOffset === 4, 'the write to reach the log');
     leader.recordFollowerFetch(2, 4);
     await durableTo(leader, 4);
     expect(leader.highWatermark).toBe(0);

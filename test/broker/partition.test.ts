@@ -7,7 +7,7 @@ import { snapshotFileName } from '../../broker/producer-snapshots.js';
 import { Partition, SEQUENCE_GAP_HOLD_MS, type PartitionRole } from '../../broker/partition.js';
 import { decodeAllRecords, encodeRecordBatch } from '../../src/util/record-batch.js';
 import { RiffleError } from '../../src/rpc/errors.js';
-import { batchOf, makeTempDir, metricValue, openLog, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, metricValue, openLog, removeDir, waitFor } from './log/helpers.js';
 
 const LEADER: PartitionRole = { leaderId: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 };
 const MOVED: PartitionRole = { ...LEADER, leaderId: 2, leaderEpoch: 4, partitionEpoch: 2, isr: [2, 3] };
@@ -31,7 +31,9 @@ describe('Partition acks', () => {
     const { log } = await openLog(dir, { flushPolicy: 'ack' });
     const partition = new Partition('events', 'id', 0, log, 1, LEADER);
     const write = partition.append(batchOf(3), -1);
-    // Followers report log ends in their fetches; the high watermark is the ISR's minimum.
+    // Followers report log ends in their fetches (never past the leader's, which the write
+    // reaches after its producer check); the high watermark is the ISR's minimum.
+    await waitFor(() => partition.logEndOffset === 3, 'the write to reach the log');
     partition.recordFollowerFetch(2, 3);
     expect((await settledWithin(write, 200)).hung).toBe(true);
     partition.recordFollowerFetch(3, 3);

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Partition } from '../../broker/partition.js';
 import { preferredReadReplica, type KafkaServiceDeps } from '../../broker/kafka-service.js';
-import { batchOf, makeTempDir, openLog, removeDir } from './log/helpers.js';
+import { batchOf, makeTempDir, openLog, removeDir, waitFor } from './log/helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -25,6 +25,7 @@ describe('preferred read replica (KIP-392)', () => {
     const { log } = await openLog(dir, { flushPolicy: 'ack' });
     const leader = new Partition('events', 'id', 0, log, 1, { leaderId: 1, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 });
     const appended = leader.append(batchOf(10), 1);
+    await waitFor(() => leader.logEndOffset === 10, 'the write to reach the log');
     leader.recordFollowerFetch(2, 10);
     leader.recordFollowerFetch(3, 4);
     await appended;

@@ -160,6 +160,27 @@ describe('replica fetching with progress reports', () => {
     expect(answers).toHaveLength(1);
   });
 
+  it('does not count a follower that claims more than the leader has written, by report or by fetch (as Kafka records a follower only after its read succeeds)', async () => {
+    const { leader, address } = await startLeader();
+    await leader.append(batchOf(3), 1);
+    const { stream, answers } = openFetchStream(address);
+    const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: -1, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
+
+    // Offsets 0-2 exist; a follower claiming 10 (a broken or forged one) would move the high
+    // watermark over records it may not have.
+    stream.write({ replicaId: 2, brokerEpoch: 1, progressOnly: true, partitions: [{ ...entry, fetchOffset: 10 }] });
+    stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, partitions: [{ ...entry, fetchOffset: 10 }] });
+    await waitFor(() => answers.length === 1, 'the answer to the fetch past the log end');
+    expect(answers[0]!.partitions[0]!.errorCode).toBe(new RiffleError('OFFSET_OUT_OF_RANGE').code);
+    expect(leader.recordedFollowerEnd(2)).toBe(-1);
+    expect(leader.highWatermark).toBe(0);
+
+    // At the log end it counts.
+    stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, partitions: [{ ...entry, fetchOffset: 3 }] });
+    await waitFor(() => leader.highWatermark === 3, 'the high watermark to reach the follower at the log end');
+    expect(leader.recordedFollowerEnd(2)).toBe(3);
+  });
+
   it('leaves out of an answer the partitions with nothing new, and names those with records, errors or a newer high watermark', async () => {
     const { leader, address } = await startLeader();
     await leader.append(batchOf(3), 1);
