@@ -190,7 +190,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
       partition: partition.index,
       leaderEpoch: proposal.leaderEpoch,
       partitionEpoch: proposal.partitionEpoch,
-      newIsr: [...proposal.isr],
+      newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === config.nodeId ? lifecycle?.brokerEpoch ?? -1 : proposal.followerEpochs.get(id) ?? -1 })),
     });
     const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage || undefined);
     // Without the controller's copy of the partition the answer settles nothing.

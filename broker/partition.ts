@@ -33,6 +33,11 @@ export interface PartitionRole {
 
 /** What the leader knows of one follower, from its fetches. */
 interface FollowerState {
+  /**
+   * The broker epoch (registration) of the follower process whose fetches this state records;
+   * -1 before its first fetch. A fetch from a newer registration starts the state afresh (KIP-903).
+   */
+  brokerEpoch: number;
   /** The follower's log end (durable per its flush policy); -1 until its first fetch. */
   logEndOffset: number;
   /** Last time the follower was caught up with the leader's log end. */
@@ -58,6 +63,12 @@ export const SEQUENCE_GAP_HOLD_MS = 250;
  */
 export interface IsrProposal {
   readonly isr: readonly number[];
+  /**
+   * KIP-903: the broker epoch of the process whose fetches put each follower of `isr` there; the
+   * controller refuses a member whose registration has changed since (a restarted broker may have
+   * lost what its previous process reported).
+   */
+  readonly followerEpochs: ReadonlyMap<number, number>;
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
   /** The controller answered that the partition moved on: only the metadata is awaited. */
@@ -214,7 +225,7 @@ export class Partition {
     this.followers = new Map(
       this.role.replicas
         .filter((id) => id !== this.selfId)
-        .map((id) => [id, { logEndOffset: -1, lastCaughtUpMs: now, lastFetchMs: -1, leaderEndAtLastFetch: 0 }]),
+        .map((id) => [id, { brokerEpoch: -1, logEndOffset: -1, lastCaughtUpMs: now, lastFetchMs: -1, leaderEndAtLastFetch: 0 }]),
     );
   }
 
@@ -377,18 +388,26 @@ export class Partition {
   }
 
   /**
-   * Leader: records a follower's fetch or progress report (its durable log end) and moves the
-   * high watermark. A claim past this leader's log end is impossible for a follower that fetched
-   * from it (a leader's log only grows), so it is a broken or forged one: it is not recorded, as
-   * Kafka records a follower only once its read succeeded (a fetch past the log end is refused).
+   * Leader: records a follower's fetch or progress report (its durable log end, sent by the
+   * follower process registered at `brokerEpoch`) and moves the high watermark. A claim past this
+   * leader's log end is impossible for a follower that fetched from it (a leader's log only
+   * grows), so it is a broken or forged one: it is not recorded, as Kafka records a follower only
+   * once its read succeeded (a fetch past the log end is refused). A fetch from a newer
+   * registration than the recorded one comes from a restarted process, which may have lost what
+   * the old one reported (a replaced disk, a machine crash under flush policy os): the state
+   * starts afresh from it (KIP-903). One from an older registration is a zombie's, and ignored.
    */
-  recordFollowerFetch(replicaId: number, fetchOffset: number): void {
+  recordFollowerFetch(replicaId: number, fetchOffset: number, brokerEpoch: number): void {
     if (!this.isLeader) return;
     const follower = this.followers.get(replicaId);
-    if (!follower) return;
+    if (!follower || brokerEpoch < follower.brokerEpoch) return;
     const now = this.nowMs();
     const leaderEnd = this.log.logEndOffset;
     if (fetchOffset > leaderEnd) return;
+    if (brokerEpoch !== follower.brokerEpoch) {
+      follower.brokerEpoch = brokerEpoch;
+      follower.lastFetchMs = -1;
+    }
     // Kafka's rule: caught up now if it has everything; caught up as of its previous fetch if it
     // has everything the leader had then.
     if (fetchOffset >= leaderEnd) follower.lastCaughtUpMs = now;
@@ -443,7 +462,12 @@ export class Partition {
   beginIsrProposal(isr: readonly number[]): IsrProposal {
     assert(this.isLeader, () => `broker ${this.selfId} does not lead ${this.topic}-${this.index}`);
     assert(this.isrProposal === null, () => `${this.topic}-${this.index} already has an ISR change pending`);
-    this.isrProposal = { isr: [...isr], leaderEpoch: this.role.leaderEpoch, partitionEpoch: this.role.partitionEpoch, answered: false };
+    const followerEpochs = new Map<number, number>();
+    for (const id of isr) {
+      const follower = this.followers.get(id);
+      if (id !== this.selfId && follower) followerEpochs.set(id, follower.brokerEpoch);
+    }
+    this.isrProposal = { isr: [...isr], followerEpochs, leaderEpoch: this.role.leaderEpoch, partitionEpoch: this.role.partitionEpoch, answered: false };
     return this.isrProposal;
   }
 
@@ -469,9 +493,10 @@ export class Partition {
    * for longer than lagMs leave. A follower rejoins once it has reached both the high watermark
    * and the start of this leader's epoch: a new leader's high watermark can trail what its
    * predecessor acknowledged (KIP-207), and a follower holding less than that must not become
-   * electable (KAFKA-7128).
+   * electable (KAFKA-7128). `isEligible` says whether a broker may join, given the registration
+   * whose fetches put it there (KIP-903: not once that broker has registered again).
    */
-  wantedIsr(isEligible: (brokerId: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_DEFAULT): number[] | null {
+  wantedIsr(isEligible: (brokerId: number, brokerEpoch: number) => boolean = () => true, lagMs = REPLICA_LAG_TIME_MS_DEFAULT): number[] | null {
     if (!this.isLeader) return null;
     const now = this.nowMs();
     const isr = new Set(this.role.isr);
@@ -485,7 +510,7 @@ export class Partition {
         changed = true;
       } else if (
         !isr.has(id) &&
-        isEligible(id) &&
+        isEligible(id, follower.brokerEpoch) &&
         follower.logEndOffset >= 0 &&
         follower.logEndOffset >= this.highWatermarkOffset &&
         follower.logEndOffset >= this.leaderEpochStartOffset &&

@@ -200,7 +200,7 @@ export class ReplicaManager {
         if (!pending.answered) this.sendIsrProposal(partition, pending, 'ISR change not committed');
         continue;
       }
-      const wanted = partition.wantedIsr((id) => this.latestImage?.isActiveBroker(id) ?? false, this.replicaLagTimeMs);
+      const wanted = partition.wantedIsr((id, brokerEpoch) => this.latestImage?.isActiveBroker(id, brokerEpoch) ?? false, this.replicaLagTimeMs);
       if (!wanted) continue;
       this.isrChanges.inc({ direction: wanted.length < partition.isr.length ? 'shrink' : 'expand' });
       this.options.logger.info(`broker ${this.options.selfId} proposes ISR [${wanted.join(',')}] for ${partition.topic}-${partition.index} (was [${partition.isr.join(',')}])`);

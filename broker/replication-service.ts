@@ -133,11 +133,11 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
     for (const position of wanted()) {
       const partition = deps.replicas.findPartition(position.topic, position.partition);
       if (partition !== undefined && isQuiet(partition, position)) {
-        if (first) partition.recordFollowerFetch(request.replicaId, durableEndOf(position));
+        if (first) partition.recordFollowerFetch(request.replicaId, durableEndOf(position), request.brokerEpoch);
         leaders.push(partition);
         continue;
       }
-      const fetched = fetchOne(deps, request.replicaId, partition, position, first);
+      const fetched = fetchOne(deps, request, partition, position, first);
       const data = fetched instanceof Promise ? await fetched : fetched;
       if (carriesNews(data)) hasData = true;
       if (carriesNews(data) || Number(data.highWatermark) !== Number(position.highWatermark)) answered.push(data);
@@ -188,7 +188,7 @@ function sessionKey(topic: string, partition: number): string {
 }
 
 /** One partition's answer; a promise when its records are read from the files (old data, for a follower catching up). */
-function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData | Promise<ReplicaFetchPartitionData> {
+function fetchOne(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Output, partition: Partition | undefined, wanted: ReplicaFetchPartition__Output, recordPosition: boolean): ReplicaFetchPartitionData | Promise<ReplicaFetchPartitionData> {
   const base = { topic: wanted.topic, partition: wanted.partition };
   try {
     if (!partition) throw new RiffleError('UNKNOWN_TOPIC_OR_PARTITION', `This broker does not host ${wanted.topic}-${wanted.partition}.`);
@@ -198,7 +198,7 @@ function fetchOne(deps: ReplicationServiceDeps, replicaId: number, partition: Pa
     const divergence = divergenceOf(partition, wanted);
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
     checkedPositions.set(wanted, { partition, leaderEpoch: partition.leaderEpoch });
-    if (recordPosition) partition.recordFollowerFetch(replicaId, durableEnd);
+    if (recordPosition) partition.recordFollowerFetch(request.replicaId, durableEnd, request.brokerEpoch);
     const read = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
     if (!(read instanceof Promise)) return withRecords(base, partition, read);
     // Leadership may have moved while the read was out: then the follower learns it, not our tail.
@@ -249,7 +249,7 @@ function recordProgress(deps: ReplicationServiceDeps, request: ReplicaFetchReque
     try {
       const durableEnd = durableEndOf(wanted);
       if (divergenceOf(partition, wanted)) continue;
-      partition.recordFollowerFetch(request.replicaId, durableEnd);
+      partition.recordFollowerFetch(request.replicaId, durableEnd, request.brokerEpoch);
     } catch (error) {
       deps.logger.warn({ err: error, topic: wanted.topic, partition: wanted.partition, replica: request.replicaId }, 'progress report entry refused');
     }

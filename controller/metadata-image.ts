@@ -97,8 +97,10 @@ export class MetadataImage {
     return this.brokersWhere((broker) => broker.state === 'fenced');
   }
 
-  isActiveBroker(nodeId: number): boolean {
-    return this.state.brokers.get(nodeId)?.state === 'active';
+  /** Active (neither fenced nor shutting down), and registered at `brokerEpoch` when one is given (-1: not known). */
+  isActiveBroker(nodeId: number, brokerEpoch = -1): boolean {
+    const broker = this.state.brokers.get(nodeId);
+    return broker?.state === 'active' && (brokerEpoch < 0 || broker.epoch === brokerEpoch);
   }
 
   /** Every partition of every topic. */

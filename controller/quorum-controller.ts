@@ -438,13 +438,25 @@ export class QuorumController {
     if (request.partitionEpoch !== partition.partitionEpoch) {
       throw new RiffleError('INVALID_UPDATE_VERSION', `Partition epoch ${request.partitionEpoch}, current ${partition.partitionEpoch}.`);
     }
-    const isr = request.newIsr ?? [];
+    const withEpochs = request.newIsrWithEpochs ?? [];
+    if (withEpochs.length > 0 && (request.newIsr ?? []).length > 0) throw new RiffleError('INVALID_REQUEST', 'AlterPartition gives both new_isr and new_isr_with_epochs.');
+    const isr = withEpochs.length > 0 ? withEpochs.map((member) => member.brokerId ?? -1) : request.newIsr ?? [];
     if (isr.length > 0 && !isr.includes(brokerId)) return this.resignation(partition, brokerId, isr);
     const valid = isr.length > 0 && new Set(isr).size === isr.length && isr.includes(brokerId) && isr.every((id) => partition.replicas.includes(id));
     if (!valid) throw new RiffleError('INVALID_REQUEST', `ISR [${isr}] must be distinct replicas of [${partition.replicas}] including the leader.`);
     // KIP-841: a fenced or shutting-down broker may not join an ISR.
     const ineligible = isr.filter((id) => !partition.isr.includes(id) && !this.current.isActiveBroker(id));
     if (ineligible.length > 0) throw new RiffleError('INELIGIBLE_REPLICA', `Replicas [${ineligible}] are fenced or shutting down.`);
+    // KIP-903: nor one whose fetches came from an earlier registration (it restarted since, and
+    // may have lost what that process had).
+    const stale = withEpochs.filter((member) => {
+      const epoch = requestInt64(member.brokerEpoch ?? -1, 'broker epoch');
+      return epoch >= 0 && this.current.broker(member.brokerId ?? -1)?.epoch !== epoch;
+    });
+    if (stale.length > 0) {
+      const described = stale.map((member) => `${member.brokerId} at epoch ${member.brokerEpoch} (registered at ${this.current.broker(member.brokerId ?? -1)?.epoch ?? 'none'})`);
+      throw new RiffleError('INELIGIBLE_REPLICA', `Replicas [${described.join(', ')}] fetched under an earlier registration.`);
+    }
     return changeTo(partition, { leader: partition.leader, isr });
   }
 

@@ -46,14 +46,14 @@ describe('Partition with a corrupt batch', () => {
     const leader = new Partition('events', 'id', 0, log, 1, { ...FOLLOWER_IN_ISR, leaderId: 1 }, () => nowMs);
     const write = leader.append(batchOf(5), -1);
     await waitFor(() => leader.logEndOffset === 5, 'the write to reach the log');
-    leader.recordFollowerFetch(2, 5);
-    leader.recordFollowerFetch(3, 5);
+    leader.recordFollowerFetch(2, 5, 1);
+    leader.recordFollowerFetch(3, 5, 1);
     await write;
     expect(leader.highWatermark).toBe(5);
     expect(leader.wantedIsr()).toBeNull();
     nowMs += 100;
     // Follower 3 cut a corrupt batch at 2 (or reports it): it lacks committed records.
-    leader.recordFollowerFetch(3, 2);
+    leader.recordFollowerFetch(3, 2, 1);
     expect(leader.wantedIsr()).toEqual([1, 2]);
     await leader.close();
   });

@@ -32,11 +32,11 @@ describe('Partition ISR proposals', () => {
     const first = leader.append(batchOf(10), -1);
     // The write reaches the log after its producer check: a follower cannot report more.
     await waitFor(() => leader.logEndOffset === 10, 'the first write to reach the log');
-    leader.recordFollowerFetch(2, 10);
+    leader.recordFollowerFetch(2, 10, 1);
     await first;
     expect(leader.highWatermark).toBe(10);
     // Follower 3 has caught up to the high watermark: the leader proposes it.
-    leader.recordFollowerFetch(3, 10);
+    leader.recordFollowerFetch(3, 10, 1);
     const wanted = leader.wantedIsr();
     expect(wanted).toEqual([1, 2, 3]);
     const proposal = leader.beginIsrProposal(wanted!);
@@ -45,7 +45,7 @@ describe('Partition ISR proposals', () => {
     // While the controller commits it, follower 2 fetches a new batch and follower 3 does not.
     const second = leader.append(batchOf(5), -1);
     await waitFor(() => leader.logEndOffset === 15, 'the second write to reach the log');
-    leader.recordFollowerFetch(2, 15);
+    leader.recordFollowerFetch(2, 15, 1);
     await durableTo(leader, 15);
     expect(leader.highWatermark).toBe(10);
 
@@ -53,7 +53,7 @@ describe('Partition ISR proposals', () => {
     leader.updateRole({ ...ISR_OF_TWO, partitionEpoch: 6, isr: [1, 2, 3] });
     expect(leader.pendingIsrProposal).toBeNull();
     expect(leader.highWatermark).toBe(10);
-    leader.recordFollowerFetch(3, 15);
+    leader.recordFollowerFetch(3, 15, 1);
     const outcome = await second;
     expect(outcome.baseOffset).toBe(10);
     expect(leader.highWatermark).toBe(15);
@@ -63,12 +63,12 @@ describe('Partition ISR proposals', () => {
 
   it('drops a proposal the controller refused with the partition unchanged, and the high watermark moves on', async () => {
     const leader = await leaderWith(ISR_OF_TWO);
-    leader.recordFollowerFetch(2, 0);
-    leader.recordFollowerFetch(3, 0);
+    leader.recordFollowerFetch(2, 0, 1);
+    leader.recordFollowerFetch(3, 0, 1);
     const proposal = leader.beginIsrProposal(leader.wantedIsr()!);
     const write = leader.append(batchOf(4), -1);
     await waitFor(() => leader.logEndOffset === 4, 'the write to reach the log');
-    leader.recordFollowerFetch(2, 4);
+    leader.recordFollowerFetch(2, 4, 1);
     await durableTo(leader, 4);
     expect(leader.highWatermark).toBe(0);
     // A refusal at the proposal's own partition epoch: nothing changed.
@@ -82,15 +82,15 @@ describe('Partition ISR proposals', () => {
 
   it('keeps an answered proposal pending until the metadata brings the newer partition epoch', async () => {
     const leader = await leaderWith(ISR_OF_TWO);
-    leader.recordFollowerFetch(2, 0);
-    leader.recordFollowerFetch(3, 0);
+    leader.recordFollowerFetch(2, 0, 1);
+    leader.recordFollowerFetch(3, 0, 1);
     const proposal = leader.beginIsrProposal(leader.wantedIsr()!);
     // The controller's copy moved on (this change, or an earlier attempt of it, was committed).
     leader.settleIsrProposal(proposal, 6);
     expect(proposal.answered).toBe(true);
     expect(leader.pendingIsrProposal).toBe(proposal);
     await leader.append(batchOf(4), 0);
-    leader.recordFollowerFetch(2, 4);
+    leader.recordFollowerFetch(2, 4, 1);
     await durableTo(leader, 4);
     expect(leader.highWatermark).toBe(0);
     leader.updateRole({ ...ISR_OF_TWO, partitionEpoch: 6, isr: [1, 2, 3] });
@@ -103,7 +103,7 @@ describe('Partition ISR proposals', () => {
     leader.beginIsrProposal([1, 2]);
     expect(leader.maximalIsr).toEqual([1, 2, 3]);
     await leader.append(batchOf(3), 0);
-    leader.recordFollowerFetch(2, 3);
+    leader.recordFollowerFetch(2, 3, 1);
     await durableTo(leader, 3);
     expect(leader.highWatermark).toBe(0);
     leader.updateRole({ ...ISR_OF_TWO, partitionEpoch: 6, isr: [1, 2] });
@@ -121,12 +121,41 @@ describe('Partition ISR proposals', () => {
     expect(leader.highWatermark).toBe(0);
     // Follower 3 is at 12, at or past the new leader's high watermark (0), but short of 20: what
     // the previous leader acknowledged may lie between.
-    leader.recordFollowerFetch(3, 12);
+    leader.recordFollowerFetch(3, 12, 1);
     expect(leader.wantedIsr()).toBeNull();
-    leader.recordFollowerFetch(2, 20);
+    leader.recordFollowerFetch(2, 20, 1);
     expect(leader.highWatermark).toBe(20);
-    leader.recordFollowerFetch(3, 20);
+    leader.recordFollowerFetch(3, 20, 1);
     expect(leader.wantedIsr()).toEqual([1, 2, 3]);
+    await leader.close();
+  });
+
+  it('takes back a restarted follower only on fetches from its new registration, and ignores its old process (KIP-903)', async () => {
+    const leader = await leaderWith(ISR_OF_TWO);
+    const write = leader.append(batchOf(10), -1);
+    await waitFor(() => leader.logEndOffset === 10, 'the write to reach the log');
+    // Follower 3, registered at epoch 7, fetched everything; then it restarted (a new disk, say)
+    // and registered at epoch 12. Until its new process fetches, what the leader knows of it is
+    // the old process's word.
+    leader.recordFollowerFetch(2, 10, 4);
+    leader.recordFollowerFetch(3, 10, 7);
+    await write;
+    expect(leader.highWatermark).toBe(10);
+    const registeredAt = new Map([[2, 4], [3, 12]]);
+    const eligible = (id: number, brokerEpoch: number): boolean => registeredAt.get(id) === brokerEpoch;
+    expect(leader.wantedIsr(eligible)).toBeNull();
+    // The new process starts from an empty log: not caught up, not taken back.
+    leader.recordFollowerFetch(3, 0, 12);
+    expect(leader.recordedFollowerEnd(3)).toBe(0);
+    expect(leader.wantedIsr(eligible)).toBeNull();
+    // A late fetch of the old process changes nothing.
+    leader.recordFollowerFetch(3, 10, 7);
+    expect(leader.recordedFollowerEnd(3)).toBe(0);
+    // Caught up under its new registration: taken back, and the proposal names that registration.
+    leader.recordFollowerFetch(3, 10, 12);
+    expect(leader.wantedIsr(eligible)).toEqual([1, 2, 3]);
+    const proposal = leader.beginIsrProposal([1, 2, 3]);
+    expect([...proposal.followerEpochs]).toEqual([[2, 4], [3, 12]]);
     await leader.close();
   });
 });

@@ -34,9 +34,9 @@ describe('Partition acks', () => {
     // Followers report log ends in their fetches (never past the leader's, which the write
     // reaches after its producer check); the high watermark is the ISR's minimum.
     await waitFor(() => partition.logEndOffset === 3, 'the write to reach the log');
-    partition.recordFollowerFetch(2, 3);
+    partition.recordFollowerFetch(2, 3, 1);
     expect((await settledWithin(write, 200)).hung).toBe(true);
-    partition.recordFollowerFetch(3, 3);
+    partition.recordFollowerFetch(3, 3, 1);
     const outcome = await settledWithin(write, 2_000);
     expect(outcome.value?.baseOffset).toBe(0);
     expect(partition.highWatermark).toBe(3);
@@ -59,8 +59,8 @@ describe('Partition acks', () => {
     follower.updateRole({ ...LEADER, leaderEpoch: 5, partitionEpoch: 2 });
     expect(follower.highWatermark).toBe(1);
     expect(follower.highWatermarkSettled).toBe(false);
-    follower.recordFollowerFetch(2, 3);
-    follower.recordFollowerFetch(3, 3);
+    follower.recordFollowerFetch(2, 3, 1);
+    follower.recordFollowerFetch(3, 3, 1);
     expect(follower.highWatermark).toBe(3);
     expect(follower.highWatermarkSettled).toBe(true);
     await follower.close();
@@ -92,7 +92,7 @@ describe('Partition acks', () => {
     const { log } = await openLog(dir, { flushPolicy: 'ack' });
     const partition = new Partition('events', 'id', 0, log, 1, LEADER);
     const write = partition.append(batchOf(2), -1);
-    partition.recordFollowerFetch(2, 0);
+    partition.recordFollowerFetch(2, 0, 1);
     partition.updateRole(MOVED);
     const outcome = await settledWithin(write, 2_000);
     expect(outcome.hung).toBeUndefined();

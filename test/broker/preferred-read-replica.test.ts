@@ -26,8 +26,8 @@ describe('preferred read replica (KIP-392)', () => {
     const leader = new Partition('events', 'id', 0, log, 1, { leaderId: 1, leaderEpoch: 1, partitionEpoch: 1, replicas: [1, 2, 3], isr: [1, 2, 3], minInsyncReplicas: 2 });
     const appended = leader.append(batchOf(10), 1);
     await waitFor(() => leader.logEndOffset === 10, 'the write to reach the log');
-    leader.recordFollowerFetch(2, 10);
-    leader.recordFollowerFetch(3, 4);
+    leader.recordFollowerFetch(2, 10, 1);
+    leader.recordFollowerFetch(3, 4, 1);
     await appended;
     const deps = depsOf();
     expect(preferredReadReplica(deps, leader, 'b', 8)).toBe(2);

@@ -44,7 +44,8 @@ describe('ReplicaManager ISR proposals', () => {
       // The first attempt is lost after the controller committed it: no answer reaches the leader.
       const response = await harness.controller.alterPartition({
         brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
-        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch, newIsr: [...proposal.isr],
+        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
+        newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === leaderId ? epochs.get(leaderId)! : proposal.followerEpochs.get(id)! })),
       });
       if (sent.length === 1) throw new Error('connection reset');
       const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
@@ -55,7 +56,7 @@ describe('ReplicaManager ISR proposals', () => {
       await manager.sync(harness.controller.image);
       const partition = manager.findPartition('orders', 0)!;
       expect(partition.isr).toEqual([leaderId]);
-      partition.recordFollowerFetch(followerId, 0);
+      partition.recordFollowerFetch(followerId, 0, epochs.get(followerId)!);
       manager.startIsrMaintenance(20);
 
       await expect.poll(() => sent.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
@@ -81,7 +82,7 @@ describe('ReplicaManager ISR proposals', () => {
 
 describe('ReplicaManager replica lag time', () => {
   it('takes a follower out of the ISR once it has not caught up for the configured lag time, not before', async () => {
-    const { harness, created } = await brokersWithOrders();
+    const { harness, epochs, created } = await brokersWithOrders();
     const leaderId = created.leader;
     const [fetching, silent] = created.replicas.filter((id) => id !== leaderId) as [number, number];
     const sent: IsrProposal[] = [];
@@ -99,7 +100,7 @@ describe('ReplicaManager replica lag time', () => {
       // 1.9 s on, one follower still fetches from the log end and the other has been silent:
       // both are within the lag time, so rounds of maintenance propose nothing.
       clock.advance(1_900);
-      partition.recordFollowerFetch(fetching, 0);
+      partition.recordFollowerFetch(fetching, 0, epochs.get(fetching)!);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(sent).toEqual([]);
       // Past 2 s the silent one leaves (under the 10 s default it would stay for 8 s more).
@@ -107,6 +108,51 @@ describe('ReplicaManager replica lag time', () => {
       await expect.poll(() => sent.length, { timeout: 5_000 }).toBe(1);
       expect(sent[0]!.isr).toEqual([leaderId, fetching].sort((a, b) => a - b));
       expect(sent[0]!.isr).not.toContain(silent);
+    } finally {
+      await manager.close();
+    }
+  });
+});
+
+describe('ReplicaManager and a restarted follower (KIP-903)', () => {
+  it('does not propose a follower that registered again on the word of its old process, and proposes it once the new one has caught up', async () => {
+    const { harness, epochs, topicId, created } = await brokersWithOrders();
+    const leaderId = created.leader;
+    const [restarted] = created.replicas.filter((id) => id !== leaderId) as [number];
+    const sent: IsrProposal[] = [];
+    const answers: number[] = [];
+    const alterIsr = async (_partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
+      sent.push(proposal);
+      const response = await harness.controller.alterPartition({
+        brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
+        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
+        newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === leaderId ? epochs.get(leaderId)! : proposal.followerEpochs.get(id) ?? -1 })),
+      });
+      answers.push(response.errorCode);
+      const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
+      return { error, partitionEpoch: response.partition!.partitionEpoch };
+    };
+    const manager = new ReplicaManager({ selfId: leaderId, dataDir: dir, clock: new ManualClock(), logger: silentLogger, registry: new Registry(), alterIsr });
+    try {
+      await manager.sync(harness.controller.image);
+      const partition = manager.findPartition('orders', 0)!;
+      // Its old process had fetched everything (the log is empty: offset 0 is the end).
+      partition.recordFollowerFetch(restarted, 0, epochs.get(restarted)!);
+      // It restarts and registers again: the controller takes it out of the ISR.
+      const newEpoch = await startBroker(harness, restarted, 'b', `inc-${restarted}-again`);
+      await manager.sync(harness.controller.image);
+      expect(partition.isr).not.toContain(restarted);
+      manager.startIsrMaintenance(10);
+      // Ten rounds of maintenance: nothing proposed on the old process's word.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(sent).toEqual([]);
+      // Its new process fetches from the log end: proposed, at its new epoch, and committed.
+      partition.recordFollowerFetch(restarted, 0, newEpoch);
+      await expect.poll(() => answers.length, { timeout: 5_000 }).toBe(1);
+      expect(sent[0]!.followerEpochs.get(restarted)).toBe(newEpoch);
+      expect(answers).toEqual([0]);
+      await manager.sync(harness.controller.image);
+      expect(partition.isr).toContain(restarted);
     } finally {
       await manager.close();
     }

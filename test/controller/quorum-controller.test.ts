@@ -409,6 +409,33 @@ describe('QuorumController: AlterPartition', () => {
     expect(response.partition).toMatchObject({ isr: [base.brokerId] });
   });
 
+  it('refuses a member whose fetches came from an earlier registration (KIP-903), and takes it at its current one', async () => {
+    const { harness, epochs, base } = await setUp();
+    const follower = [1, 2, 3].find((id) => id !== base.brokerId)!;
+    await harness.controller.alterPartition(base);
+    const shrunk = harness.controller.image.partition(base.topicId, 0)!;
+    // The follower restarts (a new process, perhaps on a new disk): it registers again.
+    const oldEpoch = epochs.get(follower)!;
+    const newEpoch = await startBroker(harness, follower, 'x', `inc-${follower}-again`);
+    expect(newEpoch).toBeGreaterThan(oldEpoch);
+    const current = harness.controller.image.partition(base.topicId, 0)!;
+    const proposal = (followerEpoch: number) => ({
+      ...base, newIsr: [], partitionEpoch: current.partitionEpoch,
+      newIsrWithEpochs: [{ brokerId: base.brokerId, brokerEpoch: base.brokerEpoch }, { brokerId: follower, brokerEpoch: followerEpoch }],
+    });
+    // The leader's record of the follower is its old process's: refused, nothing changes.
+    const refused = await harness.controller.alterPartition(proposal(oldEpoch));
+    expect(refused.errorCode).toBe(ERRORS.INELIGIBLE_REPLICA.code);
+    expect(refused.errorMessage).toMatch(new RegExp(`${follower} at epoch ${oldEpoch} \\(registered at ${newEpoch}\\)`));
+    expect(harness.controller.image.partition(base.topicId, 0)!.isr).toEqual(shrunk.isr);
+    // Both forms of the ISR at once are malformed.
+    expect((await harness.controller.alterPartition({ ...proposal(newEpoch), newIsr: [base.brokerId, follower] })).errorCode).toBe(ERRORS.INVALID_REQUEST.code);
+    // Fetches from the new process: accepted.
+    const accepted = await harness.controller.alterPartition(proposal(newEpoch));
+    expect(accepted.errorCode).toBe(0);
+    expect([...harness.controller.image.partition(base.topicId, 0)!.isr].sort((a, b) => a - b)).toEqual([base.brokerId, follower].sort((a, b) => a - b));
+  });
+
   it('commits concurrent requests in one metadata batch, refusing bad ones and answering a repeat from the next', async () => {
     const harness = createHarness();
     const epochs = await threeBrokers(harness);
