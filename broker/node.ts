@@ -25,7 +25,7 @@ import { loadOrCreateIdentity } from './node-identity.js';
 import { ReplicaManager, type AlterIsrAnswer } from './replica-manager.js';
 import { ReplicaFetcherManager } from './replica-fetcher.js';
 import { outOfIsrReason, replicasOutOfIsr } from './replica-readiness.js';
-import { replicationHandlers } from './replication-service.js';
+import { ReplicationServiceMetrics, replicationHandlers } from './replication-service.js';
 import { GroupCoordinator, GroupMetrics, LagSampler, LeaseCoordinator, LeaseMetrics, groupHandlers, leaseHandlers } from './groups/index.js';
 import type { IsrProposal, Partition } from './partition.js';
 import { RiffleError, errorNameOf } from '../src/rpc/errors.js';
@@ -274,7 +274,7 @@ async function startBroker(options: RiffleNodeOptions, registry: Registry, rpcMe
   );
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: openStreams }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: rpcMetrics, logger }, { replicas, logger, streams: openStreams, metrics: new ReplicationServiceMetrics(registry) }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, config.listen.host, config.listen.port);
   const retentionTimer = setInterval(() => {

@@ -75,6 +75,9 @@ export interface IsrProposal {
   answered: boolean;
 }
 
+/** Why a leader did not record a follower's fetch or progress report (see recordFollowerFetch). */
+export type IgnoredFollowerClaim = 'past_log_end' | 'earlier_registration';
+
 /** When an append's local part (write and flush per policy) ended, for the produce phase metrics. */
 export interface AppendPhases {
   localDoneMs: number;
@@ -397,13 +400,14 @@ export class Partition {
    * the old one reported (a replaced disk, a machine crash under flush policy os): the state
    * starts afresh from it (KIP-903). One from an older registration is a zombie's, and ignored.
    */
-  recordFollowerFetch(replicaId: number, fetchOffset: number, brokerEpoch: number): void {
-    if (!this.isLeader) return;
+  recordFollowerFetch(replicaId: number, fetchOffset: number, brokerEpoch: number): IgnoredFollowerClaim | null {
+    if (!this.isLeader) return null;
     const follower = this.followers.get(replicaId);
-    if (!follower || brokerEpoch < follower.brokerEpoch) return;
+    if (!follower) return null;
+    if (brokerEpoch < follower.brokerEpoch) return 'earlier_registration';
     const now = this.nowMs();
     const leaderEnd = this.log.logEndOffset;
-    if (fetchOffset > leaderEnd) return;
+    if (fetchOffset > leaderEnd) return 'past_log_end';
     if (brokerEpoch !== follower.brokerEpoch) {
       follower.brokerEpoch = brokerEpoch;
       follower.lastFetchMs = -1;
@@ -416,6 +420,7 @@ export class Partition {
     follower.lastFetchMs = now;
     follower.leaderEndAtLastFetch = leaderEnd;
     this.maybeAdvanceHighWatermark();
+    return null;
   }
 
   /**

@@ -17,6 +17,7 @@
 // follower sends incremental requests only after such an answer on the stream, so a follower
 // never relies on a leader that would not keep them.
 import type * as grpc from '@grpc/grpc-js';
+import { Counter, type Registry } from '../src/metrics/index.js';
 import type { Partition } from './partition.js';
 import type { ReplicaManager } from './replica-manager.js';
 import { RiffleError, toRiffleError } from '../src/rpc/errors.js';
@@ -39,6 +40,27 @@ export interface ReplicationServiceDeps {
   logger: Logger;
   /** Open streams of the node, so a stopping broker ends followers' fetch streams. */
   streams: OpenStreams;
+  metrics: ReplicationServiceMetrics;
+}
+
+export class ReplicationServiceMetrics {
+  /** Follower fetches and progress reports a leader did not record, by reason. */
+  readonly ignoredClaims: Counter<'reason'>;
+
+  constructor(registry: Registry) {
+    this.ignoredClaims = new Counter({
+      name: 'riffle_broker_follower_claims_ignored_total',
+      help: 'Follower fetches and progress reports this leader did not record: past_log_end (a position beyond its log end, which no correct follower sends) or earlier_registration (from a follower process older than one already seen, KIP-903).',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+  }
+}
+
+/** Records a follower's durable end on `partition` (it leads), counting a claim it ignores. */
+function recordFollower(deps: ReplicationServiceDeps, partition: Partition, request: ReplicaFetchRequest__Output, durableEnd: number): void {
+  const ignored = partition.recordFollowerFetch(request.replicaId, durableEnd, request.brokerEpoch);
+  if (ignored !== null) deps.metrics.ignoredClaims.inc({ reason: ignored });
 }
 
 export function replicationHandlers(context: HandlerContext, deps: ReplicationServiceDeps): Partial<ReplicationHandlers> {
@@ -133,7 +155,7 @@ async function answer(deps: ReplicationServiceDeps, request: ReplicaFetchRequest
     for (const position of wanted()) {
       const partition = deps.replicas.findPartition(position.topic, position.partition);
       if (partition !== undefined && isQuiet(partition, position)) {
-        if (first) partition.recordFollowerFetch(request.replicaId, durableEndOf(position), request.brokerEpoch);
+        if (first) recordFollower(deps, partition, request, durableEndOf(position));
         leaders.push(partition);
         continue;
       }
@@ -198,7 +220,7 @@ function fetchOne(deps: ReplicationServiceDeps, request: ReplicaFetchRequest__Ou
     const divergence = divergenceOf(partition, wanted);
     if (divergence) return { ...base, errorCode: 0, highWatermark: partition.highWatermark, logStartOffset: partition.logStartOffset, ...divergence, records: EMPTY };
     checkedPositions.set(wanted, { partition, leaderEpoch: partition.leaderEpoch });
-    if (recordPosition) partition.recordFollowerFetch(request.replicaId, durableEnd, request.brokerEpoch);
+    if (recordPosition) recordFollower(deps, partition, request, durableEnd);
     const read = partition.readForReplica(wanted.fetchOffset, wanted.partitionMaxBytes > 0 ? wanted.partitionMaxBytes : 1024 * 1024);
     if (!(read instanceof Promise)) return withRecords(base, partition, read);
     // Leadership may have moved while the read was out: then the follower learns it, not our tail.
@@ -249,7 +271,7 @@ function recordProgress(deps: ReplicationServiceDeps, request: ReplicaFetchReque
     try {
       const durableEnd = durableEndOf(wanted);
       if (divergenceOf(partition, wanted)) continue;
-      partition.recordFollowerFetch(request.replicaId, durableEnd, request.brokerEpoch);
+      recordFollower(deps, partition, request, durableEnd);
     } catch (error) {
       deps.logger.warn({ err: error, topic: wanted.topic, partition: wanted.partition, replica: request.replicaId }, 'progress report entry refused');
     }

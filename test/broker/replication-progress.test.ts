@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Registry } from '../../src/metrics/index.js';
 import { Partition, type PartitionRole } from '../../broker/partition.js';
 import { ReplicaFetcherManager } from '../../broker/replica-fetcher.js';
-import { replicationHandlers } from '../../broker/replication-service.js';
+import { ReplicationServiceMetrics, replicationHandlers } from '../../broker/replication-service.js';
 import type { ReplicaManager } from '../../broker/replica-manager.js';
 import { OpenStreams, RpcMetrics, bindServer } from '../../src/rpc/server.js';
 import { serviceClient } from '../../src/rpc/proto.js';
@@ -25,7 +25,7 @@ import type { DescribeLogChecksumsResponse__Output } from '../../src/rpc/generat
 import * as path from 'node:path';
 import { RiffleError } from '../../src/rpc/errors.js';
 import type { ReplicaFetchRequest__Output } from '../../src/rpc/generated/riffle/internal/ReplicaFetchRequest.js';
-import { batchOf, makeTempDir, openLog, removeDir, waitFor } from './log/helpers.js';
+import { batchOf, makeTempDir, metricValue, openLog, removeDir, waitFor } from './log/helpers.js';
 
 const HOST = '127.0.16.1';
 const LEADER_ROLE: PartitionRole = { leaderId: 1, leaderEpoch: 4, partitionEpoch: 2, replicas: [1, 2], isr: [1, 2], minInsyncReplicas: 2 };
@@ -66,19 +66,20 @@ afterEach(async () => {
   removeDir(followerDir);
 });
 
-async function startLeader(): Promise<{ leader: Partition; address: string }> {
+async function startLeader(): Promise<{ leader: Partition; address: string; registry: Registry }> {
   const { log } = await openLog(leaderDir, { flushPolicy: 'ack' });
   const leader = new Partition('events', 'id', 0, log, 1, LEADER_ROLE);
   const replicas = { findPartition: (topic: string, index: number) => (topic === 'events' && index === 0 ? leader : undefined) } as unknown as ReplicaManager;
+  const registry = new Registry();
   const server = new grpc.Server();
   server.addService(
     serviceClient('riffle/internal/replication.proto', 'riffle.internal.Replication').service,
-    replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams() }) as grpc.UntypedServiceImplementation,
+    replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams(), metrics: new ReplicationServiceMetrics(registry) }) as grpc.UntypedServiceImplementation,
   );
   const port = await bindServer(server, HOST, 0);
   cleanups.push(() => leader.close());
   cleanups.push(() => void server.forceShutdown());
-  return { leader, address: `${HOST}:${port}` };
+  return { leader, address: `${HOST}:${port}`, registry };
 }
 
 async function startFollower(address: string, syncs: HeldSyncs): Promise<{ follower: Partition; reports: () => number }> {
@@ -161,7 +162,7 @@ describe('replica fetching with progress reports', () => {
   });
 
   it('does not count a follower that claims more than the leader has written, by report or by fetch (as Kafka records a follower only after its read succeeds)', async () => {
-    const { leader, address } = await startLeader();
+    const { leader, address, registry } = await startLeader();
     await leader.append(batchOf(3), 1);
     const { stream, answers } = openFetchStream(address);
     const entry = { topic: 'events', partition: 0, currentLeaderEpoch: 4, lastFetchedEpoch: -1, logStartOffset: 0, partitionMaxBytes: 1 << 20, unflushedRecords: 0 };
@@ -174,10 +175,15 @@ describe('replica fetching with progress reports', () => {
     expect(answers[0]!.partitions[0]!.errorCode).toBe(new RiffleError('OFFSET_OUT_OF_RANGE').code);
     expect(leader.recordedFollowerEnd(2)).toBe(-1);
     expect(leader.highWatermark).toBe(0);
+    expect(await metricValue(registry, 'riffle_broker_follower_claims_ignored_total')).toBe(2);
 
     // At the log end it counts.
     stream.write({ replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, maxBytes: 1 << 20, partitions: [{ ...entry, fetchOffset: 3 }] });
     await waitFor(() => leader.highWatermark === 3, 'the high watermark to reach the follower at the log end');
+    expect(leader.recordedFollowerEnd(2)).toBe(3);
+    // A late report of an older process of the same broker is not recorded either (KIP-903).
+    stream.write({ replicaId: 2, brokerEpoch: 0, progressOnly: true, partitions: [{ ...entry, fetchOffset: 1 }] });
+    await waitFor(async () => (await metricValue(registry, 'riffle_broker_follower_claims_ignored_total')) === 3, 'the older registration\'s report to be counted');
     expect(leader.recordedFollowerEnd(2)).toBe(3);
   });
 
@@ -238,7 +244,7 @@ async function startTwoPartitionLeader(options: { dropFirstStreamAtIncremental?:
     leaders.push(new Partition('events', 'id', index, log, 1, LEADER_ROLE, options.nowMs));
   }
   const replicas = { findPartition: (topic: string, index: number) => (topic === 'events' ? leaders[index] : undefined) } as unknown as ReplicaManager;
-  const handlers = replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams() });
+  const handlers = replicationHandlers({ service: 'replication', metrics: new RpcMetrics(new Registry()), logger }, { replicas, logger, streams: new OpenStreams(), metrics: new ReplicationServiceMetrics(new Registry()) });
   const requests: { stream: number; request: ReplicaFetchRequest__Output }[] = [];
   let streams = 0;
   const serve = handlers.ReplicaFetch!;
