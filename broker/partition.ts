@@ -76,7 +76,7 @@ export interface IsrProposal {
 }
 
 /** Why a leader did not record a follower's fetch or progress report (see recordFollowerFetch). */
-export type IgnoredFollowerClaim = 'past_log_end' | 'earlier_registration';
+export type IgnoredFollowerClaim = 'past_log_end';
 
 /** When an append's local part (write and flush per policy) ended, for the produce phase metrics. */
 export interface AppendPhases {
@@ -395,16 +395,18 @@ export class Partition {
    * follower process registered at `brokerEpoch`) and moves the high watermark. A claim past this
    * leader's log end is impossible for a follower that fetched from it (a leader's log only
    * grows), so it is a broken or forged one: it is not recorded, as Kafka records a follower only
-   * once its read succeeded (a fetch past the log end is refused). A fetch from a newer
-   * registration than the recorded one comes from a restarted process, which may have lost what
-   * the old one reported (a replaced disk, a machine crash under flush policy os): the state
-   * starts afresh from it (KIP-903). One from an older registration is a zombie's, and ignored.
+   * once its read succeeded (a fetch past the log end is refused). A fetch from another
+   * registration than the recorded one comes from another process of that broker, normally a
+   * restarted one, which may have lost what the old one reported (a replaced disk, a machine
+   * crash under flush policy os): the state starts afresh from it (KIP-903), and the follower
+   * rejoins the ISR only if that registration is the broker's current one (wantedIsr's
+   * `isEligible`, then the controller). An older registration is not refused here: a forged
+   * fetch with a huge epoch would otherwise shut the real process out for good.
    */
   recordFollowerFetch(replicaId: number, fetchOffset: number, brokerEpoch: number): IgnoredFollowerClaim | null {
     if (!this.isLeader) return null;
     const follower = this.followers.get(replicaId);
     if (!follower) return null;
-    if (brokerEpoch < follower.brokerEpoch) return 'earlier_registration';
     const now = this.nowMs();
     const leaderEnd = this.log.logEndOffset;
     if (fetchOffset > leaderEnd) return 'past_log_end';

@@ -50,7 +50,7 @@ export class ReplicationServiceMetrics {
   constructor(registry: Registry) {
     this.ignoredClaims = new Counter({
       name: 'riffle_broker_follower_claims_ignored_total',
-      help: 'Follower fetches and progress reports this leader did not record: past_log_end (a position beyond its log end, which no correct follower sends) or earlier_registration (from a follower process older than one already seen, KIP-903).',
+      help: 'Follower fetches and progress reports this leader did not record: past_log_end (a position beyond its log end, which no correct follower sends).',
       labelNames: ['reason'],
       registers: [registry],
     });

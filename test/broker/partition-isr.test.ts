@@ -130,7 +130,7 @@ describe('Partition ISR proposals', () => {
     await leader.close();
   });
 
-  it('takes back a restarted follower only on fetches from its new registration, and ignores its old process (KIP-903)', async () => {
+  it('takes back a restarted follower only on fetches from its new registration (KIP-903)', async () => {
     const leader = await leaderWith(ISR_OF_TWO);
     const write = leader.append(batchOf(10), -1);
     await waitFor(() => leader.logEndOffset === 10, 'the write to reach the log');
@@ -148,9 +148,12 @@ describe('Partition ISR proposals', () => {
     leader.recordFollowerFetch(3, 0, 12);
     expect(leader.recordedFollowerEnd(3)).toBe(0);
     expect(leader.wantedIsr(eligible)).toBeNull();
-    // A late fetch of the old process changes nothing.
+    // A late fetch of the old process (or one forged with its epoch) is recorded, but cannot
+    // make the follower eligible: its registration is not the current one.
     leader.recordFollowerFetch(3, 10, 7);
-    expect(leader.recordedFollowerEnd(3)).toBe(0);
+    expect(leader.recordedFollowerEnd(3)).toBe(10);
+    expect(leader.wantedIsr(eligible)).toBeNull();
+    leader.recordFollowerFetch(3, 0, 12);
     // Caught up under its new registration: taken back, and the proposal names that registration.
     leader.recordFollowerFetch(3, 10, 12);
     expect(leader.wantedIsr(eligible)).toEqual([1, 2, 3]);
