@@ -26,9 +26,24 @@ async function brokersWithOrders() {
   return { harness, epochs, topicId, created: harness.controller.image.partition(topicId, 0)! };
 }
 
+type Setup = Awaited<ReturnType<typeof brokersWithOrders>>;
+
+/** The leader's AlterPartition for `proposal`, as node.ts sends it (each member with its broker epoch), and its answer. */
+async function sendProposal({ harness, epochs, topicId, created }: Setup, proposal: IsrProposal): Promise<{ errorCode: number; answer: AlterIsrAnswer }> {
+  const leaderId = created.leader;
+  const response = await harness.controller.alterPartition({
+    brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
+    leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
+    newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === leaderId ? epochs.get(leaderId)! : proposal.followerEpochs.get(id) ?? -1 })),
+  });
+  const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
+  return { errorCode: response.errorCode, answer: { error, partitionEpoch: response.partition!.partitionEpoch } };
+}
+
 describe('ReplicaManager ISR proposals', () => {
   it('sends an unanswered proposal again at its own epochs, and an answered one not until the metadata settles it', async () => {
-    const { harness, epochs, topicId, created } = await brokersWithOrders();
+    const setup = await brokersWithOrders();
+    const { harness, epochs, topicId, created } = setup;
     const leaderId = created.leader;
     const followerId = created.replicas.find((id) => id !== leaderId)!;
     // The ISR shrinks to the leader alone, so the follower's next fetch makes it a candidate.
@@ -42,14 +57,9 @@ describe('ReplicaManager ISR proposals', () => {
     const alterIsr = async (_partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
       sent.push(proposal);
       // The first attempt is lost after the controller committed it: no answer reaches the leader.
-      const response = await harness.controller.alterPartition({
-        brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
-        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
-        newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === leaderId ? epochs.get(leaderId)! : proposal.followerEpochs.get(id)! })),
-      });
+      const { answer } = await sendProposal(setup, proposal);
       if (sent.length === 1) throw new Error('connection reset');
-      const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
-      return { error, partitionEpoch: response.partition!.partitionEpoch };
+      return answer;
     };
     const manager = new ReplicaManager({ selfId: leaderId, dataDir: dir, clock: new ManualClock(), logger: silentLogger, registry: new Registry(), alterIsr });
     try {
@@ -116,21 +126,17 @@ describe('ReplicaManager replica lag time', () => {
 
 describe('ReplicaManager and a restarted follower (KIP-903)', () => {
   it('does not propose a follower that registered again on the word of its old process, and proposes it once the new one has caught up', async () => {
-    const { harness, epochs, topicId, created } = await brokersWithOrders();
+    const setup = await brokersWithOrders();
+    const { harness, epochs, created } = setup;
     const leaderId = created.leader;
     const [restarted] = created.replicas.filter((id) => id !== leaderId) as [number];
     const sent: IsrProposal[] = [];
     const answers: number[] = [];
     const alterIsr = async (_partition: Partition, proposal: IsrProposal): Promise<AlterIsrAnswer> => {
       sent.push(proposal);
-      const response = await harness.controller.alterPartition({
-        brokerId: leaderId, brokerEpoch: epochs.get(leaderId)!, topicId, partition: 0,
-        leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
-        newIsrWithEpochs: proposal.isr.map((id) => ({ brokerId: id, brokerEpoch: id === leaderId ? epochs.get(leaderId)! : proposal.followerEpochs.get(id) ?? -1 })),
-      });
-      answers.push(response.errorCode);
-      const error = response.errorCode === 0 ? null : new RiffleError(errorNameOf(response.errorCode), response.errorMessage);
-      return { error, partitionEpoch: response.partition!.partitionEpoch };
+      const { errorCode, answer } = await sendProposal(setup, proposal);
+      answers.push(errorCode);
+      return answer;
     };
     const manager = new ReplicaManager({ selfId: leaderId, dataDir: dir, clock: new ManualClock(), logger: silentLogger, registry: new Registry(), alterIsr });
     try {
