@@ -92,17 +92,22 @@ export function decodeEntries(source: Buffer): Entry[] {
   return entries;
 }
 
+/** 16 bytes (term, vote, commit), and a 17th (1) only while the node is recovering. */
 export function encodeHardState(state: HardState): Buffer {
-  const out = Buffer.allocUnsafe(16);
+  const out = Buffer.allocUnsafe(state.recovering ? 17 : 16);
   out.writeUIntBE(state.term, 0, 6);
   out.writeUInt32BE(state.vote, 6);
   out.writeUIntBE(state.commit, 10, 6);
+  if (state.recovering) out.writeUInt8(1, 16);
   return out;
 }
 
 export function decodeHardState(source: Buffer): HardState {
-  if (source.length !== 16) throw new CodecError(`hard state of ${source.length} bytes, expected 16`);
-  return { term: source.readUIntBE(0, 6), vote: source.readUInt32BE(6), commit: source.readUIntBE(10, 6) };
+  if (source.length !== 16 && source.length !== 17) throw new CodecError(`hard state of ${source.length} bytes, expected 16 or 17`);
+  const state = { term: source.readUIntBE(0, 6), vote: source.readUInt32BE(6), commit: source.readUIntBE(10, 6) };
+  if (source.length === 16) return state;
+  if (source.readUInt8(16) !== 1) throw new CodecError(`hard state flag ${source.readUInt8(16)}, expected 1`);
+  return { ...state, recovering: true };
 }
 
 export function encodeSnapshotFile(snapshot: Snapshot): Buffer {

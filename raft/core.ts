@@ -81,6 +81,16 @@ export class RaftCore {
   private lastHardState: HardState;
   private pendingReady: PendingReady | undefined;
   private readonly peers: readonly NodeId[];
+  /**
+   * A voter that started on empty storage (no term, no entries, no snapshot) cannot tell a new
+   * cluster from one it was part of before its disk was lost; in the latter it may have helped
+   * commit entries it no longer has, and its vote could elect a node that lacks them. Until it
+   * holds an entry of a leader's term, sent by that leader (which holds everything committed
+   * before its term), it votes only for a candidate with an empty log (a new cluster) and
+   * campaigns only with an empty log itself. Stored in the hard state. Kafka's KIP-853 solves
+   * the same with directory ids.
+   */
+  private recovering: boolean;
 
   constructor(
     private readonly config: RaftConfig,
@@ -94,8 +104,16 @@ export class RaftCore {
     this.log = new RaftLog(initial);
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
-    this.lastHardState = { term: this.term, vote: this.vote, commit: this.log.committed };
+    const empty = initial.hardState.term === 0 && initial.snapshot.meta.index === 0 && initial.entries.length === 0;
+    this.recovering = initial.hardState.recovering === true || empty;
+    // What storage holds: an empty node's first Ready stores `recovering`.
+    this.lastHardState = initial.hardState;
     this.resetTimers();
+  }
+
+  /** See the field: this voter started on empty storage and has not caught up with a leader yet. */
+  get isRecovering(): boolean {
+    return this.recovering;
   }
 
   get role(): Role {
@@ -244,12 +262,12 @@ export class RaftCore {
   }
 
   private hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+    return this.recovering ? { term: this.term, vote: this.vote, commit: this.log.committed, recovering: true } : { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
   private hardStateChanged(): boolean {
     const h = this.lastHardState;
-    return h.term !== this.term || h.vote !== this.vote || h.commit !== this.log.committed;
+    return h.term !== this.term || h.vote !== this.vote || h.commit !== this.log.committed || (h.recovering === true) !== this.recovering;
   }
 
   private softState(): SoftState {
@@ -292,7 +310,10 @@ export class RaftCore {
     const canVote = this.vote === message.from
       || (this.vote === NO_NODE && this.leader === NO_NODE)
       || (message.preVote && message.term > this.term);
-    if (canVote && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+    // A recovering voter may have forgotten entries it helped commit: only an empty candidate
+    // (a new cluster) cannot lack any of them.
+    const mayElect = !this.recovering || message.lastIndex === 0;
+    if (canVote && mayElect && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
       this.send({ type: 'voteResponse', to: message.from, term: message.term, preVote: message.preVote, granted: true });
       if (!message.preVote) {
         this.electionElapsed = 0;
@@ -350,6 +371,8 @@ export class RaftCore {
     this.leader = this.id;
     this.resetTimers();
     this.logLine(`node ${this.id} became leader at term ${this.term}`);
+    // Elected with an empty log: a new cluster (see `recovering`).
+    this.endRecovery('elected with an empty log');
     // The no-op lets this term commit, and with it every entry of earlier terms before it.
     this.appendAsLeader(leader, { index: this.log.lastIndex() + 1, term: this.term, kind: 'noop', data: new Uint8Array(0) });
   }
@@ -383,7 +406,15 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.electionElapsed < this.randomizedElectionTimeout) return;
     this.electionElapsed = 0;
+    // A recovering voter with part of a log could win votes of nodes behind it (see `recovering`).
+    if (this.recovering && this.log.lastIndex() > 0) return;
     this.campaign(this.config.preVote ? 'pre-vote' : 'vote');
+  }
+
+  private endRecovery(why: string): void {
+    if (!this.recovering) return;
+    this.recovering = false;
+    this.logLine(`node ${this.id} recovered (${why}): it votes and campaigns again`);
   }
 
   private stepFollower(message: Message): void {
@@ -397,6 +428,7 @@ export class RaftCore {
         return this.handleFromLeader(message);
       case 'timeoutNow':
         this.logLine(`node ${this.id} got TimeoutNow from ${message.from} at term ${this.term}`);
+        if (this.recovering && this.log.lastIndex() > 0) return;
         return this.campaign('transfer');
       case 'appendResponse':
       case 'heartbeatResponse':
@@ -440,16 +472,24 @@ export class RaftCore {
     }
     const lastNew = this.log.maybeAppend(message.prevIndex, message.prevTerm, message.commit, message.entries);
     if (lastNew !== undefined) {
+      // Matching the leader up to an entry of its own term: this log holds everything committed before that term.
+      if (this.log.term(lastNew) === this.term) this.endRecovery(`holds an entry of leader ${message.from}'s term ${this.term}`);
       this.send({ type: 'appendResponse', to: message.from, index: lastNew, reject: false, rejectHint: 0 });
     } else {
       const hint = Math.min(this.log.lastIndex(), message.prevIndex);
-      this.send({ type: 'appendResponse', to: message.from, index: message.prevIndex, reject: true, rejectHint: hint });
+      this.send({ type: 'appendResponse', to: message.from, index: message.prevIndex, reject: true, rejectHint: hint, ...(this.recovering ? { lostLog: true as const } : {}) });
     }
   }
 
   private handleHeartbeat(message: HeartbeatMessage): void {
-    // The leader never sends a commit index beyond what this follower has acknowledged.
-    this.log.commitTo(message.commit);
+    // The leader never sends a commit index beyond what this follower has acknowledged, unless
+    // the follower has since lost its log (or this heartbeat left before the leader learned
+    // that): then the leader must start over with it.
+    if (message.commit > this.log.lastIndex()) {
+      this.send({ type: 'appendResponse', to: message.from, index: message.commit, reject: true, rejectHint: this.log.lastIndex(), lostLog: true });
+    } else {
+      this.log.commitTo(message.commit);
+    }
     this.send({ type: 'heartbeatResponse', to: message.from, readRound: message.readRound });
   }
 
@@ -463,6 +503,7 @@ export class RaftCore {
       this.log.restore(message.snapshot);
       this.logLine(`node ${this.id} restored snapshot at index ${meta.index} term ${meta.term}`);
     }
+    if (meta.term === this.term && this.log.matchTerm(meta.index, meta.term)) this.endRecovery(`holds a snapshot of leader ${message.from}'s term ${this.term}`);
     this.send({ type: 'appendResponse', to: message.from, index: this.log.committed, reject: false, rejectHint: 0 });
   }
 
@@ -600,6 +641,12 @@ export class RaftCore {
   private handleAppendResponse(leader: LeaderRole, message: AppendResponseMessage): void {
     const progress = leader.progress.get(message.from)!;
     progress.recentActive = true;
+    if (message.reject && message.lostLog && message.rejectHint < progress.match) {
+      this.logLine(`node ${this.id} starts over with follower ${message.from}, which lost its log (matched to ${progress.match}, now ends at ${message.rejectHint})`);
+      progress.restartFrom(message.rejectHint);
+      this.replicateTo(message.from, progress, true);
+      return;
+    }
     if (message.reject) {
       if (progress.maybeDecrease(message.index, message.rejectHint)) {
         if (progress.state === 'replicate') progress.becomeProbe();

@@ -16,6 +16,7 @@ export class RaftMetrics {
   readonly droppedMessages: Counter<'reason'>;
   readonly proposals: Counter<'outcome'>;
   readonly catchUpTicks: Counter;
+  readonly recovering: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -31,6 +32,11 @@ export class RaftMetrics {
     this.catchUpTicks = new Counter({
       name: 'riffle_raft_caught_up_ticks_total',
       help: 'Ticks run late, several in one timer callback, because the event loop was busy or the process stopped: without them Raft\'s timeouts would have stretched by as much.',
+      registers,
+    });
+    this.recovering = new Gauge({
+      name: 'riffle_raft_recovering',
+      help: '1 while this voter, started on empty storage, has not yet caught up with a leader: it votes only for a candidate with an empty log and does not campaign (a voter that lost its disk must not elect a node lacking what it helped commit).',
       registers,
     });
     for (const role of ROLES) this.role.set({ role }, role === 'follower' ? 1 : 0);

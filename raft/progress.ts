@@ -113,6 +113,19 @@ export class Progress {
     return true;
   }
 
+  /**
+   * The follower lost its log (it started on empty storage): nothing matched before counts, and
+   * probing starts after its last index.
+   */
+  restartFrom(followerLastIndex: number): void {
+    this.match = 0;
+    this.state = 'probe';
+    this.next = followerLastIndex + 1;
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.inflights.reset();
+  }
+
   /** Handles a rejection of the append at `rejected`; false when the rejection is stale. */
   maybeDecrease(rejected: number, followerLastIndex: number): boolean {
     if (this.state === 'replicate') {

@@ -376,6 +376,7 @@ export class RaftNode {
     this.metrics.term.set(core.term);
     this.metrics.commitIndex.set(core.log.committed);
     this.metrics.appliedIndex.set(this.appliedIndex);
+    this.metrics.recovering.set(core.isRecovering ? 1 : 0);
     if (core.role !== this.lastRole) {
       this.metrics.setRole(core.role);
       if (this.lastRole === 'leader') this.failReads(this.notLeader(core.leader));

@@ -50,6 +50,11 @@ export class InvariantChecker {
     this.afterStep(id, core);
   }
 
+  /** The node's disk is gone: what it persisted is no longer its own history. */
+  afterWipe(id: NodeId): void {
+    this.watches.delete(id);
+  }
+
   afterCrash(id: NodeId): void {
     const watch = this.watches.get(id);
     if (watch) watch.commitSeen = 0;

@@ -1,7 +1,8 @@
 // A seeded, deterministic simulation of a Raft cluster (after TigerBeetle's VOPR and Kafka raft's
 // RaftEventSimulationTest). Simulated time, one event queue, a network that drops, delays,
 // reorders, duplicates and partitions (symmetric and one-way), disks whose unsynced writes are
-// lost when a node crashes, restarts from storage. Invariants are checked after every event; a
+// lost when a node crashes, restarts from storage, and disks lost outright (a node restarted on
+// empty storage, one at a time: a voter that forgot what it helped commit). Invariants are checked after every event; a
 // liveness phase then heals everything and requires progress. The same seed replays exactly.
 import { assert } from '../src/util/assert.js';
 import { Prng } from '../src/util/prng.js';
@@ -44,6 +45,8 @@ export interface SimulationResult {
   readonly committed: number;
   readonly operations: number;
   readonly crashes: number;
+  /** Crashes that also lost the node's whole disk. */
+  readonly wipes: number;
   readonly snapshotsInstalled: number;
   /** Simulated milliseconds from healing to a leader with everything replicated. */
   readonly livenessMs: number;
@@ -75,7 +78,7 @@ interface PendingOperation {
 
 interface SimNode {
   readonly id: NodeId;
-  readonly storage: MemoryStorage;
+  storage: MemoryStorage;
   core: RaftCore | undefined;
   machine: KvStateMachine;
   incarnation: number;
@@ -97,6 +100,7 @@ export class Simulation {
   private now = 0;
   private events = 0;
   private crashes = 0;
+  private wipes = 0;
   private snapshotsInstalled = 0;
   private livenessMs = 0;
   private healed = false;
@@ -141,7 +145,7 @@ export class Simulation {
   private result(ok: boolean, error?: string): SimulationResult {
     return {
       seed: this.options.seed, nodeCount: this.options.nodeCount, ok, error, snapshotsInstalled: this.snapshotsInstalled, livenessMs: this.livenessMs, events: this.events, simulatedMs: this.now,
-      committed: this.invariants.committedIndexMax(), operations: this.history.length, crashes: this.crashes,
+      committed: this.invariants.committedIndexMax(), operations: this.history.length, crashes: this.crashes, wipes: this.wipes,
     };
   }
 
@@ -290,6 +294,24 @@ export class Simulation {
     }
   }
 
+  /** A crashed node's disk is lost: it restarts on empty storage. */
+  private wipeNode(id: NodeId): void {
+    const node = this.nodes.get(id)!;
+    assert(!node.core, 'only a crashed node loses its disk');
+    this.log(`wipe node ${id}'s disk`);
+    this.wipes++;
+    node.storage = new MemoryStorage();
+    this.invariants.afterWipe(id);
+  }
+
+  /** Started on empty storage and not caught up with a leader yet, running or not (see RaftCore). */
+  private isRecovering(id: NodeId): boolean {
+    const node = this.nodes.get(id)!;
+    if (node.core) return node.core.isRecovering;
+    const stored = node.storage.loadSync();
+    return stored.hardState.recovering === true || (stored.hardState.term === 0 && stored.entries.length === 0 && stored.snapshot.meta.index === 0);
+  }
+
   private restartNode(id: NodeId): void {
     if (this.nodes.get(id)!.core) return;
     this.log(`restart node ${id}`);
@@ -305,7 +327,11 @@ export class Simulation {
       const alive = this.ids.filter((id) => this.nodes.get(id)!.core);
       if (alive.length === 0) return;
       const victim = this.prng.pick(alive);
+      // Now and then the disk goes too: one at a time (a second while the first node still
+      // recovers is a second failure, beyond what a majority quorum survives).
+      const wipe = this.prng.chance(0.2) && !this.ids.some((id) => this.isRecovering(id));
       this.crashNode(victim);
+      if (wipe) this.wipeNode(victim);
       this.queue.push(this.now + this.prng.int(50, 1_000), { kind: 'restart', node: victim });
     } else if (roll < 0.3) {
       this.partition(this.prng.shuffle([...this.ids]).slice(0, this.prng.int(1, this.ids.length)));

@@ -25,6 +25,11 @@ export interface HardState {
   readonly term: number;
   readonly vote: NodeId;
   readonly commit: number;
+  /**
+   * Set while a voter that started on empty storage has not yet caught up with a leader (see
+   * RaftCore.recovering); absent otherwise. Stored, so a restart in the middle keeps it.
+   */
+  readonly recovering?: true;
 }
 
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
@@ -66,6 +71,12 @@ export interface AppendResponseMessage extends MessageBase {
   readonly reject: boolean;
   /** On reject: the follower's last index, so the leader can skip back in one step. */
   readonly rejectHint: number;
+  /**
+   * On reject, from a follower that started on empty storage and has not caught up (see
+   * RaftCore's `recovering`): it may hold less than it once acknowledged to this leader, so the
+   * leader starts over from `rejectHint` instead of trusting what it matched before.
+   */
+  readonly lostLog?: true;
 }
 
 export interface HeartbeatMessage extends MessageBase {

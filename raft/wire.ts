@@ -33,6 +33,7 @@ export interface AppendEntriesResponseWire {
   reject: boolean;
   rejectHint: number;
   readRound: number;
+  lostLog?: boolean;
 }
 
 export interface RequestVoteRequestWire {
@@ -94,13 +95,14 @@ export function appendFromWire(wire: AppendEntriesRequestWire): AppendMessage | 
 export function appendResponseToWire(message: AppendResponseMessage | HeartbeatResponseMessage): AppendEntriesResponseWire {
   const base = { from: message.from, to: message.to, term: message.term };
   if (message.type === 'heartbeatResponse') return { ...base, heartbeat: true, index: 0, reject: false, rejectHint: 0, readRound: message.readRound };
-  return { ...base, heartbeat: false, index: message.index, reject: message.reject, rejectHint: message.rejectHint, readRound: 0 };
+  return { ...base, heartbeat: false, index: message.index, reject: message.reject, rejectHint: message.rejectHint, readRound: 0, lostLog: message.lostLog === true };
 }
 
 export function appendResponseFromWire(wire: AppendEntriesResponseWire): AppendResponseMessage | HeartbeatResponseMessage {
   const base = { from: wire.from, to: wire.to, term: wire.term };
   if (wire.heartbeat) return { ...base, type: 'heartbeatResponse', readRound: wire.readRound };
-  return { ...base, type: 'appendResponse', index: wire.index, reject: wire.reject, rejectHint: wire.rejectHint };
+  const response = { ...base, type: 'appendResponse' as const, index: wire.index, reject: wire.reject, rejectHint: wire.rejectHint };
+  return wire.reject && wire.lostLog ? { ...response, lostLog: true } : response;
 }
 
 export function voteToWire(message: VoteMessage): RequestVoteRequestWire {

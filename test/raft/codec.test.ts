@@ -34,6 +34,16 @@ describe('raft codec', () => {
     expect(decodeSnapshotFile(Buffer.from(golden.snapshotFile.hex, 'hex')).meta).toEqual(snapshot.meta);
   });
 
+  it('stores a recovering node\'s hard state in a 17th byte, and reads the 16-byte form as not recovering', () => {
+    const { hex, ...state } = golden.hardState;
+    const recovering = encodeHardState({ ...state, recovering: true });
+    expect(recovering.toString('hex')).toBe(`${hex}01`);
+    expect(decodeHardState(recovering)).toEqual({ ...state, recovering: true });
+    expect(decodeHardState(Buffer.from(hex, 'hex')).recovering).toBeUndefined();
+    expect(() => decodeHardState(Buffer.from(`${hex}02`, 'hex'))).toThrow(CodecError);
+    expect(() => decodeHardState(Buffer.from(`${hex}0100`, 'hex'))).toThrow(CodecError);
+  });
+
   it('refuses truncated, non-contiguous and corrupted input', () => {
     const batch = Buffer.from(golden.entryBatch.hex, 'hex');
     expect(() => decodeEntries(batch.subarray(0, batch.length - 1))).toThrow(CodecError);

@@ -61,6 +61,69 @@ describe('raft core', () => {
     expect(nodes[0]!.lastLeaderContact()).toBeNull();
   });
 
+  it('keeps a voter that started on empty storage from electing a node behind, until it holds an entry of a leader\'s term', () => {
+    const entry = (index: number, term: number) => ({ index, term, kind: 'normal' as const, data: new Uint8Array([index]) });
+    const voteFor = (node: RaftCore, from: number, term: number, lastIndex: number, lastTerm: number): boolean | undefined => {
+      node.step({ type: 'vote', from, to: node.id, term, preVote: false, lastIndex, lastTerm, transfer: false });
+      const answer = drain(node).messages.find((message) => message.type === 'voteResponse');
+      return answer?.type === 'voteResponse' ? answer.granted : undefined;
+    };
+    // Node 2 lost its disk: it cannot tell this cluster from a new one. Its first Ready stores that.
+    const wiped = core(2);
+    expect(wiped.isRecovering).toBe(true);
+    expect(drain(wiped).hardState).toEqual({ term: 0, vote: 0, commit: 0, recovering: true });
+    // Node 3 has a log, maybe without entries node 2 helped commit: refused. An empty
+    // candidate (a new cluster) cannot lack any: granted.
+    expect(voteFor(wiped, 3, 5, 7, 4)).toBe(false);
+    expect(voteFor(wiped, 1, 6, 0, 0)).toBe(true);
+
+    // Restarted in the middle of catching up (the flag is stored), with part of a log: it
+    // neither votes for a node with a log nor campaigns itself.
+    const restarted = new RaftCore(makeRaftConfig(2, [1, 2, 3]), new Prng(2), { hardState: { term: 6, vote: 0, commit: 1, recovering: true }, snapshot: EMPTY_SNAPSHOT, entries: [entry(1, 4), entry(2, 4)] });
+    expect(restarted.isRecovering).toBe(true);
+    expect(voteFor(restarted, 3, 7, 9, 6)).toBe(false);
+    for (let i = 0; i < 100; i++) restarted.tick();
+    expect(restarted.role).toBe('follower');
+    expect(restarted.hasReady() ? drain(restarted).messages.filter((message) => message.type === 'vote') : []).toEqual([]);
+
+    // The leader of term 8 sends what follows, up to its own first entry: recovered, stored as such.
+    restarted.step({ type: 'append', from: 1, to: 2, term: 8, prevIndex: 2, prevTerm: 4, entries: [entry(3, 6), entry(4, 8)], commit: 3 });
+    expect(restarted.isRecovering).toBe(false);
+    expect(drain(restarted).hardState).toEqual({ term: 8, vote: 0, commit: 3 });
+    // From now on it votes by the usual rules alone (once the leader's lease has run out).
+    for (let i = 0; i < 100; i++) restarted.tick();
+    expect(voteFor(restarted, 3, 10, 4, 8)).toBe(true);
+  });
+
+  it('starts over with a follower that lost its log, where a heartbeat for its old log would have crashed it', () => {
+    const nodes = [core(1), core(2), core(3)];
+    electLeader(nodes);
+    const leader = nodes[0]!;
+    expect(leader.role).toBe('leader');
+    const pump = (): void => {
+      for (let round = 0; round < 100; round++) {
+        const queue: Message[] = [];
+        for (const node of nodes) if (node.hasReady()) queue.push(...drain(node).messages);
+        if (queue.length === 0) return;
+        for (const message of queue) nodes[message.to - 1]!.step(message);
+      }
+    };
+    for (let i = 0; i < 5; i++) expect(leader.propose(new Uint8Array([i])).ok).toBe(true);
+    pump();
+    const end = leader.log.lastIndex();
+    expect(nodes[1]!.log.committed).toBe(end);
+    // Node 2 comes back on an empty disk; the leader still thinks it holds everything.
+    nodes[1] = core(2);
+    expect(nodes[1].isRecovering).toBe(true);
+    // A heartbeat round: its commit (the old match) lies beyond the new log's end. The follower
+    // says it lost its log instead of failing an assertion, and the leader sends it all again.
+    for (let i = 0; i < 3; i++) leader.tick();
+    pump();
+    expect(nodes[1].log.lastIndex()).toBe(end);
+    expect(nodes[1].log.committed).toBe(end);
+    expect(nodes[1].isRecovering).toBe(false);
+  });
+
   it('elects a single node leader on its own and commits after persisting', () => {
     const node = core(1, [1]);
     for (let i = 0; i < 25 && node.role !== 'leader'; i++) node.tick();
