@@ -1,6 +1,8 @@
 // A three-node controller quorum of real processes on 127.0.3.1-3 (plus broker-only nodes where
 // a test needs them): controller failover, broker fencing and re-registration, controlled
 // shutdown, AZ-aware placement, snapshot catch-up and bad admin input.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Admin, RiffleClient } from '../../src/client/index.js';
 import { NodeConnection } from '../../src/rpc/client.js';
@@ -160,6 +162,37 @@ describe('controller quorum', () => {
       lateClient.close();
     }
   }, 90_000);
+
+  it('takes back a controller node whose disk was lost: it catches up from the Raft leader, recovering until then, and the metadata is intact', async () => {
+    const before = await quorumSeenBy(1);
+    const leader = before.leaderId;
+    // A follower of the quorum, so the leader still counts on what its old disk held.
+    const lost = [1, 2, 3].find((id) => id !== leader)!;
+    const topicsBefore = (await new Admin(client).listTopics()).map((topic) => topic.name).sort();
+    await cluster.nodes.get(lost)!.kill();
+    fs.rmSync(path.join(data.dir, `node-${lost}`), { recursive: true, force: true });
+    const replaced = await cluster.start(lost);
+    // Before, the leader's next heartbeat (its commit index: the old disk's end) failed an
+    // assertion on the new node, which stopped.
+    await replaced.waitReady(60_000);
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`${replaced.httpUrl}/metrics`)).text();
+      return /riffle_raft_recovering\{node="\d+"\} 0/.test(text) ? text : undefined;
+    }, { timeoutMs: 30_000, what: 'the replaced controller to finish recovering' });
+    expect(metrics).toMatch(/riffle_raft_commit_index\{node="\d+"\} [1-9]/);
+    expect(replaced.running).toBe(true);
+    expect((await quorumSeenBy(lost)).leaderId).toBeGreaterThan(0);
+    const lostClient = new RiffleClient({ bootstrap: replaced.bootstrap });
+    try {
+      const topics = (await new Admin(lostClient).listTopics()).map((topic) => topic.name).sort();
+      expect(topics).toEqual(expect.arrayContaining(topicsBefore));
+      // Metadata changes go on (deleted again: the next test counts the replicas on each node).
+      await new Admin(lostClient).createTopic({ name: 'after-lost-disk', partitions: 1, replicationFactor: 3 });
+      await new Admin(lostClient).deleteTopic('after-lost-disk');
+    } finally {
+      lostClient.close();
+    }
+  }, 120_000);
 
   it('puts the 3 replicas of every partition in 3 AZs on a 6-broker, 3-AZ cluster', async () => {
     // Node 4 (AZ a) joined in the previous test; nodes 5 and 6 bring AZs b and c to two brokers each.
