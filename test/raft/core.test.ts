@@ -95,7 +95,7 @@ describe('raft core', () => {
     expect(voteFor(restarted, 3, 10, 4, 8)).toBe(true);
   });
 
-  it('starts over with a follower that lost its log, where a heartbeat for its old log would have crashed it', () => {
+  it('starts over with a follower that lost its log, where a heartbeat for its old log failed an assertion', () => {
     const nodes = [core(1), core(2), core(3)];
     electLeader(nodes);
     const leader = nodes[0]!;
