@@ -17,6 +17,7 @@ import type { Progress } from './progress.js';
 import { CandidateRole, FollowerRole, LeaderRole, PreCandidateRole, assertTransition, type RoleState } from './roles.js';
 import {
   NO_NODE,
+  startsRecovering,
   type AppendMessage,
   type AppendResponseMessage,
   type Entry,
@@ -104,8 +105,7 @@ export class RaftCore {
     this.log = new RaftLog(initial);
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
-    const empty = initial.hardState.term === 0 && initial.snapshot.meta.index === 0 && initial.entries.length === 0;
-    this.recovering = initial.hardState.recovering === true || empty;
+    this.recovering = startsRecovering(initial);
     // What storage holds: an empty node's first Ready stores `recovering`.
     this.lastHardState = initial.hardState;
     this.resetTimers();
@@ -406,9 +406,13 @@ export class RaftCore {
     this.electionElapsed++;
     if (this.electionElapsed < this.randomizedElectionTimeout) return;
     this.electionElapsed = 0;
-    // A recovering voter with part of a log could win votes of nodes behind it (see `recovering`).
-    if (this.recovering && this.log.lastIndex() > 0) return;
+    if (!this.mayCampaign()) return;
     this.campaign(this.config.preVote ? 'pre-vote' : 'vote');
+  }
+
+  /** A recovering voter with part of a log could win votes of nodes behind it (see `recovering`). */
+  private mayCampaign(): boolean {
+    return !this.recovering || this.log.lastIndex() === 0;
   }
 
   private endRecovery(why: string): void {
@@ -428,7 +432,7 @@ export class RaftCore {
         return this.handleFromLeader(message);
       case 'timeoutNow':
         this.logLine(`node ${this.id} got TimeoutNow from ${message.from} at term ${this.term}`);
-        if (this.recovering && this.log.lastIndex() > 0) return;
+        if (!this.mayCampaign()) return;
         return this.campaign('transfer');
       case 'appendResponse':
       case 'heartbeatResponse':

@@ -11,7 +11,7 @@ import { RaftCore } from './core.js';
 import { KvStateMachine, decodeKvCommand, encodeKvCommand } from './kv-state-machine.js';
 import { checkLinearizable, type KvOperation } from './linearizability.js';
 import { MemoryStorage } from './storage.js';
-import { sendableBeforePersist, type Entry, type Message, type NodeId, type Ready } from './types.js';
+import { sendableBeforePersist, startsRecovering, type Entry, type Message, type NodeId, type Ready } from './types.js';
 import { EventQueue } from './sim-event-queue.js';
 import { InvariantChecker } from './sim-invariants.js';
 
@@ -307,9 +307,7 @@ export class Simulation {
   /** Started on empty storage and not caught up with a leader yet, running or not (see RaftCore). */
   private isRecovering(id: NodeId): boolean {
     const node = this.nodes.get(id)!;
-    if (node.core) return node.core.isRecovering;
-    const stored = node.storage.loadSync();
-    return stored.hardState.recovering === true || (stored.hardState.term === 0 && stored.entries.length === 0 && stored.snapshot.meta.index === 0);
+    return node.core ? node.core.isRecovering : startsRecovering(node.storage.loadSync());
   }
 
   private restartNode(id: NodeId): void {

@@ -34,6 +34,11 @@ export interface HardState {
 
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
 
+/** Whether a node's stored state is empty storage's (no term, no entries, no snapshot), or says it is still recovering from it. */
+export function startsRecovering(initial: InitialState): boolean {
+  return initial.hardState.recovering === true || (initial.hardState.term === 0 && initial.snapshot.meta.index === 0 && initial.entries.length === 0);
+}
+
 export interface SnapshotMeta {
   /** Index and term of the last entry the snapshot covers. */
   readonly index: number;
